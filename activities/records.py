@@ -1,0 +1,44 @@
+"""Recording program state in the database."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from mentorflow.models import RecordEventInput, RecordEventResult, RegisterProgramInput
+from mentorflow.store import Store
+
+
+class ProgramRecordActivities:
+    """Holds the store that the record activities write to."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @activity.defn
+    async def register_program(self, program: RegisterProgramInput) -> None:
+        """Create or refresh the program's row (idempotent)."""
+        await self._store.save_program(
+            program_id=program.program_id,
+            name=program.name,
+            workflow_id=program.workflow_id,
+            definition=program.definition,
+            phase=program.phase,
+            revision=program.revision,
+            next_deadline=program.next_deadline,
+            at=program.at,
+        )
+
+    @activity.defn
+    async def record_event(self, event: RecordEventInput) -> RecordEventResult:
+        """Record one event of the program's life once, and its current phase."""
+        created = await self._store.record_event(
+            program_id=event.program_id,
+            key=event.key,
+            kind=event.kind,
+            phase=event.phase,
+            revision=event.revision,
+            at=event.at,
+            detail=event.detail,
+            next_deadline=event.next_deadline,
+        )
+        return RecordEventResult(created=created)

@@ -1,0 +1,1 @@
+"""Email: rendering in the program's language, and building MIME messages."""

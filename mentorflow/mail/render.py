@@ -1,0 +1,77 @@
+"""Render an email from its template, in the program's language, with local dates.
+
+Each email is two templates per language: ``<name>.txt`` (the subject on its
+first line, a blank line, then the plain-text body) and ``<name>.html``
+(autoescaped, so nothing anyone typed can inject markup).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime, format_timedelta
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from mentorflow.definition import Language
+from mentorflow.models import EmailFacts, EmailTemplate
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+LOCALES = {Language.SV: "sv_SE", Language.EN: "en_GB"}
+DATETIME_PATTERNS = {
+    Language.SV: "EEEE d MMMM y 'kl.' HH:mm",
+    Language.EN: "EEEE d MMMM y 'at' HH:mm",
+}
+DATE_PATTERNS = {Language.SV: "d MMMM y", Language.EN: "d MMMM y"}
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@cache
+def _environment(language: Language, timezone: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    zone, locale = ZoneInfo(timezone), LOCALES[language]
+
+    def when(value: datetime) -> str:
+        return format_datetime(value.astimezone(zone), DATETIME_PATTERNS[language], locale=locale)
+
+    def day(value: datetime) -> str:
+        return format_datetime(value.astimezone(zone), DATE_PATTERNS[language], locale=locale)
+
+    def duration(value: timedelta) -> str:
+        return format_timedelta(value, threshold=1.0, locale=locale)
+
+    env.filters.update(when=when, day=day, duration=duration)
+    return env
+
+
+def render(template: EmailTemplate, facts: EmailFacts, **extra: Any) -> RenderedEmail:
+    """Render ``template`` in the language of ``facts``; dates in the program's timezone."""
+    env = _environment(facts.language, facts.timezone)
+    context = {"facts": facts, **extra}
+    text = env.get_template(f"{facts.language}/{template}.txt").render(context)
+    subject, _, body = text.partition("\n\n")
+    html = env.get_template(f"{facts.language}/{template}.html").render(
+        context, subject=subject.strip()
+    )
+    # Optional paragraphs leave runs of blank lines behind; one is enough.
+    body = re.sub(r"\n{3,}", "\n\n", body.strip()) + "\n"
+    return RenderedEmail(subject=" ".join(subject.split()), text=body, html=html)

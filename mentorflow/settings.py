@@ -1,0 +1,64 @@
+"""Runtime settings, read from ``MENTORFLOW_*`` environment variables.
+
+The defaults are the embedded stack's (``mentorflow dev``): a local Temporal dev
+server, SQLite in ``.mentorflow/`` and the built-in mail catcher.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the CLI, the worker and the web app read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MENTORFLOW_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        Path(".mentorflow"),
+        description="Folder for the embedded stack's files (Temporal db, SQLite db, mail).",
+    )
+
+    temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port.")
+    temporal_namespace: str = Field("default", description="Temporal namespace.")
+    temporal_task_queue: str = Field("mentorflow", description="Task queue of the worker.")
+    temporal_ui_url: str = Field("http://127.0.0.1:8233", description="Temporal UI, for links.")
+    temporal_tls: bool = Field(False, description="Connect to Temporal over TLS.")
+    temporal_api_key: SecretStr | None = Field(None, description="API key for Temporal Cloud.")
+
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; SQLite in data_dir by default, postgresql://… in production.",
+    )
+
+    smtp_host: str = Field("127.0.0.1", description="SMTP server host.")
+    smtp_port: int = Field(1025, description="SMTP server port.")
+    smtp_tls: bool = Field(False, description="Implicit TLS (SMTPS, usually port 465).")
+    smtp_starttls: bool = Field(False, description="Upgrade with STARTTLS (usually port 587).")
+    smtp_username: str | None = Field(None, description="SMTP user name, if the server wants one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_timeout_seconds: float = Field(30.0, description="Timeout of one SMTP conversation.")
+    mail_from: str = Field(
+        "mentorflow <noreply@mentorflow.localhost>", description="Sender of every email."
+    )
+
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL of the web app, used in email links."
+    )
+    web_host: str = Field("127.0.0.1", description="Address the web app binds to.")
+    web_port: int = Field(8000, description="Port the web app binds to.")
+    secret_key: SecretStr = Field(
+        SecretStr("dev-only-insecure-secret-change-me"),
+        description="Key that signs email links. Set a long random value in production.",
+    )
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mentorflow.db').resolve()}"

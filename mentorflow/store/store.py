@@ -1,0 +1,236 @@
+"""Reads and writes of program state, shared by activities, the CLI and the web app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from mentorflow.store.tables import EmailLedgerEntry, Program, ProgramEvent
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached; the message names the address tried."""
+
+
+def async_url(url: str) -> str:
+    """The URL with an asyncio driver: aiosqlite for SQLite, psycopg 3 for PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return str(parsed.set(drivername="sqlite+aiosqlite"))
+    if parsed.get_backend_name() == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
+def sync_url(url: str) -> str:
+    """The URL with a blocking driver, for migrations."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return str(parsed.set(drivername="sqlite"))
+    if parsed.get_backend_name() == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True)
+class EmailClaim:
+    """The ledger's answer to "may I send this email?"."""
+
+    message_id: str
+    status: str  # pending: send it; sent or rejected: do not
+    attempts: int
+
+
+class Store:
+    """Program state in a SQL database, through one async engine."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(async_url(url), pool_pre_ping=True)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except (OSError, OperationalError, DBAPIError) as error:
+            raise StoreUnavailable(
+                f"cannot reach the database at {safe_url(self.url)}: {error.__class__.__name__}"
+            ) from error
+
+    def _insert(self, table: Any) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return pg_insert(table)
+        return sqlite_insert(table)
+
+    # --- programs ---------------------------------------------------------------------------
+
+    async def save_program(
+        self,
+        *,
+        program_id: str,
+        name: str,
+        workflow_id: str,
+        definition: dict[str, Any],
+        phase: str,
+        revision: int,
+        next_deadline: datetime | None,
+        at: datetime,
+    ) -> None:
+        """Create the program's row, or bring it up to date."""
+        values = {
+            "id": program_id,
+            "name": name,
+            "workflow_id": workflow_id,
+            "definition": definition,
+            "phase": phase,
+            "revision": revision,
+            "next_deadline": next_deadline,
+            "created_at": at,
+            "updated_at": at,
+        }
+        statement = self._insert(Program).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[Program.id],
+            set_={k: statement.excluded[k] for k in values if k not in ("id", "created_at")},
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(statement)
+
+    async def program(self, program_id: str) -> Program | None:
+        async with self._sessions() as session:
+            return await session.get(Program, program_id)
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def record_event(
+        self,
+        *,
+        program_id: str,
+        key: str,
+        kind: str,
+        phase: str,
+        revision: int,
+        at: datetime,
+        detail: dict[str, Any] | None = None,
+        next_deadline: datetime | None = None,
+    ) -> bool:
+        """Record an event once, and the program's current phase; False if it was already there."""
+        insert = (
+            self._insert(ProgramEvent)
+            .values(
+                program_id=program_id,
+                key=key,
+                kind=kind,
+                phase=phase,
+                revision=revision,
+                occurred_at=at,
+                detail=detail or {},
+            )
+            .on_conflict_do_nothing(index_elements=[ProgramEvent.program_id, ProgramEvent.key])
+        )
+        async with self._sessions.begin() as session:
+            result = await session.execute(insert)
+            created = bool(result.rowcount)
+            if created:
+                await session.execute(
+                    update(Program)
+                    .where(Program.id == program_id, Program.revision <= revision)
+                    .values(
+                        phase=phase, revision=revision, next_deadline=next_deadline, updated_at=at
+                    )
+                )
+        return created
+
+    async def events(self, program_id: str) -> list[ProgramEvent]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ProgramEvent)
+                .where(ProgramEvent.program_id == program_id)
+                .order_by(ProgramEvent.occurred_at, ProgramEvent.id)
+            )
+            return list(rows)
+
+    # --- email ledger -----------------------------------------------------------------------
+
+    async def claim_email(
+        self,
+        *,
+        key: str,
+        program_id: str,
+        step: str,
+        revision: str,
+        recipient: str,
+        template: str,
+        message_id: str,
+        subject: str,
+    ) -> EmailClaim:
+        """Enter the email in the ledger (once) and count this attempt at it."""
+        now = datetime.now(UTC)
+        insert = (
+            self._insert(EmailLedgerEntry)
+            .values(
+                key=key,
+                program_id=program_id,
+                step=step,
+                revision=revision,
+                recipient=recipient,
+                template=template,
+                message_id=message_id,
+                subject=subject,
+                status="pending",
+                attempts=0,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[EmailLedgerEntry.key])
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(insert)
+            entry = await session.get(EmailLedgerEntry, key, with_for_update=True)
+            assert entry is not None
+            if entry.status == "pending":
+                entry.attempts += 1
+            return EmailClaim(entry.message_id, entry.status, entry.attempts)
+
+    async def mark_email(self, key: str, status: str, *, error: str | None = None) -> None:
+        """Record the outcome: ``sent`` (accepted by the server) or ``rejected`` (permanently)."""
+        values: dict[str, Any] = {"status": status, "last_error": error}
+        if status == "sent":
+            values["sent_at"] = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(EmailLedgerEntry).where(EmailLedgerEntry.key == key).values(**values)
+            )
+
+    async def note_email_error(self, key: str, error: str) -> None:
+        """Keep the last temporary failure, so ops can see why an email is late."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(EmailLedgerEntry).where(EmailLedgerEntry.key == key).values(last_error=error)
+            )
+
+    async def emails(self, program_id: str) -> list[EmailLedgerEntry]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(EmailLedgerEntry)
+                .where(EmailLedgerEntry.program_id == program_id)
+                .order_by(EmailLedgerEntry.created_at, EmailLedgerEntry.key)
+            )
+            return list(rows)

@@ -1,0 +1,1 @@
+"""Workflows: each one is a business process, readable from top to bottom."""
