@@ -354,6 +354,17 @@ def _fmt(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
+def _span(duration: timedelta) -> str:
+    """A duration as people write it: 3d, 2h30m, 45s."""
+    seconds = int(duration.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
+
+
 def consistency_problems(d: ProgramDefinition) -> Iterator[Problem]:
     """The contradictions that the schema alone cannot see."""
     app, sched = d.application, d.schedule
@@ -382,8 +393,8 @@ def consistency_problems(d: ProgramDefinition) -> Iterator[Problem]:
         if before >= window:
             yield Problem(
                 f"application.reminders_before_deadline[{i}]",
-                f"a reminder {before} before the deadline falls before the window opens",
-                f"use a duration shorter than the window ({window})",
+                f"a reminder {_span(before)} before the deadline falls before the window opens",
+                f"use a duration shorter than the window ({_span(window)})",
             )
     approval = d.approval
     if approval.required and approval.answer_by is not None:
@@ -404,8 +415,8 @@ def consistency_problems(d: ProgramDefinition) -> Iterator[Problem]:
             if before >= span:
                 yield Problem(
                     f"approval.reminders_before_answer_by[{i}]",
-                    f"the reminder {before} before answer-by falls before applications close",
-                    f"use a duration shorter than {span}",
+                    f"a reminder {_span(before)} before answer-by falls before applications close",
+                    f"use a duration shorter than {_span(span)}",
                 )
     if approval.required and approval.answer_by is None:
         yield Problem(

@@ -1,0 +1,151 @@
+"""Client-side operations on programs: what the CLI (and later the web pages) call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from mentorflow import search_attributes as sa
+from mentorflow.definition import ProgramDefinition
+from mentorflow.models import (
+    ProgramInput,
+    ProgramResult,
+    ProgramStatus,
+    RescheduleRequest,
+    RescheduleResult,
+    program_workflow_id,
+)
+from workflows.program import ProgramWorkflow
+
+
+class ProgramError(Exception):
+    """An operation on a program that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class ProgramSummary:
+    program_id: str
+    workflow_id: str
+    status: str
+    phase: str | None
+    next_deadline: datetime | None
+    started_at: datetime | None
+
+
+async def start_program(
+    client: Client,
+    definition: ProgramDefinition,
+    *,
+    task_queue: str,
+    workflow_id: str | None = None,
+) -> WorkflowHandle[ProgramWorkflow, ProgramResult]:
+    """Start the program's workflow; refuse if a program with the same id exists or existed.
+
+    The workflow id comes from the definition's id, so the same definition
+    started twice cannot make a second program.
+    """
+    workflow_id = workflow_id or program_workflow_id(definition.id)
+    try:
+        return await client.start_workflow(
+            ProgramWorkflow.run,
+            ProgramInput(definition=definition),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(sa.PROGRAM_ID, definition.id)]
+            ),
+            static_summary=f"{definition.name} ({definition.id})",
+        )
+    except WorkflowAlreadyStartedError:
+        existing = await client.get_workflow_handle(workflow_id).describe()
+        state = existing.status.name.lower() if existing.status else "unknown"
+        raise ProgramError(
+            f"program {definition.id!r} already exists (workflow {workflow_id}, {state},"
+            f" started {existing.start_time:%Y-%m-%d %H:%M %Z}); nothing was started."
+            " A new cohort needs a new id in its definition."
+        ) from None
+
+
+def handle_for(client: Client, program_id: str) -> WorkflowHandle[ProgramWorkflow, ProgramResult]:
+    return client.get_workflow_handle_for(ProgramWorkflow.run, program_workflow_id(program_id))
+
+
+async def _describe_or_fail(handle: WorkflowHandle[ProgramWorkflow, ProgramResult]) -> str:
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            program_id = handle.id.removeprefix("program-")
+            raise ProgramError(f"no program with id {program_id!r}") from None
+        raise
+    return description.status.name.lower() if description.status else "unknown"
+
+
+async def program_status(client: Client, program_id: str) -> tuple[str, ProgramStatus]:
+    """(workflow status, the workflow's own status) of a program."""
+    handle = handle_for(client, program_id)
+    state = await _describe_or_fail(handle)
+    return state, await handle.query(ProgramWorkflow.status)
+
+
+async def reschedule_program(
+    client: Client, program_id: str, request: RescheduleRequest
+) -> RescheduleResult:
+    """Move dates through the workflow's validated update; refusals come back as ProgramError."""
+    handle = handle_for(client, program_id)
+    state = await _describe_or_fail(handle)
+    if state != "running":
+        raise ProgramError(f"program {program_id!r} is {state}; its dates can no longer move")
+    try:
+        return await handle.execute_update(ProgramWorkflow.reschedule, request)
+    except WorkflowUpdateFailedError as error:
+        reason = error.cause.message if hasattr(error.cause, "message") else str(error.cause)
+        raise ProgramError(f"refused: {reason}; nothing was changed") from None
+
+
+async def cancel_program(client: Client, program_id: str) -> None:
+    handle = handle_for(client, program_id)
+    state = await _describe_or_fail(handle)
+    if state != "running":
+        raise ProgramError(f"program {program_id!r} is {state}; there is nothing to cancel")
+    await handle.cancel()
+
+
+async def list_programs(client: Client, limit: int = 200) -> list[ProgramSummary]:
+    """Programs, newest first, as the Temporal visibility store knows them."""
+    query = f"WorkflowType = '{ProgramWorkflow.__name__}'"
+    found = []
+    async for execution in client.list_workflows(query, limit=limit):
+        attributes = execution.typed_search_attributes
+        found.append(
+            ProgramSummary(
+                program_id=attributes.get(sa.PROGRAM_ID) or execution.id,
+                workflow_id=execution.id,
+                status=(
+                    execution.status.name.lower()
+                    if execution.status
+                    else WorkflowExecutionStatus.RUNNING.name.lower()
+                ),
+                phase=attributes.get(sa.PROGRAM_PHASE),
+                next_deadline=attributes.get(sa.NEXT_DEADLINE),
+                started_at=execution.start_time,
+            )
+        )
+    return found

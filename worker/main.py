@@ -1,0 +1,55 @@
+"""Build and run the worker that hosts every workflow and activity of mentorflow."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.email import EmailActivities
+from activities.records import ProgramRecordActivities
+from mentorflow.settings import Settings
+from mentorflow.store import Store, migrate
+from workflows.program import ProgramWorkflow
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS: Sequence[type] = (ProgramWorkflow,)
+
+
+def activities_for(store: Store, settings: Settings) -> list[Any]:
+    email = EmailActivities(store, settings)
+    records = ProgramRecordActivities(store)
+    return [email.send_email_batch, records.register_program, records.record_event]
+
+
+def create_worker(client: Client, settings: Settings, store: Store) -> Worker:
+    """A worker for the settings' task queue, with every workflow and activity."""
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities_for(store, settings),
+        # Let the running attempt of an email batch finish on a clean shutdown.
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: Settings, client: Client, stop: asyncio.Event) -> None:
+    """Migrate the database, then run the worker until ``stop`` is set."""
+    url = settings.effective_database_url
+    await asyncio.to_thread(migrate, url)
+    store = Store(url)
+    try:
+        await store.ping()
+        worker = create_worker(client, settings, store)
+        async with worker:
+            log.info("worker polling task queue %s", settings.temporal_task_queue)
+            await stop.wait()
+    finally:
+        await store.close()
