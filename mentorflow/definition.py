@@ -16,13 +16,15 @@ validated or started, which is how the demo definition fits in a few minutes.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -571,6 +573,32 @@ _FIXES = {
 }
 
 
+@cache
+def _field_names() -> list[str]:
+    """Every field name the schema knows, for "did you mean" hints."""
+    names: set[str] = set()
+    pending: list[type[BaseModel]] = [ProgramDefinition]
+    seen: set[type[BaseModel]] = set()
+    while pending:
+        model = pending.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            names.add(field.alias or name)
+            for arg in _type_args(field.annotation):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    pending.append(arg)
+    return sorted(names)
+
+
+def _type_args(annotation: Any) -> list[Any]:
+    found = [annotation]
+    for arg in get_args(annotation):
+        found += _type_args(arg)
+    return found
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
@@ -650,14 +678,12 @@ def parse_definition(
             message = e["msg"].removeprefix("Value error, ")
             if e["type"] != "missing" and "input" in e and not isinstance(e["input"], dict | list):
                 message += f" (got {e['input']!r})"
-            problems.append(
-                Problem(
-                    field,
-                    message,
-                    _FIXES.get(e["type"], "correct the value"),
-                    _line_for(index, field),
-                )
-            )
+            fix = _FIXES.get(e["type"], "correct the value")
+            if e["type"] == "extra_forbidden" and e["loc"]:
+                close = difflib.get_close_matches(str(e["loc"][-1]), _field_names(), n=1)
+                if close:
+                    fix = f"did you mean {close[0]!r}? Otherwise remove it"
+            problems.append(Problem(field, message, fix, _line_for(index, field)))
         raise DefinitionError(file, problems) from None
     problems = [
         Problem(p.field, p.problem, p.fix, _line_for(index, p.field))

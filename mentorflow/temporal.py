@@ -38,11 +38,24 @@ async def connect(settings: Settings) -> Client:
             ),
         )
     except (RuntimeError, RPCError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise TemporalUnavailable(
             f"cannot reach Temporal at {settings.temporal_address}"
-            f" (namespace {settings.temporal_namespace}): {first_line}"
+            f" (namespace {settings.temporal_namespace}): {_short_reason(error)}"
         ) from error
+
+
+def _short_reason(error: BaseException) -> str:
+    """The gist of a connection error; the SDK's own text nests several layers."""
+    text = str(error).strip()
+    for needle, reason in (
+        ("Connection refused", "connection refused (is the server running?)"),
+        ("dns error", "unknown host"),
+        ("timed out", "timed out"),
+        ("Namespace", "namespace not found"),
+    ):
+        if needle.lower() in text.lower():
+            return reason
+    return text.splitlines()[0] if text else error.__class__.__name__
 
 
 async def register_search_attributes(client: Client, namespace: str) -> list[str]:

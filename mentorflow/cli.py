@@ -1,0 +1,399 @@
+"""The ``mentorflow`` command: what HR coordinators and ops type.
+
+Every failure the user can cause or meet (a broken definition, a refused date,
+an unreachable server) ends in one clear message and a non-zero exit, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import typer
+
+from mentorflow.definition import DefinitionError, load_definition
+from mentorflow.models import ProgramDates, RescheduleRequest, program_workflow_id
+from mentorflow.settings import Settings
+from mentorflow.store import StoreUnavailable
+from mentorflow.temporal import TemporalUnavailable, connect
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="mentorflow: run mentorship programs as durable Temporal workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+program_app = typer.Typer(
+    help="Start, inspect, reschedule and cancel programs.", no_args_is_help=True
+)
+db_app = typer.Typer(help="The state database.", no_args_is_help=True)
+app.add_typer(program_app, name="program")
+app.add_typer(db_app, name="db")
+
+
+class Failure(Exception):
+    """A user-facing error: printed as one message, exit status 1."""
+
+
+def fail(message: str) -> None:
+    raise Failure(message)
+
+
+def _run(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
+    async def wrapped() -> T:
+        return await coroutine_factory()
+
+    return asyncio.run(wrapped())
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _ui_link(settings: Settings, workflow_id: str) -> str:
+    base = settings.temporal_ui_url.rstrip("/")
+    return f"{base}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+# --- validate --------------------------------------------------------------------------------
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Definition files (YAML).")],
+) -> None:
+    """Check program definitions; print every problem with its file, field and fix."""
+    broken = 0
+    for file in files:
+        try:
+            definition = load_definition(file)
+        except DefinitionError as error:
+            broken += 1
+            typer.echo(error.render(), err=True)
+            continue
+        typer.echo(
+            f"{file}: ok — {definition.id} ({definition.name}), applications"
+            f" {_local(definition.application.opens, definition.zone)} →"
+            f" {_local(definition.application.deadline, definition.zone)}, program"
+            f" {_local(definition.schedule.start, definition.zone)} →"
+            f" {_local(definition.schedule.end, definition.zone)}"
+        )
+    if broken:
+        raise typer.Exit(1)
+
+
+# --- program ---------------------------------------------------------------------------------
+
+
+@program_app.command("start")
+def program_start(
+    file: Annotated[Path, typer.Argument(help="The program's definition file.")],
+) -> None:
+    """Start a program from its definition (once: the same id never starts twice)."""
+    from mentorflow.programs import start_program
+
+    try:
+        definition = load_definition(file)
+    except DefinitionError as error:
+        typer.echo(error.render(), err=True)
+        typer.echo("Nothing was started.", err=True)
+        raise typer.Exit(1) from None
+    settings = _settings()
+
+    async def start() -> str:
+        client = await connect(settings)
+        handle = await start_program(client, definition, task_queue=settings.temporal_task_queue)
+        return handle.id
+
+    workflow_id = _run(start)
+    typer.echo(f"Started program {definition.id} ({definition.name}).")
+    typer.echo(
+        f"Applications open {_local(definition.application.opens, definition.zone)},"
+        f" deadline {_local(definition.application.deadline, definition.zone)}."
+    )
+    typer.echo(f"Follow it: mentorflow program status {definition.id}")
+    typer.echo(f"Temporal UI: {_ui_link(settings, workflow_id)}")
+
+
+@program_app.command("list")
+def program_list() -> None:
+    """List programs with their phase and next deadline."""
+    from mentorflow.programs import list_programs
+
+    settings = _settings()
+
+    async def fetch() -> list[Any]:
+        return await list_programs(await connect(settings))
+
+    programs = _run(fetch)
+    if not programs:
+        typer.echo("No programs yet. Start one: mentorflow program start definitions/<file>.yaml")
+        return
+    zone = ZoneInfo("Europe/Stockholm")
+    rows = [("PROGRAM", "STATUS", "PHASE", "NEXT DEADLINE", "STARTED")]
+    for p in programs:
+        rows.append(
+            (
+                p.program_id,
+                p.status,
+                p.phase or "-",
+                _local(p.next_deadline, zone),
+                _local(p.started_at, zone),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+@program_app.command("status")
+def program_status_command(
+    program_id: Annotated[str, typer.Argument(help="The program id (from its definition).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show a program's phase, next deadline and counts."""
+    from mentorflow.programs import program_status
+
+    settings = _settings()
+
+    async def fetch() -> Any:
+        return await program_status(await connect(settings), program_id)
+
+    state, status = _run(fetch)
+    if as_json:
+        typer.echo(json.dumps({"workflow_status": state, **status.model_dump(mode="json")}))
+        return
+    zone = ZoneInfo(status.timezone)
+    d = status.dates
+    next_line = (
+        f"{status.next_deadline_label}: {_local(status.next_deadline, zone)}"
+        if status.next_deadline
+        else "-"
+    )
+    lines = [
+        ("Program", f"{status.program_id} — {status.name}"),
+        ("Workflow", f"{program_workflow_id(status.program_id)} ({state})"),
+        ("Phase", status.phase.value),
+        ("Next deadline", next_line),
+        ("Next step", status.next_step),
+        (
+            "Dates",
+            f"opens {_local(d.opens, zone)} · deadline {_local(d.deadline, zone)} ·"
+            f" start {_local(d.start, zone)} · end {_local(d.end, zone)}",
+        ),
+        ("Counts", ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in status.counts.items())),
+        ("Temporal UI", _ui_link(settings, program_workflow_id(status.program_id))),
+    ]
+    for label, value in lines:
+        typer.echo(f"{label + ':':<15}{value}")
+
+
+def _parse_moment(text: str, current: datetime, zone: ZoneInfo, name: str) -> datetime:
+    """A date or date-time typed by a person, in the program's timezone.
+
+    A bare date keeps the time of day the date already had.
+    """
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            local_time = current.astimezone(zone).timetz().replace(tzinfo=None)
+            return datetime.combine(day, local_time).replace(tzinfo=zone)
+        moment = datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        fail(
+            f"--{name} {text!r} is not a date; write 2027-04-22 or '2027-04-22 23:59'"
+            f" (times are {zone.key} unless you add an offset)"
+        )
+        raise  # unreachable; keeps type checkers content
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+@program_app.command("reschedule")
+def program_reschedule(
+    program_id: Annotated[str, typer.Argument(help="The program id.")],
+    deadline: Annotated[
+        str | None, typer.Option(help="New application deadline, e.g. '2027-04-22 23:59'.")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="New program start (a postponed start).")
+    ] = None,
+    opens: Annotated[
+        str | None, typer.Option(help="New opening of the application window.")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why; it is told to the people affected.")] = "",
+) -> None:
+    """Move the deadline, the start or the window's opening of a running program."""
+    from mentorflow.programs import program_status, reschedule_program
+
+    if deadline is None and start is None and opens is None:
+        fail("say what to move: --deadline, --start or --opens")
+    settings = _settings()
+
+    async def move() -> tuple[Any, ZoneInfo]:
+        client = await connect(settings)
+        _, status = await program_status(client, program_id)
+        zone = ZoneInfo(status.timezone)
+        current: ProgramDates = status.dates
+        request = RescheduleRequest(
+            opens=_parse_moment(opens, current.opens, zone, "opens") if opens else None,
+            deadline=(
+                _parse_moment(deadline, current.deadline, zone, "deadline") if deadline else None
+            ),
+            start=_parse_moment(start, current.start, zone, "start") if start else None,
+            reason=reason,
+            requested_by="cli",
+        )
+        return await reschedule_program(client, program_id, request), zone
+
+    result, zone = _run(move)
+    d = result.dates
+    typer.echo(
+        f"Rescheduled {program_id} (revision {result.revision}): moved {', '.join(result.moved)}."
+    )
+    typer.echo(
+        f"Now: opens {_local(d.opens, zone)} · deadline {_local(d.deadline, zone)} ·"
+        f" start {_local(d.start, zone)} · end {_local(d.end, zone)}"
+    )
+
+
+@program_app.command("cancel")
+def program_cancel(
+    program_id: Annotated[str, typer.Argument(help="The program id.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Cancel a running program; people already told about it are told it is cancelled."""
+    from mentorflow.programs import cancel_program
+
+    if not yes and not typer.confirm(f"Cancel program {program_id}?", default=False):
+        typer.echo("Nothing was changed.")
+        raise typer.Exit(1)
+    settings = _settings()
+
+    async def cancel() -> None:
+        await cancel_program(await connect(settings), program_id)
+
+    _run(cancel)
+    typer.echo(
+        f"Cancellation of {program_id} requested; `mentorflow program status {program_id}`"
+        " shows when it is done."
+    )
+
+
+# --- services --------------------------------------------------------------------------------
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker: it hosts the workflows and sends the emails."""
+    from mentorflow.logs import configure_logging
+    from mentorflow.services import run_until_signalled
+    from worker.main import run_worker
+
+    settings = _settings()
+    configure_logging()
+
+    async def main(stop: asyncio.Event) -> None:
+        await run_worker(settings, await connect(settings), stop)
+
+    run_until_signalled(main)
+
+
+@app.command()
+def web() -> None:
+    """Run the web app (the pages linked from emails, and /health)."""
+    from mentorflow.logs import configure_logging
+    from mentorflow.services import run_until_signalled
+    from mentorflow.web.app import serve
+
+    settings = _settings()
+    configure_logging()
+    run_until_signalled(lambda stop: serve(settings, stop))
+
+
+@app.command()
+def dev(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where the stack keeps its files (default .mentorflow).")
+    ] = None,
+) -> None:
+    """Run the whole stack locally: Temporal dev server, worker, web app, mail catcher."""
+    from mentorflow.dev import run_dev_stack
+    from mentorflow.logs import configure_logging
+
+    settings = _settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    configure_logging()
+    run_dev_stack(settings)
+
+
+@app.command()
+def setup() -> None:
+    """Prepare a Temporal namespace and the database (idempotent): for new environments."""
+    from mentorflow.store import migrate
+    from mentorflow.temporal import register_search_attributes
+
+    settings = _settings()
+
+    async def prepare() -> list[str]:
+        client = await connect(settings)
+        return await register_search_attributes(client, settings.temporal_namespace)
+
+    added = _run(prepare)
+    typer.echo(f"Search attributes added: {', '.join(added) if added else 'none (all present)'}")
+    migrate(settings.effective_database_url)
+    typer.echo("Database schema is up to date.")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations."""
+    from mentorflow.store import migrate
+
+    settings = _settings()
+    migrate(settings.effective_database_url)
+    typer.echo("Database schema is up to date.")
+
+
+def main() -> None:
+    """Entry point: turn expected failures into one line on stderr."""
+    from mentorflow.programs import ProgramError
+
+    try:
+        app()
+    except (Failure, ProgramError, TemporalUnavailable, StoreUnavailable) as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:
+        # SQLAlchemy wraps connection failures of migrations; keep them to one line too.
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(error, OperationalError):
+            from mentorflow.store.store import safe_url
+
+            typer.echo(
+                f"error: cannot reach the database at"
+                f" {safe_url(Settings().effective_database_url)}: {str(error.orig).strip()}",
+                err=True,
+            )
+            sys.exit(1)
+        logging.getLogger("mentorflow").exception("unexpected error")
+        sys.exit(1)

@@ -1,0 +1,144 @@
+"""The FastAPI app, and serving it with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
+from temporalio.client import Client
+
+from mentorflow import __version__
+from mentorflow.mail.catcher import CatchingHandler
+from mentorflow.settings import Settings
+from mentorflow.store import Store, StoreUnavailable
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+SECURITY_HEADERS = {
+    # Links in emails carry tokens: never leak them to another site, never cache them.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
+        " frame-src 'self'; form-action 'self'; base-uri 'none'"
+    ),
+}
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    temporal: Client | None = None,
+    inbox: CatchingHandler | None = None,
+) -> FastAPI:
+    """The web app. ``inbox`` (the dev mail catcher) adds the /inbox pages."""
+    app = FastAPI(title="mentorflow", version=__version__, docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(request: Request) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "home.html",
+            {"inbox": inbox is not None, "temporal_ui": settings.temporal_ui_url},
+        )
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        """200 when the database (and Temporal, if connected) answer; 503 otherwise."""
+        checks: dict[str, str] = {}
+        try:
+            await store.ping()
+            checks["database"] = "ok"
+        except StoreUnavailable as error:
+            checks["database"] = str(error)
+        if temporal is not None:
+            try:
+                await asyncio.wait_for(temporal.service_client.check_health(), timeout=5)
+                checks["temporal"] = "ok"
+            except Exception as error:
+                checks["temporal"] = f"unreachable: {error.__class__.__name__}"
+        healthy = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", "version": __version__, **checks},
+            status_code=200 if healthy else 503,
+        )
+
+    if inbox is not None:
+        _add_inbox(app, inbox)
+    return app
+
+
+def _add_inbox(app: FastAPI, inbox: CatchingHandler) -> None:
+    @app.get("/inbox", response_class=HTMLResponse)
+    async def inbox_list(request: Request) -> HTMLResponse:
+        messages = list(reversed(await asyncio.to_thread(inbox.messages)))
+        return TEMPLATES.TemplateResponse(request, "inbox.html", {"messages": messages})
+
+    @app.get("/inbox/{key}", response_class=HTMLResponse)
+    async def inbox_message(request: Request, key: str) -> HTMLResponse:
+        message = await asyncio.to_thread(inbox.get, key)
+        if message is None:
+            raise HTTPException(404, "No such message")
+        return TEMPLATES.TemplateResponse(request, "message.html", {"m": message})
+
+    @app.get("/inbox/{key}/html", response_class=HTMLResponse)
+    async def inbox_message_html(key: str) -> HTMLResponse:
+        message = await asyncio.to_thread(inbox.get, key)
+        if message is None:
+            raise HTTPException(404, "No such message")
+        response = HTMLResponse(message.body("html"))
+        # The email's own HTML runs in a sandboxed frame: no scripts, no same-origin access.
+        response.headers["Content-Security-Policy"] = (
+            "sandbox allow-popups allow-top-navigation-by-user-activation;"
+            " default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+        )
+        return response
+
+
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    temporal: Client | None = None,
+    inbox: CatchingHandler | None = None,
+    store: Store | None = None,
+) -> None:
+    """Serve the app with uvicorn until ``stop`` is set."""
+    from mentorflow.store import migrate
+
+    own_store = store is None
+    if store is None:
+        await asyncio.to_thread(migrate, settings.effective_database_url)
+        store = Store(settings.effective_database_url)
+    app = create_app(settings, store, temporal=temporal, inbox=inbox)
+    config = uvicorn.Config(
+        app, host=settings.web_host, port=settings.web_port, log_config=None, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    # We own the signals (see services.run_until_signalled), not uvicorn.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    try:
+        await asyncio.wait(
+            [task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        server.should_exit = True
+        await task
+    finally:
+        if own_store:
+            await store.close()
