@@ -38,12 +38,13 @@ def build_message(
     message["Subject"] = rendered.subject
     message["Message-ID"] = message_id
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Content-Language"] = language
     # Lets ops trace a message back to its ledger entry without a lookup table.
     message["X-Mentorflow-Key"] = key
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    # After the body: set_content() and add_alternative() drop or move Content-* headers.
+    message["Content-Language"] = str(language)
     return message
 
 

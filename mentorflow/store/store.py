@@ -145,10 +145,11 @@ class Store:
                 detail=detail or {},
             )
             .on_conflict_do_nothing(index_elements=[ProgramEvent.program_id, ProgramEvent.key])
+            .returning(ProgramEvent.id)
         )
         async with self._sessions.begin() as session:
-            result = await session.execute(insert)
-            created = bool(result.rowcount)
+            # RETURNING, not rowcount: drivers disagree on rowcount after ON CONFLICT.
+            created = (await session.execute(insert)).first() is not None
             if created:
                 await session.execute(
                     update(Program)
@@ -199,7 +200,9 @@ class Store:
                 attempts=0,
                 created_at=now,
             )
-            .on_conflict_do_nothing(index_elements=[EmailLedgerEntry.key])
+            # No conflict target: message_id is unique too and derives from the key, so a
+            # concurrent claim of the same email may collide on either constraint.
+            .on_conflict_do_nothing()
         )
         async with self._sessions.begin() as session:
             await session.execute(insert)

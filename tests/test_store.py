@@ -1,0 +1,100 @@
+"""The state store, run on SQLite and on PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+
+from alembic import command
+from sqlalchemy import create_engine, inspect
+
+from mentorflow.store import Store, migrate, sync_url
+from mentorflow.store.migrate import alembic_config
+
+AT = datetime(2027, 2, 15, 8, 0, tzinfo=timezone(timedelta(hours=1)))
+
+
+async def save(store: Store, phase: str = "scheduled", revision: int = 0) -> None:
+    await store.save_program(
+        program_id="p1",
+        name="Program",
+        workflow_id="program-p1",
+        definition={"id": "p1"},
+        phase=phase,
+        revision=revision,
+        next_deadline=AT + timedelta(days=1),
+        at=AT,
+    )
+
+
+async def test_program_upsert_keeps_creation_time(store: Store) -> None:
+    await save(store)
+    await store.save_program(
+        program_id="p1",
+        name="Renamed",
+        workflow_id="program-p1",
+        definition={"id": "p1"},
+        phase="application_window",
+        revision=1,
+        next_deadline=None,
+        at=AT + timedelta(hours=3),
+    )
+    program = await store.program("p1")
+    assert program is not None
+    assert (program.name, program.phase, program.revision) == ("Renamed", "application_window", 1)
+    # Aware datetimes come back aware, in UTC, on both databases.
+    assert program.created_at == AT and program.created_at.tzinfo is not None
+    assert program.updated_at == AT + timedelta(hours=3)
+    assert program.next_deadline is None
+
+
+async def test_events_are_recorded_once_and_move_the_phase(store: Store) -> None:
+    await save(store)
+    kwargs = {"program_id": "p1", "kind": "phase", "revision": 0, "at": AT}
+    assert await store.record_event(key="phase-open", phase="application_window", **kwargs)
+    assert not await store.record_event(key="phase-open", phase="application_window", **kwargs)
+    assert [e.key for e in await store.events("p1")] == ["phase-open"]
+    program = await store.program("p1")
+    assert program is not None and program.phase == "application_window"
+
+
+async def test_concurrent_claims_of_one_email_make_one_ledger_entry(store: Store) -> None:
+    async def claim() -> object:
+        return await store.claim_email(
+            key="p1/announcement/a@example.org/1",
+            program_id="p1",
+            step="announcement",
+            revision="1",
+            recipient="a@example.org",
+            template="announcement",
+            message_id="<x@example.org>",
+            subject="Hello",
+        )
+
+    claims = await asyncio.gather(*(claim() for _ in range(5)))
+    assert {c.message_id for c in claims} == {"<x@example.org>"}  # type: ignore[attr-defined]
+    entries = await store.emails("p1")
+    assert len(entries) == 1 and entries[0].attempts == 5
+    await store.mark_email("p1/announcement/a@example.org/1", "sent")
+    after = await claim()
+    assert after.status == "sent"  # type: ignore[attr-defined]
+    (entry,) = await store.emails("p1")
+    assert entry.attempts == 5 and entry.sent_at is not None
+    assert entry.sent_at.tzinfo is not None
+    assert abs(entry.sent_at - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+async def test_migrations_go_down_and_up_again(database_url: str) -> None:
+    def tables() -> set[str]:
+        engine = create_engine(sync_url(database_url))
+        try:
+            return set(inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+
+    assert {"programs", "program_events", "email_ledger"} <= tables()
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "base")
+    assert not {"programs", "program_events", "email_ledger"} & tables()
+    await asyncio.to_thread(migrate, database_url)
+    await asyncio.to_thread(migrate, database_url)  # idempotent
+    assert {"programs", "program_events", "email_ledger"} <= tables()
