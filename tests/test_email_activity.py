@@ -52,7 +52,7 @@ class RefusingHandler(CatchingHandler):
 
     refused = "gone@example.org"
 
-    async def handle_RCPT(  # noqa: N802
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if address == self.refused:

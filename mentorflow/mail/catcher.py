@@ -35,7 +35,7 @@ class CaughtMessage:
 
     @property
     def subject(self) -> str:
-        return str(self.message["Subject"])
+        return " ".join(str(self.message["Subject"]).split())
 
     @property
     def message_id(self) -> str:

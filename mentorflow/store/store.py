@@ -214,7 +214,10 @@ class Store:
 
     async def mark_email(self, key: str, status: str, *, error: str | None = None) -> None:
         """Record the outcome: ``sent`` (accepted by the server) or ``rejected`` (permanently)."""
-        values: dict[str, Any] = {"status": status, "last_error": error}
+        # A temporary error noted earlier stays: it tells ops why the email was late.
+        values: dict[str, Any] = {"status": status}
+        if error is not None:
+            values["last_error"] = error
         if status == "sent":
             values["sent_at"] = datetime.now(UTC)
         async with self._sessions.begin() as session:

@@ -1,0 +1,5 @@
+"""``python -m mentorflow`` is the ``mentorflow`` command."""
+
+from mentorflow.cli import main
+
+main()

@@ -1,0 +1,60 @@
+"""Helpers to write short-lived program definitions for tests that run in real time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEMO = Path(__file__).parent.parent / "definitions" / "demo.yaml"
+
+
+def fast_definition(
+    folder: Path,
+    *,
+    opens: int = 2,
+    deadline: int = 30,
+    reminders: tuple[int, ...] = (20, 10),
+    recipients: tuple[str, ...] = ("everyone@demo.example.org", "managers@demo.example.org"),
+) -> tuple[Path, str]:
+    """The demo definition with seconds instead of minutes and a unique id; (file, id)."""
+    data: dict[str, Any] = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    program_id = f"test-{uuid.uuid4().hex[:10]}"
+    data["id"] = program_id
+    data["application"]["opens"] = f"+PT{opens}S"
+    data["application"]["deadline"] = f"+PT{deadline}S"
+    data["application"]["reminders_before_deadline"] = [f"PT{s}S" for s in reminders]
+    data["announcement"]["recipients"] = list(recipients)
+    path = folder / f"{program_id}.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path, program_id
+
+
+def mentorflow(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``mentorflow`` command as a user would, in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "mentorflow", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def spawn_mentorflow(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a long-running ``mentorflow`` service (worker, dev) with its output in ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mentorflow", *args],
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
