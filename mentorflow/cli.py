@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
@@ -371,29 +372,46 @@ def db_upgrade() -> None:
     typer.echo("Database schema is up to date.")
 
 
+def _exit_now(code: int) -> None:
+    """Exit without interpreter finalization.
+
+    After a failed connection the SDK's native runtime may still hold a thread
+    that aborts the process during finalization ("PyGILState_Release"), turning
+    a clean one-line error into a crash report; there is nothing left to clean up.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main() -> None:
-    """Entry point: turn expected failures into one line on stderr."""
+    """Entry point: run the command; expected failures become one line on stderr."""
+    from sqlalchemy.exc import OperationalError
+
     from mentorflow.programs import ProgramError
 
+    code = 0
     try:
         app()
+    except SystemExit as exit_:
+        # Typer ends every command (and usage errors, --help) with SystemExit.
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except (Failure, ProgramError, TemporalUnavailable, StoreUnavailable) as error:
         typer.echo(f"error: {error}", err=True)
-        sys.exit(1)
+        code = 1
     except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as error:
-        # SQLAlchemy wraps connection failures of migrations; keep them to one line too.
-        from sqlalchemy.exc import OperationalError
+        code = 130
+    except OperationalError as error:
+        # Migrations meet an unreachable database as SQLAlchemy's error; one line is enough.
+        from mentorflow.store.store import safe_url
 
-        if isinstance(error, OperationalError):
-            from mentorflow.store.store import safe_url
-
-            typer.echo(
-                f"error: cannot reach the database at"
-                f" {safe_url(Settings().effective_database_url)}: {str(error.orig).strip()}",
-                err=True,
-            )
-            sys.exit(1)
+        typer.echo(
+            f"error: cannot reach the database at"
+            f" {safe_url(Settings().effective_database_url)}: {str(error.orig).strip()}",
+            err=True,
+        )
+        code = 1
+    except Exception:
         logging.getLogger("mentorflow").exception("unexpected error")
-        sys.exit(1)
+        code = 1
+    _exit_now(code)

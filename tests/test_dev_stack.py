@@ -1,0 +1,194 @@
+"""``mentorflow dev`` and the HR CLI, end to end, as a person would use them.
+
+The stack runs as a child process on free ports; the CLI is run as commands;
+the Temporal UI's own HTTP API and the inbox page are read over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mentorflow.mail.catcher import CatchingHandler
+from tests.conftest import free_port, wait_for
+from tests.programs import fast_definition, mentorflow, spawn_mentorflow
+
+
+class DevStack:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        ports = {name: free_port() for name in ("temporal", "ui", "smtp", "web")}
+        self.web = f"http://127.0.0.1:{ports['web']}"
+        self.ui = f"http://127.0.0.1:{ports['ui']}"
+        self.env = {
+            "MENTORFLOW_DATA_DIR": str(data_dir),
+            "MENTORFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+            "MENTORFLOW_TEMPORAL_UI_URL": self.ui,
+            "MENTORFLOW_SMTP_PORT": str(ports["smtp"]),
+            "MENTORFLOW_WEB_PORT": str(ports["web"]),
+            "MENTORFLOW_PUBLIC_BASE_URL": self.web,
+        }
+        self.log = data_dir.parent / "dev.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        banner = "mentorflow dev is running"
+        before = self.output().count(banner)
+        self.process = spawn_mentorflow("dev", env=self.env, log=self.log)
+        await wait_for(lambda: self.output().count(banner) > before, within=90)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(60)
+        self.process = None
+        return code
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return mentorflow(*args, env=self.env)
+
+    async def inbox_subjects(self) -> list[str]:
+        async with httpx.AsyncClient(base_url=self.web) as http:
+            page = await http.get("/inbox")
+            page.raise_for_status()
+        links = page.text.split('<a href="/inbox/')[1:]
+        return [html.unescape(link.split(">", 1)[1].split("</a>", 1)[0]) for link in links]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[DevStack]:
+    stack = DevStack(tmp_path / "data")
+    yield stack
+    if stack.process is not None:
+        stack.stop()
+
+
+async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restart(
+    stack: DevStack, tmp_path: Path
+) -> None:
+    await stack.start()
+    assert stack.ui in stack.output() and f"{stack.web}/inbox" in stack.output()
+    async with httpx.AsyncClient() as http:
+        health = await http.get(f"{stack.web}/health")
+    assert health.status_code == 200
+    assert health.json() | {"version": None} == {
+        "status": "ok",
+        "database": "ok",
+        "temporal": "ok",
+        "version": None,
+    }
+    assert health.headers["referrer-policy"] == "no-referrer"
+    assert health.headers["cache-control"] == "no-store"
+
+    file, program_id = fast_definition(tmp_path, opens=3, deadline=45, reminders=(30, 15))
+    started = stack.cli("program", "start", str(file))
+    assert started.returncode == 0, started.stderr
+    assert f"Started program {program_id}" in started.stdout
+    again = stack.cli("program", "start", str(file))
+    assert again.returncode == 1
+    assert "already exists" in again.stderr and "nothing was started" in again.stderr
+    assert "Traceback" not in again.stderr
+
+    # A move into the past is refused at once, with the reason; nothing changes.
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+    refused = stack.cli("program", "reschedule", program_id, "--deadline", past)
+    assert refused.returncode == 1 and "in the past" in refused.stderr
+    assert "nothing was changed" in refused.stderr
+
+    # The Temporal UI lists the program with its phase (read through the UI's own API).
+    async def ui_shows_phase(phase: str) -> bool:
+        async with httpx.AsyncClient() as http:
+            response = await http.get(
+                f"{stack.ui}/api/v1/namespaces/default/workflows",
+                params={"query": f"ProgramId = '{program_id}' AND ProgramPhase = '{phase}'"},
+            )
+        return response.status_code == 200 and f"program-{program_id}" in response.text
+
+    await wait_for(lambda: ui_shows_phase("application_window"), within=30, interval=0.5)
+
+    async def has(subject_start: str, count: int) -> bool:
+        return sum(s.startswith(subject_start) for s in await stack.inbox_subjects()) >= count
+
+    await wait_for(lambda: has("Applications are open", 2), within=30)
+
+    # Stop the whole stack mid-window; the program resumes when it starts again.
+    assert stack.stop() == 0
+    assert "stopped" in stack.output()
+    await asyncio.sleep(2)
+    await stack.start()
+
+    later = (datetime.now(UTC) + timedelta(seconds=50)).isoformat(timespec="seconds")
+    moved = stack.cli("program", "reschedule", program_id, "--deadline", later)
+    assert moved.returncode == 0, moved.stderr
+    assert "moved deadline" in moved.stdout
+
+    status = stack.cli("program", "status", program_id, "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["phase"] == "application_window"
+
+    await wait_for(lambda: ui_shows_phase("applications_closed"), within=90, interval=1)
+    listed = stack.cli("program", "list")
+    assert program_id in listed.stdout and "applications_closed" in listed.stdout
+    final = stack.cli("program", "status", program_id)
+    assert "manager approval" in final.stdout  # what comes next
+
+    caught = CatchingHandler(stack.data_dir / "mail").messages()
+    assert all(n == 1 for n in Counter(m.message_id for m in caught).values())
+    subjects = Counter(s.split(":")[0] for s in await stack.inbox_subjects())
+    # Two recipients: one announcement each, one notice of the moved deadline, and
+    # each reminder of the final deadline (30 s and 15 s before it).
+    assert subjects["Applications are open"] == 2
+    assert subjects["New dates for Reverse mentoring demo"] == 2
+    assert subjects["Reminder"] >= 4
+
+    # A message opens in the inbox with its text and its sandboxed HTML.
+    async with httpx.AsyncClient(base_url=stack.web) as http:
+        inbox = (await http.get("/inbox")).text
+        key = inbox.split('<a href="/inbox/')[1].split('"')[0]
+        message = await http.get(f"/inbox/{key}")
+        body = await http.get(f"/inbox/{key}/html")
+    assert message.status_code == 200 and "Plain text" in message.text
+    assert body.status_code == 200 and "sandbox" in body.headers["content-security-policy"]
+
+
+async def test_cli_explains_unreachable_temporal_and_broken_definitions(tmp_path: Path) -> None:
+    env = {"MENTORFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    listed = mentorflow("program", "list", env=env)
+    assert listed.returncode == 1
+    assert listed.stderr.startswith(
+        f"error: cannot reach Temporal at {env['MENTORFLOW_TEMPORAL_ADDRESS']}"
+    )
+    assert len(listed.stderr.strip().splitlines()) == 1
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        (Path(__file__).parent.parent / "definitions" / "demo.yaml")
+        .read_text(encoding="utf-8")
+        .replace("deadline: +PT4M", "deadline: +PT40M"),
+        encoding="utf-8",
+    )
+    for command in (("validate", str(broken)), ("program", "start", str(broken))):
+        result = mentorflow(*command, env=env)
+        assert result.returncode == 1
+        assert f"{broken}: " in result.stderr
+        assert "application.deadline" in result.stderr and "Fix:" in result.stderr
+        assert "Traceback" not in result.stderr
+    ok = mentorflow(
+        "validate",
+        *map(str, (Path(__file__).parent.parent / "definitions").glob("*.yaml")),
+        env=env,
+    )
+    assert ok.returncode == 0 and ok.stdout.count(": ok") == 3
