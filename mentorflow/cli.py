@@ -104,12 +104,23 @@ def validate(
 @program_app.command("start")
 def program_start(
     file: Annotated[Path, typer.Argument(help="The program's definition file.")],
+    program_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="Start it as a cohort with this id instead of the file's (e.g. a demo re-run).",
+        ),
+    ] = None,
 ) -> None:
     """Start a program from its definition (once: the same id never starts twice)."""
+    from mentorflow.definition import parse_definition
     from mentorflow.programs import start_program
 
     try:
         definition = load_definition(file)
+        if program_id is not None:
+            data = definition.model_dump(mode="json", by_alias=True) | {"id": program_id}
+            definition = parse_definition(data, file=f"{file} (--id)")
     except DefinitionError as error:
         typer.echo(error.render(), err=True)
         typer.echo("Nothing was started.", err=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import load_definition
@@ -140,3 +141,69 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
     ledger = await store.emails(definition.id)
     assert {e.message_id for e in ledger if e.status == "sent"} == set(per_message_id)
     assert all(e.attempts == 1 for e in ledger)
+
+
+async def test_seed_000_pilot_opening_moves_start_postponed_then_cancelled(
+    time_skipping_env: WorkflowEnvironment,
+    mail_catcher: MailCatcher,
+    store: Store,
+    database_url: str,
+    task_queue: str,
+) -> None:
+    env = time_skipping_env
+    definition = load_definition(DEFINITIONS / "lighting-pilot-2027.yaml")
+    recipients = definition.announcement.recipients
+    settings = settings_for(
+        task_queue=task_queue, database_url=database_url, smtp_port=mail_catcher.port
+    )
+    async with create_worker(env.client, settings, store):
+        handle = await start_program(
+            env.client, definition, task_queue=task_queue, workflow_id=f"p-{task_queue}"
+        )
+        # Before anyone was told: the opening moves two days later, silently.
+        await handle.execute_update(
+            ProgramWorkflow.reschedule, RescheduleRequest(opens=local("2027-08-18T08:00"))
+        )
+        await env.sleep(local("2027-08-17T12:00") - await env.get_current_time())
+        assert (await handle.query(ProgramWorkflow.status)).phase is ProgramPhase.SCHEDULED
+        assert mail_catcher.messages() == []
+        await env.sleep(local("2027-08-18T09:00") - await env.get_current_time())
+        assert (await handle.query(ProgramWorkflow.status)).phase is ProgramPhase.APPLICATION_WINDOW
+
+        # A postponed start past the kick-off is refused, naming the kick-off ...
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                ProgramWorkflow.reschedule, RescheduleRequest(start=local("2027-10-08T09:00"))
+            )
+        assert "schedule.kickoff.starts" in str(refused.value.cause)
+        # ... and one before it is taken and told to everyone already announced to.
+        await handle.execute_update(
+            ProgramWorkflow.reschedule,
+            RescheduleRequest(start=local("2027-10-04T09:00"), reason="Senarelagt startdatum"),
+        )
+        status = await handle.query(ProgramWorkflow.status)
+        assert status.dates.start == local("2027-10-04T09:00")
+        assert status.dates.deadline == definition.application.deadline
+
+        await env.sleep(timedelta(days=1))
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as ended:
+            await handle.result()
+        assert isinstance(ended.value.cause, CancelledError)
+        final = await handle.query(ProgramWorkflow.status)
+    assert final.phase is ProgramPhase.CANCELLED
+
+    subjects = Counter((m.recipients[0], m.subject.split(":")[0]) for m in mail_catcher.messages())
+    for recipient in recipients:
+        assert subjects[(recipient, "Nu kan du ansöka")] == 1
+        assert subjects[(recipient, f"Nya datum för {definition.name}")] == 1
+        assert subjects[(recipient, "Inställt")] == 1
+    assert len(mail_catcher.messages()) == 3 * len(recipients)
+    notice = next(m for m in mail_catcher.messages() if m.subject.startswith("Nya datum"))
+    assert "Programstart: måndag 4 oktober 2027 kl. 09:00" in notice.body("plain")
+    assert "tidigare fredag 1 oktober 2027 kl. 09:00" in notice.body("plain")
+    assert "Senarelagt startdatum" in notice.body("plain")
+    events = [e.kind for e in await store.events(definition.id)]
+    assert events == ["rescheduled", "phase", "rescheduled", "cancelled"]
+    program = await store.program(definition.id)
+    assert program is not None and program.phase == "cancelled"

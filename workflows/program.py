@@ -8,7 +8,7 @@ timer pattern), so ``reschedule`` moves a date and the waiting simply re-plans.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -58,7 +58,7 @@ class ProgramWorkflow:
         self._reminders_sent = 0
         self._announced_to = 0
         self._reschedules = 0
-        self._notices: list[RescheduleResult] = []
+        self._notices: list[tuple[RescheduleResult, str]] = []  # (change, reason)
         self._previous: dict[int, ProgramDates] = {}
 
     # --- The lifecycle --------------------------------------------------------------------
@@ -67,7 +67,8 @@ class ProgramWorkflow:
     async def run(self, input: ProgramInput) -> ProgramResult:
         try:
             await self._register()
-            await self._wait_until(lambda: self._dates.opens, "application window opens")
+            while workflow.now() < self._dates.opens:
+                await self._sleep_until(self._dates.opens, "application window opens")
             await self._open_application_window()
             await self._run_application_window()
             await self._enter(ProgramPhase.APPLICATIONS_CLOSED)
@@ -103,7 +104,7 @@ class ProgramWorkflow:
             if due is not None:
                 await self._send_reminder(*due)
                 continue
-            await self._wait_until(self._next_wake_up, "next reminder or the deadline")
+            await self._sleep_until(self._next_wake_up(), "next reminder or the deadline")
 
     # --- Handlers -------------------------------------------------------------------------
 
@@ -154,7 +155,7 @@ class ProgramWorkflow:
         result = RescheduleResult(revision=self._revision, dates=self._dates, moved=moved)
         if self._phase is ProgramPhase.APPLICATION_WINDOW:
             self._skip_passed_reminders()
-            self._notices.append(result)
+            self._notices.append((result, request.reason))
         self._publish()
         await self._record(
             "rescheduled",
@@ -207,18 +208,20 @@ class ProgramWorkflow:
 
     # --- Timers ---------------------------------------------------------------------------
 
-    async def _wait_until(self, moment: Callable[[], datetime], summary: str) -> None:
-        """Sleep until ``moment()``; wake early and re-plan whenever a date moves."""
-        while (remaining := moment() - workflow.now()) > timedelta(0):
-            revision = self._revision
-            try:
-                await workflow.wait_condition(
-                    lambda revision=revision: self._revision != revision,  # type: ignore[misc]
-                    timeout=remaining,
-                    timeout_summary=summary,
-                )
-            except TimeoutError:
-                return
+    async def _sleep_until(self, moment: datetime, summary: str) -> None:
+        """Sleep until ``moment``, or until a date moves: then the caller re-plans.
+
+        This is the updatable timer: the deadline is state, and the timer is
+        only ever "the current value of it, or a change to it".
+        """
+        remaining = moment - workflow.now()
+        if remaining <= timedelta(0):
+            return
+        revision = self._revision
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._revision != revision, timeout=remaining, timeout_summary=summary
+            )
 
     def _reminder_plan(self) -> list[tuple[str, datetime, timedelta]]:
         """(key, when, time left) of every reminder for the current deadline."""
@@ -277,7 +280,7 @@ class ProgramWorkflow:
 
     async def _send_date_change_notices(self) -> None:
         while self._notices:
-            change = self._notices.pop(0)
+            change, reason = self._notices.pop(0)
             previous = self._previous[change.revision]
             recipients = list(self._definition.announcement.recipients)
             if recipients and set(change.moved) & {"deadline", "start"}:
@@ -288,6 +291,7 @@ class ProgramWorkflow:
                     recipients,
                     previous_deadline=previous.deadline if "deadline" in change.moved else None,
                     previous_start=previous.start if "start" in change.moved else None,
+                    reason=reason,
                 )
 
     async def _close_as_cancelled(self) -> None:
@@ -370,6 +374,7 @@ class ProgramWorkflow:
         time_left: timedelta | None = None,
         previous_deadline: datetime | None = None,
         previous_start: datetime | None = None,
+        reason: str = "",
     ) -> None:
         d = self._definition
         facts = EmailFacts(
@@ -386,6 +391,7 @@ class ProgramWorkflow:
             previous_deadline=previous_deadline,
             previous_start=previous_start,
             time_left=time_left,
+            reason=reason,
             form_note=d.application.form_note,
         )
         result = await workflow.execute_activity_method(
