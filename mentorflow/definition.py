@@ -359,7 +359,7 @@ def _fmt(moment: datetime) -> str:
 def _span(duration: timedelta) -> str:
     """A duration as people write it: 3d, 2h30m, 45s."""
     seconds = int(duration.total_seconds())
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size or (unit == "s" and not parts):
             parts.append(f"{seconds // size}{unit}")

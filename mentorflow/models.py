@@ -114,12 +114,15 @@ class RegisterProgramInput(BaseModel):
     at: AwareDatetime
 
 
+EventKind = Literal["phase", "rescheduled", "cancelled", "reminder"]
+
+
 class RecordEventInput(BaseModel):
     """One event in a program's life, recorded once under its ``key``."""
 
     program_id: str
     key: str
-    kind: Literal["phase", "rescheduled", "cancelled", "reminder"]
+    kind: EventKind
     phase: ProgramPhase
     revision: int
     at: AwareDatetime

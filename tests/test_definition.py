@@ -194,8 +194,8 @@ def test_mutated_definitions_fail_only_with_definition_errors(
     data = demo_data()
     target = data
     for step in path[:-1]:
-        target = target[step]  # type: ignore[index]
-    target[path[-1]] = value  # type: ignore[index]
+        target = target[step]
+    target[path[-1]] = value
     try:
         parse_definition(data)
     except DefinitionError as error:

@@ -50,9 +50,19 @@ async def test_program_upsert_keeps_creation_time(store: Store) -> None:
 
 async def test_events_are_recorded_once_and_move_the_phase(store: Store) -> None:
     await save(store)
-    kwargs = {"program_id": "p1", "kind": "phase", "revision": 0, "at": AT}
-    assert await store.record_event(key="phase-open", phase="application_window", **kwargs)
-    assert not await store.record_event(key="phase-open", phase="application_window", **kwargs)
+
+    async def record() -> bool:
+        return await store.record_event(
+            program_id="p1",
+            key="phase-open",
+            kind="phase",
+            phase="application_window",
+            revision=0,
+            at=AT,
+        )
+
+    assert await record()
+    assert not await record()
     assert [e.key for e in await store.events("p1")] == ["phase-open"]
     program = await store.program("p1")
     assert program is not None and program.phase == "application_window"

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         EmailBatch,
         EmailFacts,
         EmailTemplate,
+        EventKind,
         ProgramDates,
         ProgramInput,
         ProgramPhase,
@@ -346,14 +347,16 @@ class ProgramWorkflow:
             summary="register program",
         )
 
-    async def _record(self, kind: str, key: str, detail: dict[str, object] | None = None) -> None:
+    async def _record(
+        self, kind: EventKind, key: str, detail: dict[str, object] | None = None
+    ) -> None:
         deadline, _ = self._next_deadline()
         await workflow.execute_activity_method(
             ProgramRecordActivities.record_event,
             RecordEventInput(
                 program_id=self._definition.id,
                 key=key,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 phase=self._phase,
                 revision=self._revision,
                 at=workflow.now(),

@@ -43,7 +43,7 @@ class CaughtMessage:
 
     def body(self, subtype: str = "plain") -> str:
         part = self.message.get_body(preferencelist=(subtype,))
-        return part.get_content() if part is not None else ""  # type: ignore[no-any-return]
+        return str(part.get_content()) if part is not None else ""
 
 
 class CatchingHandler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,7 @@ async def serve(
     )
     server = uvicorn.Server(config)
     # We own the signals (see services.run_until_signalled), not uvicorn.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
     try:
         await asyncio.wait(
