@@ -418,7 +418,8 @@ def main() -> None:
 
         typer.echo(
             f"error: cannot reach the database at"
-            f" {safe_url(Settings().effective_database_url)}: {str(error.orig).strip()}",
+            f" {safe_url(Settings().effective_database_url)}:"
+            f" {str(error.orig).strip().splitlines()[0]}",
             err=True,
         )
         code = 1

@@ -173,6 +173,14 @@ async def test_cli_explains_unreachable_temporal_and_broken_definitions(tmp_path
     )
     assert len(listed.stderr.strip().splitlines()) == 1
 
+    dead_db = f"postgresql://mentorflow:secret@127.0.0.1:{free_port()}/mentorflow"
+    upgrade = mentorflow("db", "upgrade", env={"MENTORFLOW_DATABASE_URL": dead_db})
+    assert upgrade.returncode == 1
+    assert upgrade.stderr.startswith(
+        "error: cannot reach the database at postgresql://mentorflow:***@"
+    )
+    assert len(upgrade.stderr.strip().splitlines()) == 1 and "secret" not in upgrade.stderr
+
     broken = tmp_path / "broken.yaml"
     broken.write_text(
         (Path(__file__).parent.parent / "definitions" / "demo.yaml")

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from mentorflow.definition import load_definition
 from mentorflow.mail.catcher import MailCatcher
@@ -100,6 +102,12 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
         )
         outcome: ProgramResult = await handle.result()
         final = await handle.query(ProgramWorkflow.status)
+        history = await handle.fetch_history()
+
+    # The recorded history replays deterministically with today's code.
+    await Replayer(
+        workflows=[ProgramWorkflow], data_converter=pydantic_data_converter
+    ).replay_workflow(history)
 
     assert outcome.phase is ProgramPhase.APPLICATIONS_CLOSED
     # (Search attributes are checked on the dev server: the time-skipping server

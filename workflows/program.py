@@ -15,6 +15,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    # pydantic imports email_validator lazily when it first validates an EmailStr
+    # (in the definition); importing it here passes it through the sandbox once.
+    import email_validator  # noqa: F401
+
     from activities.email import EmailActivities
     from activities.records import ProgramRecordActivities
     from mentorflow import search_attributes as sa
