@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -51,6 +52,14 @@ EMAIL_RETRY = RetryPolicy(
 )
 
 
+@dataclass(frozen=True)
+class _DateChange:
+    revision: int
+    previous: ProgramDates
+    moved: list[str]
+    reason: str
+
+
 @workflow.defn
 class ProgramWorkflow:
     @workflow.init
@@ -63,8 +72,7 @@ class ProgramWorkflow:
         self._reminders_sent = 0
         self._announced_to = 0
         self._reschedules = 0
-        self._notices: list[tuple[RescheduleResult, str]] = []  # (change, reason)
-        self._previous: dict[int, ProgramDates] = {}
+        self._notices: list[_DateChange] = []  # moves not yet told to the people announced to
 
     # --- The lifecycle --------------------------------------------------------------------
 
@@ -151,7 +159,6 @@ class ProgramWorkflow:
         )
         self._revision += 1
         self._reschedules += 1
-        self._previous[self._revision] = previous
         moved = [
             name
             for name in ("opens", "deadline", "start")
@@ -160,7 +167,7 @@ class ProgramWorkflow:
         result = RescheduleResult(revision=self._revision, dates=self._dates, moved=moved)
         if self._phase is ProgramPhase.APPLICATION_WINDOW:
             self._skip_passed_reminders()
-            self._notices.append((result, request.reason))
+            self._notices.append(_DateChange(self._revision, previous, moved, request.reason))
         self._publish()
         await self._record(
             "rescheduled",
@@ -285,18 +292,19 @@ class ProgramWorkflow:
 
     async def _send_date_change_notices(self) -> None:
         while self._notices:
-            change, reason = self._notices.pop(0)
-            previous = self._previous[change.revision]
+            change = self._notices.pop(0)
             recipients = list(self._definition.announcement.recipients)
-            if recipients and set(change.moved) & {"deadline", "start"}:
+            if recipients and {"deadline", "start"} & set(change.moved):
                 await self._email(
                     "dates_changed",
                     "dates-changed",
                     str(change.revision),
                     recipients,
-                    previous_deadline=previous.deadline if "deadline" in change.moved else None,
-                    previous_start=previous.start if "start" in change.moved else None,
-                    reason=reason,
+                    previous_deadline=(
+                        change.previous.deadline if "deadline" in change.moved else None
+                    ),
+                    previous_start=change.previous.start if "start" in change.moved else None,
+                    reason=change.reason,
                 )
 
     async def _close_as_cancelled(self) -> None:
