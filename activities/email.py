@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import aiosmtplib
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -13,6 +15,7 @@ from mentorflow.settings import Settings
 from mentorflow.store import Store
 
 TEMPORARY_SMTP_FAILURE = "TemporarySmtpFailure"
+EMAIL_IN_FLIGHT = "EmailInFlight"
 
 
 class _Permanent(Exception):
@@ -25,6 +28,9 @@ class EmailActivities:
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
         self._settings = settings
+        # Longer than one SMTP conversation can take, shorter than the heartbeat
+        # timeout after which Temporal retries a dead attempt.
+        self._lease = timedelta(seconds=settings.smtp_timeout_seconds + 15)
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self._settings
@@ -64,8 +70,15 @@ class EmailActivities:
                     template=batch.template,
                     message_id=message_id(key, self._settings.mail_from),
                     subject=rendered.subject,
+                    lease=self._lease,
                 )
-                if claim.status != "pending":
+                if claim.status == "busy":
+                    raise ApplicationError(
+                        f"another attempt is sending {batch.step} to a recipient right now;"
+                        " will retry after its lease",
+                        type=EMAIL_IN_FLIGHT,
+                    )
+                if claim.status != "claimed":
                     result.already_sent += 1
                     continue
                 if not address_is_valid(recipient):
@@ -94,7 +107,7 @@ class EmailActivities:
                     continue
                 except (aiosmtplib.SMTPException, OSError) as error:
                     reason = f"{error.__class__.__name__}: {error}"
-                    await self._store.note_email_error(key, reason)
+                    await self._store.release_email(key, reason)
                     raise ApplicationError(
                         f"SMTP at {self._settings.smtp_host}:{self._settings.smtp_port}"
                         f" failed temporarily ({reason}); will retry",

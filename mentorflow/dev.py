@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
 import socket
 import subprocess
@@ -178,10 +179,24 @@ def _print_banner(settings: Settings) -> None:
         f"  SMTP catcher  {settings.smtp_host}:{settings.smtp_port}",
         f"  Data          {settings.data_dir}",
         "Start the demo in another terminal:",
-        "  mentorflow program start definitions/demo.yaml",
+        f"  {_command()} program start definitions/demo.yaml",
         "Ctrl-C stops everything.",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _command() -> str:
+    """How the user can call ``mentorflow`` from their shell, e.g. ``.venv/bin/mentorflow``."""
+    invoked = Path(sys.argv[0])
+    on_path = shutil.which("mentorflow")
+    if invoked.name == "mentorflow" and not (
+        on_path and Path(on_path).resolve() == invoked.resolve()
+    ):
+        try:
+            return str(invoked.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(invoked)
+    return "mentorflow"
 
 
 def run_dev_stack(settings: Settings) -> None:

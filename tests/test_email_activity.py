@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.email import TEMPORARY_SMTP_FAILURE, EmailActivities
+from activities.email import EMAIL_IN_FLIGHT, TEMPORARY_SMTP_FAILURE, EmailActivities
 from mentorflow.definition import Language
 from mentorflow.mail.catcher import CatchingHandler, MailCatcher
 from mentorflow.models import EmailBatch, EmailFacts
@@ -115,7 +116,7 @@ async def test_smtp_down_fails_temporarily_then_sends_once(
     assert failure.value.type == TEMPORARY_SMTP_FAILURE and not failure.value.non_retryable
     assert f"127.0.0.1:{port}" in str(failure.value)
     pending = await store.emails("p1")
-    assert [e.status for e in pending] == ["pending"]
+    assert [e.status for e in pending] == ["pending"]  # released for the retry
     assert pending[0].last_error
 
     catcher = MailCatcher(tmp_path / "mail", port=port)
@@ -155,3 +156,24 @@ async def test_permanent_refusal_is_recorded_and_not_retried(
     assert statuses[RefusingHandler.refused] == "rejected"
     assert statuses["a@example.org"] == statuses["c@example.org"] == "sent"
     assert sorted(m.recipients[0] for m in catcher.messages()) == ["a@example.org", "c@example.org"]
+
+
+async def test_two_attempts_at_once_never_send_one_email_twice(
+    mail_catcher: MailCatcher, store: Store, database_url: str
+) -> None:
+    """A slow attempt still running when Temporal starts its retry (a "zombie")."""
+    settings = settings_for(task_queue="-", database_url=database_url, smtp_port=mail_catcher.port)
+    activities = EmailActivities(store, settings)
+    recipients = [f"p{i}@example.org" for i in range(20)]
+    outcomes = await asyncio.gather(
+        ActivityEnvironment().run(activities.send_email_batch, batch(recipients)),
+        ActivityEnvironment().run(activities.send_email_batch, batch(recipients)),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            assert isinstance(outcome, ApplicationError) and outcome.type == EMAIL_IN_FLIGHT
+    # Whatever the interleaving, a retry after the leases completes the batch.
+    await ActivityEnvironment().run(activities.send_email_batch, batch(recipients))
+    caught = sorted(m.recipients[0] for m in mail_catcher.messages())
+    assert caught == sorted(recipients)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from alembic import command
 from sqlalchemy import create_engine, inspect
 
-from mentorflow.store import Store, migrate, sync_url
+from mentorflow.store import EmailClaim, Store, migrate, sync_url
 from mentorflow.store.migrate import alembic_config
 
 AT = datetime(2027, 2, 15, 8, 0, tzinfo=timezone(timedelta(hours=1)))
@@ -69,7 +69,7 @@ async def test_events_are_recorded_once_and_move_the_phase(store: Store) -> None
 
 
 async def test_concurrent_claims_of_one_email_make_one_ledger_entry(store: Store) -> None:
-    async def claim() -> object:
+    async def claim(lease: timedelta = timedelta(minutes=1)) -> EmailClaim:
         return await store.claim_email(
             key="p1/announcement/a@example.org/1",
             program_id="p1",
@@ -79,19 +79,45 @@ async def test_concurrent_claims_of_one_email_make_one_ledger_entry(store: Store
             template="announcement",
             message_id="<x@example.org>",
             subject="Hello",
+            lease=lease,
         )
 
+    # Five attempts at once (a slow attempt and its retries): one may send.
     claims = await asyncio.gather(*(claim() for _ in range(5)))
-    assert {c.message_id for c in claims} == {"<x@example.org>"}  # type: ignore[attr-defined]
+    assert sorted(c.status for c in claims) == ["busy"] * 4 + ["claimed"]
+    assert {c.message_id for c in claims} == {"<x@example.org>"}
     entries = await store.emails("p1")
-    assert len(entries) == 1 and entries[0].attempts == 5
+    assert len(entries) == 1 and entries[0].attempts == 1 and entries[0].status == "sending"
+    # A temporary failure gives it back; the next attempt may send.
+    await store.release_email("p1/announcement/a@example.org/1", "SMTP timeout")
+    assert (await claim()).status == "claimed"
     await store.mark_email("p1/announcement/a@example.org/1", "sent")
-    after = await claim()
-    assert after.status == "sent"  # type: ignore[attr-defined]
+    assert (await claim()).status == "sent"
     (entry,) = await store.emails("p1")
-    assert entry.attempts == 5 and entry.sent_at is not None
+    assert entry.attempts == 2 and entry.sent_at is not None and entry.lease_until is None
+    assert entry.last_error == "SMTP timeout"
     assert entry.sent_at.tzinfo is not None
     assert abs(entry.sent_at - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+async def test_an_expired_lease_lets_a_later_attempt_send(store: Store) -> None:
+    kwargs = {
+        "key": "k",
+        "program_id": "p1",
+        "step": "reminder",
+        "revision": "1",
+        "recipient": "a@example.org",
+        "template": "reminder",
+        "message_id": "<k@example.org>",
+        "subject": "Hi",
+    }
+    # The attempt that claimed it died mid-send; its lease runs out.
+    first = await store.claim_email(**kwargs, lease=timedelta(milliseconds=50))
+    assert first.status == "claimed"
+    assert (await store.claim_email(**kwargs, lease=timedelta(minutes=1))).status == "busy"
+    await asyncio.sleep(0.1)
+    retry = await store.claim_email(**kwargs, lease=timedelta(minutes=1))
+    assert retry.status == "claimed" and retry.attempts == 2
 
 
 async def test_migrations_go_down_and_up_again(database_url: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -47,10 +47,15 @@ def safe_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class EmailClaim:
-    """The ledger's answer to "may I send this email?"."""
+    """The ledger's answer to "may I send this email?".
+
+    ``claimed``: yes, and no one else may until the lease ends. ``busy``: another
+    attempt holds the lease (a slow attempt that Temporal already retried), so
+    wait. ``sent`` or ``rejected``: never again.
+    """
 
     message_id: str
-    status: str  # pending: send it; sent or rejected: do not
+    status: str
     attempts: int
 
 
@@ -182,8 +187,9 @@ class Store:
         template: str,
         message_id: str,
         subject: str,
+        lease: timedelta,
     ) -> EmailClaim:
-        """Enter the email in the ledger (once) and count this attempt at it."""
+        """Enter the email in the ledger (once) and try to take the right to send it."""
         now = datetime.now(UTC)
         insert = (
             self._insert(EmailLedgerEntry)
@@ -208,14 +214,20 @@ class Store:
             await session.execute(insert)
             entry = await session.get(EmailLedgerEntry, key, with_for_update=True)
             assert entry is not None
-            if entry.status == "pending":
-                entry.attempts += 1
-            return EmailClaim(entry.message_id, entry.status, entry.attempts)
+            if entry.status in ("sent", "rejected"):
+                return EmailClaim(entry.message_id, entry.status, entry.attempts)
+            if entry.status == "sending" and entry.lease_until and entry.lease_until > now:
+                return EmailClaim(entry.message_id, "busy", entry.attempts)
+            # Pending, or an attempt that died while sending (its lease ran out): ours now.
+            entry.status = "sending"
+            entry.lease_until = now + lease
+            entry.attempts += 1
+            return EmailClaim(entry.message_id, "claimed", entry.attempts)
 
     async def mark_email(self, key: str, status: str, *, error: str | None = None) -> None:
         """Record the outcome: ``sent`` (accepted by the server) or ``rejected`` (permanently)."""
         # A temporary error noted earlier stays: it tells ops why the email was late.
-        values: dict[str, Any] = {"status": status}
+        values: dict[str, Any] = {"status": status, "lease_until": None}
         if error is not None:
             values["last_error"] = error
         if status == "sent":
@@ -225,11 +237,13 @@ class Store:
                 update(EmailLedgerEntry).where(EmailLedgerEntry.key == key).values(**values)
             )
 
-    async def note_email_error(self, key: str, error: str) -> None:
-        """Keep the last temporary failure, so ops can see why an email is late."""
+    async def release_email(self, key: str, error: str) -> None:
+        """Give the email back after a temporary failure; keep why, so ops can see it."""
         async with self._sessions.begin() as session:
             await session.execute(
-                update(EmailLedgerEntry).where(EmailLedgerEntry.key == key).values(last_error=error)
+                update(EmailLedgerEntry)
+                .where(EmailLedgerEntry.key == key, EmailLedgerEntry.status == "sending")
+                .values(status="pending", lease_until=None, last_error=error)
             )
 
     async def emails(self, program_id: str) -> list[EmailLedgerEntry]:

@@ -105,7 +105,8 @@ class EmailLedgerEntry(Base):
     template: Mapped[str] = mapped_column(String(60))
     message_id: Mapped[str] = mapped_column(String(200), unique=True)
     subject: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20))  # pending | sent | rejected
+    status: Mapped[str] = mapped_column(String(20))  # pending | sending | sent | rejected
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=200), nullable=False),
         sa.Column("subject", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
