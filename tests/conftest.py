@@ -131,6 +131,14 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     await store.close()
 
 
+@pytest.fixture
+def worker_settings(task_queue: str, database_url: str, mail_catcher: MailCatcher) -> Settings:
+    """Settings for an in-test worker: its own task queue, the test's database and SMTP."""
+    return settings_for(
+        task_queue=task_queue, database_url=database_url, smtp_port=mail_catcher.port
+    )
+
+
 def settings_for(
     *, task_queue: str, database_url: str, smtp_port: int, **overrides: object
 ) -> Settings:

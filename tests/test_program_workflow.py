@@ -20,11 +20,10 @@ from mentorflow.models import (
     ProgramPhase,
     ProgramResult,
     RescheduleRequest,
-    program_workflow_id,
 )
 from mentorflow.programs import start_program
+from mentorflow.settings import Settings
 from mentorflow.store import Store
-from tests.conftest import settings_for
 from worker.main import create_worker
 from workflows.program import ProgramWorkflow
 
@@ -45,23 +44,16 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
     time_skipping_env: WorkflowEnvironment,
     mail_catcher: MailCatcher,
     store: Store,
-    database_url: str,
+    worker_settings: Settings,
     task_queue: str,
 ) -> None:
     env = time_skipping_env
     definition = load_definition(DEFINITIONS / "cross-agency-2027.yaml")
     recipients = definition.announcement.recipients
     assert len(recipients) == 3
-    settings = settings_for(
-        task_queue=task_queue, database_url=database_url, smtp_port=mail_catcher.port
-    )
-    # A per-test workflow id: the time-skipping server is shared by the session.
-    workflow_id = f"{program_workflow_id(definition.id)}-{task_queue}"
 
-    async with create_worker(env.client, settings, store):
-        handle = await start_program(
-            env.client, definition, task_queue=task_queue, workflow_id=workflow_id
-        )
+    async with create_worker(env.client, worker_settings, store):
+        handle = await start_program(env.client, definition, task_queue=task_queue)
         status = await handle.query(ProgramWorkflow.status)
         assert status.phase is ProgramPhase.SCHEDULED
         assert status.next_deadline == definition.application.opens
@@ -155,19 +147,14 @@ async def test_seed_000_pilot_opening_moves_start_postponed_then_cancelled(
     time_skipping_env: WorkflowEnvironment,
     mail_catcher: MailCatcher,
     store: Store,
-    database_url: str,
+    worker_settings: Settings,
     task_queue: str,
 ) -> None:
     env = time_skipping_env
     definition = load_definition(DEFINITIONS / "lighting-pilot-2027.yaml")
     recipients = definition.announcement.recipients
-    settings = settings_for(
-        task_queue=task_queue, database_url=database_url, smtp_port=mail_catcher.port
-    )
-    async with create_worker(env.client, settings, store):
-        handle = await start_program(
-            env.client, definition, task_queue=task_queue, workflow_id=f"p-{task_queue}"
-        )
+    async with create_worker(env.client, worker_settings, store):
+        handle = await start_program(env.client, definition, task_queue=task_queue)
         # Before anyone was told: the opening moves two days later, silently.
         await handle.execute_update(
             ProgramWorkflow.reschedule, RescheduleRequest(opens=local("2027-08-18T08:00"))

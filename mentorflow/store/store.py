@@ -20,24 +20,27 @@ class StoreUnavailable(Exception):
     """The database could not be reached; the message names the address tried."""
 
 
+def _with_driver(url: str, sqlite_driver: str) -> str:
+    # psycopg 3 serves PostgreSQL both ways; SQLite needs aiosqlite for asyncio.
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        parsed = parsed.set(drivername=sqlite_driver)
+    elif backend == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    else:
+        return url
+    return parsed.render_as_string(hide_password=False)
+
+
 def async_url(url: str) -> str:
     """The URL with an asyncio driver: aiosqlite for SQLite, psycopg 3 for PostgreSQL."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return str(parsed.set(drivername="sqlite+aiosqlite"))
-    if parsed.get_backend_name() == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return url
+    return _with_driver(url, "sqlite+aiosqlite")
 
 
 def sync_url(url: str) -> str:
     """The URL with a blocking driver, for migrations."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return str(parsed.set(drivername="sqlite"))
-    if parsed.get_backend_name() == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return url
+    return _with_driver(url, "sqlite")
 
 
 def safe_url(url: str) -> str:
