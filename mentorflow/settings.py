@@ -56,6 +56,16 @@ class Settings(BaseSettings):
         description="Key that signs email links. Set a long random value in production.",
     )
 
+    previous_secret_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Earlier secret keys (JSON list): links signed with them still work.",
+    )
+
+    @property
+    def secret_keys(self) -> list[str]:
+        """The signing key first, then the earlier ones that still verify."""
+        return [k.get_secret_value() for k in (self.secret_key, *self.previous_secret_keys)]
+
     @cached_property
     def effective_database_url(self) -> str:
         """The database URL, defaulting to SQLite inside ``data_dir``."""
