@@ -8,6 +8,7 @@ import aiosmtplib
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from mentorflow.links import LinkSigner, Purpose
 from mentorflow.mail.message import address_is_valid, build_message, email_key, message_id
 from mentorflow.mail.render import render
 from mentorflow.models import EmailBatch, EmailBatchResult, RejectedEmail
@@ -28,6 +29,7 @@ class EmailActivities:
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
         self._settings = settings
+        self._signer = LinkSigner(settings.secret_keys)
         # Longer than one SMTP conversation can take, shorter than the heartbeat
         # timeout after which Temporal retries a dead attempt.
         self._lease = timedelta(seconds=settings.smtp_timeout_seconds + 15)
@@ -54,12 +56,20 @@ class EmailActivities:
         and not retried; a temporary one fails the attempt so Temporal retries
         it with backoff.
         """
-        rendered = render(batch.template, batch.facts)
+        base = self._settings.public_base_url.rstrip("/")
+        facts = batch.facts.model_copy(
+            update={"apply_url": f"{base}/programs/{batch.program_id}/apply"}
+        )
+        shared = None if batch.links else render(batch.template, facts)
         result = EmailBatchResult(sent=0, already_sent=0)
         smtp: aiosmtplib.SMTP | None = None
         try:
             for done, recipient in enumerate(batch.recipients):
                 activity.heartbeat(done)
+                result.fingerprints[recipient] = self._signer.fingerprint(recipient)
+                rendered = shared or render(
+                    batch.template, facts, links=self._links(batch, recipient)
+                )
                 key = email_key(batch.program_id, batch.step, recipient, batch.revision)
                 claim = await self._store.claim_email(
                     key=key,
@@ -122,6 +132,22 @@ class EmailActivities:
                 except (aiosmtplib.SMTPException, OSError):
                     smtp.close()
         return result
+
+    def _links(self, batch: EmailBatch, recipient: str) -> dict[str, str]:
+        """Each requested link, signed for this recipient."""
+        base = self._settings.public_base_url.rstrip("/")
+        return {
+            link.name: base
+            + link.path
+            + self._signer.make(
+                program_id=batch.program_id,
+                application_id=link.application_id,
+                purpose=Purpose(link.purpose),
+                email=recipient,
+                expires_at=link.expires_at,
+            )
+            for link in batch.links
+        }
 
 
 async def _send(smtp: aiosmtplib.SMTP, message: object) -> None:

@@ -27,16 +27,18 @@ class ProgramPhase(StrEnum):
 
     SCHEDULED = "scheduled"  # started, the application window has not opened yet
     APPLICATION_WINDOW = "application_window"  # applications are accepted
-    APPLICATIONS_CLOSED = "applications_closed"  # the deadline has passed
+    AWAITING_APPROVALS = "awaiting_approvals"  # closed; managers may still answer
+    AWAITING_HR_DECISION = "awaiting_hr_decision"  # approvals are in
     CANCELLED = "cancelled"
 
 
 NEXT_STEP = {
     ProgramPhase.SCHEDULED: "the application window opens",
     ProgramPhase.APPLICATION_WINDOW: "applications close at the deadline",
-    # Manager approval and the phases after it are not built yet; the program
-    # ends here and the status says so rather than pretending to go on.
-    ProgramPhase.APPLICATIONS_CLOSED: "manager approval (not yet automated by mentorflow)",
+    ProgramPhase.AWAITING_APPROVALS: "managers answer until the answer-by time",
+    # HR's capacity decision and the phases after it are not built yet; the
+    # program ends here and the status says so rather than pretending to go on.
+    ProgramPhase.AWAITING_HR_DECISION: "HR capacity decision (not yet automated by mentorflow)",
     ProgramPhase.CANCELLED: "nothing: the program was cancelled",
 }
 
@@ -50,10 +52,33 @@ class ProgramDates(BaseModel):
     end: AwareDatetime
 
 
+class ApplicationEntry(BaseModel):
+    organisation_id: str
+    profile_id: str
+    outcome: str | None = None  # an ApplicationOutcome once the application has one
+
+
+class ProgramState(BaseModel):
+    """What a program carries across continue-as-new, so its history stays bounded."""
+
+    phase: ProgramPhase
+    revision: int
+    dates: ProgramDates
+    reminders_done: list[str]
+    reminders_sent: int
+    announced_to: int
+    reschedules: int
+    applications: dict[str, ApplicationEntry]
+
+
 class ProgramInput(BaseModel):
-    """What ``ProgramWorkflow`` is started with: the definition as it was validated."""
+    """What ``ProgramWorkflow`` is started with: the definition as it was validated.
+
+    ``state`` is set only when the program continues as new.
+    """
 
     definition: ProgramDefinition
+    state: ProgramState | None = None
 
 
 class ProgramResult(BaseModel):
@@ -98,6 +123,8 @@ class ProgramStatus(BaseModel):
     revision: int
     dates: ProgramDates
     counts: dict[str, int]
+    # Per "organisation/profile": applied, approved, declined, withdrawn, pending.
+    applications: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
 # --- Activities ------------------------------------------------------------------------------
@@ -134,7 +161,16 @@ class RecordEventResult(BaseModel):
     created: bool
 
 
-EmailTemplate = Literal["announcement", "reminder", "dates_changed", "cancelled"]
+EmailTemplate = Literal[
+    "announcement",
+    "reminder",
+    "dates_changed",
+    "cancelled",
+    "application_received",
+    "approval_request",
+    "approval_reminder",
+    "approval_escalated",
+]
 
 
 class EmailFacts(BaseModel):
@@ -155,6 +191,11 @@ class EmailFacts(BaseModel):
     time_left: timedelta | None = None
     reason: str = ""
     form_note: str = ""
+    apply_url: str | None = None
+    applicant_name: str | None = None
+    manager_name: str | None = None
+    profile_title: str | None = None
+    answer_by: AwareDatetime | None = None
 
 
 class EmailBatch(BaseModel):
@@ -170,6 +211,7 @@ class EmailBatch(BaseModel):
     template: EmailTemplate
     recipients: list[str]
     facts: EmailFacts
+    links: list[LinkRequest] = Field(default_factory=list)
 
 
 class RejectedEmail(BaseModel):
@@ -181,6 +223,8 @@ class EmailBatchResult(BaseModel):
     sent: int
     already_sent: int
     rejected: list[RejectedEmail] = Field(default_factory=list)
+    # Keyed hashes of the recipients, as the links carry them (see mentorflow.links).
+    fingerprints: dict[str, str] = Field(default_factory=dict)
 
 
 def program_dates(definition: ProgramDefinition) -> ProgramDates:
@@ -190,3 +234,108 @@ def program_dates(definition: ProgramDefinition) -> ProgramDates:
         start=definition.schedule.start,
         end=definition.schedule.end,
     )
+
+
+# --- Applications ----------------------------------------------------------------------------
+
+
+def application_workflow_id(program_id: str, application_id: str) -> str:
+    """The workflow id of one application: program id and a random id, no personal data."""
+    return f"application-{program_id}-{application_id}"
+
+
+class Person(BaseModel):
+    name: str
+    email: str
+
+
+class ApplicationOutcome(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+
+
+class ApplicationSubmission(BaseModel):
+    """What the web form or the CSV import hands to the program: one saved application."""
+
+    application_id: str
+    organisation_id: str
+    profile_id: str
+    applicant: Person
+    manager: Person
+    created: bool  # False when the same person applied again (an update)
+
+
+class ApplicationReceipt(BaseModel):
+    application_id: str
+    workflow_id: str
+    created: bool
+
+
+class ApplicationInput(BaseModel):
+    """What one ``ApplicationWorkflow`` is started with."""
+
+    program_id: str
+    application_id: str
+    organisation_id: str
+    profile_id: str
+    profile_title: str
+    applicant: Person
+    manager: Person
+    hr_contacts: list[Contact]
+    approval_required: bool
+    answer_by: AwareDatetime
+    reminders_before_answer_by: list[timedelta]
+    on_silence: str  # decline | approve | escalate
+    decide_escalated_by: AwareDatetime  # when HR's answer to an escalation is due
+    facts: EmailFacts
+
+
+class ApplicationResult(BaseModel):
+    application_id: str
+    organisation_id: str
+    profile_id: str
+    outcome: ApplicationOutcome
+    channel: str  # email_link | policy | hr_link | applicant
+
+
+class ApplicationStatus(BaseModel):
+    application_id: str
+    program_id: str
+    state: Literal["awaiting_manager", "escalated", "approved", "declined", "withdrawn"]
+    decided_by: str | None = None
+    channel: str | None = None
+    reminders_sent: int = 0
+    program_closed: bool = False
+
+
+class DecisionRequest(BaseModel):
+    """A click on Approve or Decline, from a verified link."""
+
+    approve: bool
+    fingerprint: str  # of the person the link was sent to
+    channel: Literal["email_link", "hr_link"] = "email_link"
+
+
+class WithdrawalRequest(BaseModel):
+    fingerprint: str
+
+
+class LinkRequest(BaseModel):
+    """A signed link the email activity makes for each recipient."""
+
+    name: str  # the template variable, e.g. "approve_url"
+    purpose: Literal["approval", "withdrawal"]
+    application_id: str
+    expires_at: AwareDatetime
+    path: str  # e.g. "/a/" or "/w/"
+
+
+class ApplicationRecordInput(BaseModel):
+    application_id: str
+    status: str
+    decision: str | None = None
+    decided_by: str | None = None
+    channel: str | None = None
+    key: str | None = None
+    at: AwareDatetime

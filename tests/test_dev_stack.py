@@ -139,11 +139,11 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["phase"] == "application_window"
 
-    await wait_for(lambda: ui_shows_phase("applications_closed"), within=90, interval=1)
+    await wait_for(lambda: ui_shows_phase("awaiting_hr_decision"), within=90, interval=1)
     listed = stack.cli("program", "list")
-    assert program_id in listed.stdout and "applications_closed" in listed.stdout
+    assert program_id in listed.stdout and "awaiting_hr_decision" in listed.stdout
     final = stack.cli("program", "status", program_id)
-    assert "manager approval" in final.stdout  # what comes next
+    assert "HR capacity decision" in final.stdout  # what comes next
 
     caught = CatchingHandler(stack.data_dir / "mail").messages()
     assert all(n == 1 for n in Counter(m.message_id for m in caught).values())

@@ -101,10 +101,10 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
         workflows=[ProgramWorkflow], data_converter=pydantic_data_converter
     ).replay_workflow(history)
 
-    assert outcome.phase is ProgramPhase.APPLICATIONS_CLOSED
+    assert outcome.phase is ProgramPhase.AWAITING_HR_DECISION
     # (Search attributes are checked on the dev server: the time-skipping server
     # keeps an unset Datetime attribute as null, which the SDK cannot decode.)
-    assert final.phase is ProgramPhase.APPLICATIONS_CLOSED and final.next_deadline is None
+    assert final.phase is ProgramPhase.AWAITING_HR_DECISION and final.next_deadline is None
 
     # Reminders and closing happened at the moved times (the workflow's own clock).
     events = {e.key: e for e in await store.events(definition.id)}
@@ -116,14 +116,14 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
     ]
     assert len(reminders) == len(expected)
     assert all(at_about(e, a) for e, a in zip(expected, reminders, strict=True)), reminders
-    assert at_about(local("2027-04-11T23:59"), events["phase-applications_closed"].occurred_at)
+    assert at_about(local("2027-04-11T23:59"), events["phase-awaiting_approvals"].occurred_at)
     assert at_about(local("2027-02-15T08:00"), events["phase-application_window"].occurred_at)
     assert [e.key for e in events.values() if e.kind == "rescheduled"] == [
         "rescheduled-1",
         "rescheduled-2",
     ]
     program = await store.program(definition.id)
-    assert program is not None and program.phase == "applications_closed"
+    assert program is not None and program.phase == "awaiting_hr_decision"
     assert program.revision == 2
 
     # Every email arrived exactly once, counted at the SMTP server.

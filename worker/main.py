@@ -11,21 +11,29 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.applications import ApplicationRecordActivities
 from activities.email import EmailActivities
 from activities.records import ProgramRecordActivities
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
+from workflows.application import ApplicationWorkflow
 from workflows.program import ProgramWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = (ProgramWorkflow,)
+WORKFLOWS: Sequence[type] = (ProgramWorkflow, ApplicationWorkflow)
 
 
 def activities_for(store: Store, settings: Settings) -> list[Any]:
     email = EmailActivities(store, settings)
     records = ProgramRecordActivities(store)
-    return [email.send_email_batch, records.register_program, records.record_event]
+    applications = ApplicationRecordActivities(store)
+    return [
+        email.send_email_batch,
+        records.register_program,
+        records.record_event,
+        applications.record_application,
+    ]
 
 
 def create_worker(client: Client, settings: Settings, store: Store) -> Worker:

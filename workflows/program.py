@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     # pydantic imports email_validator lazily when it first validates an EmailStr
@@ -26,6 +28,12 @@ with workflow.unsafe.imports_passed_through():
     from mentorflow.definition import consistency_problems
     from mentorflow.models import (
         NEXT_STEP,
+        ApplicationEntry,
+        ApplicationInput,
+        ApplicationOutcome,
+        ApplicationReceipt,
+        ApplicationResult,
+        ApplicationSubmission,
         EmailBatch,
         EmailFacts,
         EmailTemplate,
@@ -34,22 +42,21 @@ with workflow.unsafe.imports_passed_through():
         ProgramInput,
         ProgramPhase,
         ProgramResult,
+        ProgramState,
         ProgramStatus,
         RecordEventInput,
         RegisterProgramInput,
         RescheduleRequest,
         RescheduleResult,
+        application_workflow_id,
         program_dates,
     )
+    from workflows.application import APPLICATION_RESULT_SIGNAL, ApplicationWorkflow
+    from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
 
-RECORD_TIMEOUT = timedelta(seconds=30)
-# Emails must go out eventually: retry without a limit, but back off to minutes
-# so an SMTP outage is not hammered.
-EMAIL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
+# Far below Temporal's 10,240-event warning: a program with thousands of
+# applicants continues as new long before its history gets heavy.
+HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4_000
 
 
 @dataclass(frozen=True)
@@ -73,18 +80,33 @@ class ProgramWorkflow:
         self._announced_to = 0
         self._reschedules = 0
         self._notices: list[_DateChange] = []  # moves not yet told to the people announced to
+        self._applications: dict[str, ApplicationEntry] = {}
+        if input.state is not None:  # continued as new: pick up where the last run was
+            state = input.state
+            self._phase, self._revision, self._dates = state.phase, state.revision, state.dates
+            self._reminders_done = set(state.reminders_done)
+            self._reminders_sent = state.reminders_sent
+            self._announced_to = state.announced_to
+            self._reschedules = state.reschedules
+            self._applications = dict(state.applications)
 
     # --- The lifecycle --------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: ProgramInput) -> ProgramResult:
         try:
-            await self._register()
-            while workflow.now() < self._dates.opens:
-                await self._sleep_until(self._dates.opens, "application window opens")
-            await self._open_application_window()
-            await self._run_application_window()
-            await self._enter(ProgramPhase.APPLICATIONS_CLOSED)
+            if input.state is None:
+                await self._register()
+            if self._phase is ProgramPhase.SCHEDULED:
+                while workflow.now() < self._dates.opens:
+                    await self._sleep_until(self._dates.opens, "application window opens")
+                await self._open_application_window()
+            if self._phase is ProgramPhase.APPLICATION_WINDOW:
+                await self._run_application_window()
+                await self._enter(ProgramPhase.AWAITING_APPROVALS)
+            if self._phase is ProgramPhase.AWAITING_APPROVALS:
+                await self._await_approvals()
+                await self._enter(ProgramPhase.AWAITING_HR_DECISION)
         except asyncio.CancelledError:
             # Cancelled from the CLI or the Temporal UI: record it and tell the
             # people who were told about the program, then end as cancelled.
@@ -117,7 +139,14 @@ class ProgramWorkflow:
             if due is not None:
                 await self._send_reminder(*due)
                 continue
+            await self._continue_as_new_if_due()
             await self._sleep_until(self._next_wake_up(), "next reminder or the deadline")
+
+    async def _await_approvals(self) -> None:
+        """Managers (or HR, on escalation) answer until each application has an outcome."""
+        while not self._all_answered() and workflow.now() < self._approvals_due():
+            await self._continue_as_new_if_due()
+            await self._sleep_until(self._approvals_due(), "approvals due", self._all_answered)
 
     # --- Handlers -------------------------------------------------------------------------
 
@@ -139,7 +168,9 @@ class ProgramWorkflow:
                 "announcement_recipients": self._announced_to,
                 "reminders_sent": self._reminders_sent,
                 "reschedules": self._reschedules,
+                **self._totals(),
             },
+            applications=self._breakdown(),
         )
 
     @workflow.update
@@ -218,10 +249,148 @@ class ProgramWorkflow:
         if problems:
             raise ValueError("; ".join(f"{p.field}: {p.problem}" for p in problems))
 
+    @workflow.update
+    async def submit_application(self, submission: ApplicationSubmission) -> ApplicationReceipt:
+        """Take a saved application: start its workflow, or tell it that it changed."""
+        child_id = application_workflow_id(self._definition.id, submission.application_id)
+        if submission.application_id not in self._applications:
+            self._applications[submission.application_id] = ApplicationEntry(
+                organisation_id=submission.organisation_id, profile_id=submission.profile_id
+            )
+            await workflow.start_child_workflow(
+                ApplicationWorkflow.run,
+                self._application_input(submission),
+                id=child_id,
+                # The program may continue as new while applications run on.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(sa.PROGRAM_ID, self._definition.id)]
+                ),
+                static_summary=f"application to {self._definition.id}",
+            )
+        return ApplicationReceipt(
+            application_id=submission.application_id,
+            workflow_id=child_id,
+            created=submission.created,
+        )
+
+    @submit_application.validator
+    def _validate_submission(self, submission: ApplicationSubmission) -> None:
+        if self._phase is not ProgramPhase.APPLICATION_WINDOW:
+            raise ValueError(f"closed: applications are not open (phase {self._phase.value})")
+        if workflow.now() >= self._dates.deadline:
+            raise ValueError("closed: the application deadline has passed")
+        if self._definition.profile(submission.profile_id) is None:
+            raise ValueError(f"unknown profile {submission.profile_id!r}")
+        if submission.organisation_id not in {o.id for o in self._definition.organisations}:
+            raise ValueError(f"unknown organisation {submission.organisation_id!r}")
+        entry = self._applications.get(submission.application_id)
+        if entry is not None and entry.outcome is not None:
+            raise ValueError(f"already_answered: {entry.outcome}")
+
+    @workflow.signal(name=APPLICATION_RESULT_SIGNAL)
+    def application_result(self, result: ApplicationResult) -> None:
+        entry = self._applications.get(result.application_id)
+        if entry is None:  # reported to a run that never saw it start: keep it anyway
+            entry = ApplicationEntry(
+                organisation_id=result.organisation_id, profile_id=result.profile_id
+            )
+        self._applications[result.application_id] = entry.model_copy(
+            update={"outcome": result.outcome.value}
+        )
+
+    def _application_input(self, submission: ApplicationSubmission) -> ApplicationInput:
+        d = self._definition
+        organisation = next(o for o in d.organisations if o.id == submission.organisation_id)
+        profile = d.profile(submission.profile_id)
+        assert profile is not None
+        return ApplicationInput(
+            program_id=d.id,
+            application_id=submission.application_id,
+            organisation_id=submission.organisation_id,
+            profile_id=submission.profile_id,
+            profile_title=profile.title,
+            applicant=submission.applicant,
+            manager=submission.manager,
+            hr_contacts=list(organisation.hr_contacts),
+            approval_required=d.approval.required,
+            answer_by=self._answer_by(),
+            reminders_before_answer_by=list(d.approval.reminders_before_answer_by),
+            on_silence=d.approval.on_silence.value,
+            decide_escalated_by=self._escalation_due(),
+            facts=self._facts(),
+        )
+
+    def _answer_by(self) -> datetime:
+        return self._definition.approval.answer_by or self._dates.deadline
+
+    def _escalation_due(self) -> datetime:
+        """When HR must have answered an escalated application."""
+        return self._definition.capacity.decision_by or self._dates.start
+
+    def _approvals_due(self) -> datetime:
+        # A minute's grace lets the applications' own timers report first.
+        return self._escalation_due() + timedelta(minutes=1)
+
+    def _all_answered(self) -> bool:
+        return all(entry.outcome is not None for entry in self._applications.values())
+
+    def _totals(self) -> dict[str, int]:
+        outcomes = [entry.outcome for entry in self._applications.values()]
+        return {
+            "applied": len(outcomes),
+            "approved": outcomes.count(ApplicationOutcome.APPROVED.value),
+            "declined": outcomes.count(ApplicationOutcome.DECLINED.value),
+            "withdrawn": outcomes.count(ApplicationOutcome.WITHDRAWN.value),
+            "pending": outcomes.count(None),
+        }
+
+    def _breakdown(self) -> dict[str, dict[str, int]]:
+        table: dict[str, dict[str, int]] = {}
+        for entry in self._applications.values():
+            row = table.setdefault(
+                f"{entry.organisation_id}/{entry.profile_id}",
+                {"applied": 0, "approved": 0, "declined": 0, "withdrawn": 0, "pending": 0},
+            )
+            row["applied"] += 1
+            row[entry.outcome or "pending"] += 1
+        return dict(sorted(table.items()))
+
+    # --- Continue-as-new ------------------------------------------------------------------
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW
+        )
+
+    async def _continue_as_new_if_due(self) -> None:
+        if not self._history_is_long():
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            ProgramInput(
+                definition=self._definition,
+                state=ProgramState(
+                    phase=self._phase,
+                    revision=self._revision,
+                    dates=self._dates,
+                    reminders_done=sorted(self._reminders_done),
+                    reminders_sent=self._reminders_sent,
+                    announced_to=self._announced_to,
+                    reschedules=self._reschedules,
+                    applications=self._applications,
+                ),
+            )
+        )
+
     # --- Timers ---------------------------------------------------------------------------
 
-    async def _sleep_until(self, moment: datetime, summary: str) -> None:
-        """Sleep until ``moment``, or until a date moves: then the caller re-plans.
+    async def _sleep_until(
+        self, moment: datetime, summary: str, unless: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Sleep until ``moment``, a date moves, or ``unless()``; then the caller re-plans.
 
         This is the updatable timer: the deadline is state, and the timer is
         only ever "the current value of it, or a change to it".
@@ -232,7 +401,9 @@ class ProgramWorkflow:
         revision = self._revision
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._revision != revision, timeout=remaining, timeout_summary=summary
+                lambda: self._revision != revision or self._history_is_long() or unless(),
+                timeout=remaining,
+                timeout_summary=summary,
             )
 
     def _reminder_plan(self) -> list[tuple[str, datetime, timedelta]]:
@@ -269,6 +440,8 @@ class ProgramWorkflow:
             return self._dates.opens, "application window opens"
         if self._phase is ProgramPhase.APPLICATION_WINDOW:
             return self._dates.deadline, "application deadline"
+        if self._phase is ProgramPhase.AWAITING_APPROVALS:
+            return self._answer_by(), "managers answer by"
         return None, None
 
     def _moved_dates(self, request: RescheduleRequest) -> ProgramDates:
@@ -312,6 +485,13 @@ class ProgramWorkflow:
         self._phase = ProgramPhase.CANCELLED
         self._publish()
         await self._record("cancelled", "cancelled")
+        # Applications still waiting for an answer take none from now on.
+        for application_id, entry in self._applications.items():
+            if entry.outcome is None:
+                child = application_workflow_id(self._definition.id, application_id)
+                await workflow.get_external_workflow_handle(child).signal(
+                    ApplicationWorkflow.program_closed
+                )
         recipients = list(self._definition.announcement.recipients)
         if announced and recipients:
             await self._email("cancelled", "cancelled", "1", recipients)
@@ -379,6 +559,22 @@ class ProgramWorkflow:
             summary=f"record {key}",
         )
 
+    def _facts(self) -> EmailFacts:
+        d = self._definition
+        return EmailFacts(
+            program_name=d.name,
+            description=d.description,
+            organisers=d.organisers,
+            contacts=d.contacts,
+            language=d.language,
+            timezone=d.timezone,
+            opens=self._dates.opens,
+            deadline=self._dates.deadline,
+            start=self._dates.start,
+            end=self._dates.end,
+            form_note=d.application.form_note,
+        )
+
     async def _email(
         self,
         template: EmailTemplate,
@@ -392,22 +588,13 @@ class ProgramWorkflow:
         reason: str = "",
     ) -> None:
         d = self._definition
-        facts = EmailFacts(
-            program_name=d.name,
-            description=d.description,
-            organisers=d.organisers,
-            contacts=d.contacts,
-            language=d.language,
-            timezone=d.timezone,
-            opens=self._dates.opens,
-            deadline=self._dates.deadline,
-            start=self._dates.start,
-            end=self._dates.end,
-            previous_deadline=previous_deadline,
-            previous_start=previous_start,
-            time_left=time_left,
-            reason=reason,
-            form_note=d.application.form_note,
+        facts = self._facts().model_copy(
+            update={
+                "previous_deadline": previous_deadline,
+                "previous_start": previous_start,
+                "time_left": time_left,
+                "reason": reason,
+            }
         )
         result = await workflow.execute_activity_method(
             EmailActivities.send_email_batch,

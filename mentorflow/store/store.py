@@ -13,7 +13,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from mentorflow.store.tables import EmailLedgerEntry, Program, ProgramEvent
+from mentorflow.store.tables import (
+    Application,
+    ApprovalDecision,
+    EmailLedgerEntry,
+    Program,
+    ProgramEvent,
+)
 
 
 class StoreUnavailable(Exception):
@@ -255,5 +261,127 @@ class Store:
                 select(EmailLedgerEntry)
                 .where(EmailLedgerEntry.program_id == program_id)
                 .order_by(EmailLedgerEntry.created_at, EmailLedgerEntry.key)
+            )
+            return list(rows)
+
+    # --- applications -----------------------------------------------------------------------
+
+    async def save_application(
+        self,
+        *,
+        new_id: str,
+        program_id: str,
+        email: str,
+        name: str,
+        organisation_id: str,
+        department: str,
+        profile_id: str,
+        manager_email: str,
+        manager_name: str,
+        answers: dict[str, Any],
+        eligibility_confirmed: bool,
+        channel: str,
+        at: datetime,
+    ) -> tuple[Application, bool]:
+        """Create the application, or update the one with the same email; (row, created)."""
+        email = email.strip().lower()
+        values = {
+            "name": name,
+            "organisation_id": organisation_id,
+            "department": department,
+            "profile_id": profile_id,
+            "manager_email": manager_email.strip().lower(),
+            "manager_name": manager_name,
+            "answers": answers,
+            "eligibility_confirmed": eligibility_confirmed,
+            "channel": channel,
+            "updated_at": at,
+        }
+        insert = (
+            self._insert(Application)
+            .values(
+                id=new_id,
+                program_id=program_id,
+                email=email,
+                status="submitted",
+                created_at=at,
+                **values,
+            )
+            .on_conflict_do_update(
+                index_elements=[Application.program_id, Application.email], set_=values
+            )
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(insert)
+            row = await session.scalar(
+                select(Application).where(
+                    Application.program_id == program_id, Application.email == email
+                )
+            )
+        assert row is not None
+        return row, row.id == new_id
+
+    async def application(self, application_id: str) -> Application | None:
+        async with self._sessions() as session:
+            return await session.get(Application, application_id)
+
+    async def applications(self, program_id: str) -> list[Application]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Application)
+                .where(Application.program_id == program_id)
+                .order_by(Application.created_at, Application.id)
+            )
+            return list(rows)
+
+    async def record_decision(
+        self,
+        *,
+        application_id: str,
+        key: str,
+        decision: str,
+        decided_by: str,
+        channel: str,
+        at: datetime,
+        status: str,
+    ) -> bool:
+        """Record a decision once (by ``key``) and the application's new status."""
+        insert = (
+            self._insert(ApprovalDecision)
+            .values(
+                application_id=application_id,
+                key=key,
+                decision=decision,
+                decided_by=decided_by,
+                channel=channel,
+                decided_at=at,
+            )
+            .on_conflict_do_nothing()
+            .returning(ApprovalDecision.id)
+        )
+        async with self._sessions.begin() as session:
+            created = (await session.execute(insert)).first() is not None
+            if created:
+                await session.execute(
+                    update(Application)
+                    .where(Application.id == application_id)
+                    .values(status=status, updated_at=at)
+                )
+        return created
+
+    async def set_application_status(self, application_id: str, status: str, at: datetime) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Application)
+                .where(Application.id == application_id)
+                .values(status=status, updated_at=at)
+            )
+
+    async def decisions(self, application_id: str) -> list[ApprovalDecision]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ApprovalDecision)
+                .where(ApprovalDecision.application_id == application_id)
+                .order_by(ApprovalDecision.decided_at, ApprovalDecision.id)
             )
             return list(rows)

@@ -111,3 +111,41 @@ class EmailLedgerEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Application(Base):
+    """One person's application to a program; applying again updates it."""
+
+    __tablename__ = "applications"
+    __table_args__ = (UniqueConstraint("program_id", "email"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    organisation_id: Mapped[str] = mapped_column(String(63))
+    department: Mapped[str] = mapped_column(String(200), default="")
+    profile_id: Mapped[str] = mapped_column(String(63))
+    manager_email: Mapped[str] = mapped_column(String(320))
+    manager_name: Mapped[str] = mapped_column(String(200), default="")
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    eligibility_confirmed: Mapped[bool] = mapped_column(default=False)
+    channel: Mapped[str] = mapped_column(String(20))  # web_form | csv_import
+    status: Mapped[str] = mapped_column(String(20))  # awaiting_approval | approved | ...
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApprovalDecision(Base):
+    """A decision on an application: who decided, when, and through which channel."""
+
+    __tablename__ = "approval_decisions"
+    __table_args__ = (UniqueConstraint("application_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(100))
+    decision: Mapped[str] = mapped_column(String(20))  # approved | declined | withdrawn | ...
+    decided_by: Mapped[str] = mapped_column(String(320))
+    channel: Mapped[str] = mapped_column(String(30))  # email_link | policy | hr | applicant
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())

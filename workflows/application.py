@@ -1,0 +1,306 @@
+"""ApplicationWorkflow: one application, from confirmation to the manager's answer.
+
+It runs as a child of its program (abandoned on close, so the program can
+continue-as-new without it) and reports its outcome to the program by signal.
+Answers come through the ``decide`` and ``withdraw`` updates, whose validators
+refuse, before anything is recorded, an answer that is already given, given by
+the wrong person, or too late.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    import email_validator  # noqa: F401  (see workflows/program.py)
+
+    from activities.applications import ApplicationRecordActivities
+    from activities.email import EmailActivities
+    from mentorflow.models import (
+        ApplicationInput,
+        ApplicationOutcome,
+        ApplicationRecordInput,
+        ApplicationResult,
+        ApplicationStatus,
+        DecisionRequest,
+        EmailBatch,
+        EmailTemplate,
+        LinkRequest,
+        WithdrawalRequest,
+        program_workflow_id,
+    )
+    from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
+
+APPLICATION_RESULT_SIGNAL = "application_result"
+
+
+@workflow.defn
+class ApplicationWorkflow:
+    @workflow.init
+    def __init__(self, input: ApplicationInput) -> None:
+        self._input = input
+        self._state: str = "awaiting_manager"
+        self._approvers: dict[str, str] = {}  # fingerprint -> email of who may answer now
+        self._applicant: str | None = None  # fingerprint of the applicant
+        self._decision: DecisionRequest | None = None
+        self._withdrawn = False
+        self._decided_by: str | None = None
+        self._channel: str | None = None
+        self._reminders_sent = 0
+        self._program_closed = False
+
+    @workflow.run
+    async def run(self, input: ApplicationInput) -> ApplicationResult:
+        await self._record("awaiting_approval")
+        await self._confirm_to_applicant()
+        if not input.approval_required:
+            outcome, channel = ApplicationOutcome.APPROVED, "policy"
+        else:
+            await self._ask_manager()
+            outcome, channel = await self._await_answer()
+        self._state = outcome.value
+        self._channel = channel
+        await self._record(
+            outcome.value,
+            decision=outcome.value,
+            decided_by=self._decided_by or channel,  # an email, or the policy applied
+            channel=channel,
+            key="decision",
+        )
+        result = await self._report(outcome, channel)
+        if outcome is ApplicationOutcome.APPROVED:
+            # An approved applicant may still withdraw until the program starts.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._withdrawn,
+                    timeout=max(input.facts.start - workflow.now(), timedelta(seconds=1)),
+                    timeout_summary="withdrawal possible until the program starts",
+                )
+            if self._withdrawn:
+                self._state = ApplicationOutcome.WITHDRAWN.value
+                await self._record(
+                    "withdrawn",
+                    decision="withdrawn",
+                    decided_by=input.applicant.email,
+                    channel="applicant",
+                    key="withdrawal",
+                )
+                result = await self._report(ApplicationOutcome.WITHDRAWN, "applicant")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
+
+    async def _report(self, outcome: ApplicationOutcome, channel: str) -> ApplicationResult:
+        """Tell the program (whichever run of it is current) how the application ended."""
+        result = ApplicationResult(
+            application_id=self._input.application_id,
+            organisation_id=self._input.organisation_id,
+            profile_id=self._input.profile_id,
+            outcome=outcome,
+            channel=channel,
+        )
+        program_id = program_workflow_id(self._input.program_id)
+        await workflow.get_external_workflow_handle(program_id).signal(
+            APPLICATION_RESULT_SIGNAL, result
+        )
+        return result
+
+    async def _await_answer(self) -> tuple[ApplicationOutcome, str]:
+        """The manager's answer, with reminders; at answer-by the silence policy applies."""
+        answer_by = self._input.answer_by
+        plan = sorted(answer_by - before for before in self._input.reminders_before_answer_by)
+        for reminder_at in [*plan, answer_by]:
+            if await self._answered_by(reminder_at):
+                return self._outcome()
+            if reminder_at < answer_by:
+                await self._email(
+                    "approval_reminder",
+                    f"approval-reminder-{int(reminder_at.timestamp())}",
+                    self._input.manager.email,
+                )
+                self._reminders_sent += 1
+        # Silence: the definition says what it means.
+        policy = self._input.on_silence
+        if policy == "approve":
+            self._decided_by = "policy: silence means approve"
+            return ApplicationOutcome.APPROVED, "policy"
+        if policy == "escalate" and self._input.hr_contacts:
+            self._state = "escalated"
+            self._approvers = {}
+            await self._record("escalated")
+            for contact in self._input.hr_contacts:
+                await self._email(
+                    "approval_escalated", "approval-escalated", contact.email, for_hr=True
+                )
+            if await self._answered_by(self._input.decide_escalated_by):
+                return self._outcome()
+        self._decided_by = "policy: silence means decline"
+        return ApplicationOutcome.DECLINED, "policy"
+
+    async def _answered_by(self, moment: datetime) -> bool:
+        """Wait until ``moment`` or an answer (a decision or a withdrawal)."""
+        remaining = moment - workflow.now()
+        if remaining > timedelta(0):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._decision is not None or self._withdrawn,
+                    timeout=remaining,
+                    timeout_summary="manager's answer",
+                )
+        return self._decision is not None or self._withdrawn
+
+    def _outcome(self) -> tuple[ApplicationOutcome, str]:
+        if self._withdrawn:
+            return ApplicationOutcome.WITHDRAWN, "applicant"
+        assert self._decision is not None
+        outcome = (
+            ApplicationOutcome.APPROVED if self._decision.approve else ApplicationOutcome.DECLINED
+        )
+        return outcome, self._decision.channel
+
+    # --- Handlers -------------------------------------------------------------------------
+
+    @workflow.query
+    def status(self) -> ApplicationStatus:
+        return ApplicationStatus(
+            application_id=self._input.application_id,
+            program_id=self._input.program_id,
+            state=self._state,
+            decided_by=self._decided_by,
+            channel=self._channel,
+            reminders_sent=self._reminders_sent,
+            program_closed=self._program_closed,
+        )
+
+    @workflow.update
+    async def decide(self, request: DecisionRequest) -> ApplicationStatus:
+        self._decision = request
+        self._decided_by = self._approvers[request.fingerprint]
+        await workflow.wait_condition(lambda: self._state not in ("awaiting_manager", "escalated"))
+        return self.status()
+
+    @decide.validator
+    def _validate_decide(self, request: DecisionRequest) -> None:
+        self._refuse_if_closed()
+        if self._decision is not None or self._state in ("approved", "declined"):
+            raise ValueError(f"already_answered: {self._state}")
+        if request.fingerprint not in self._approvers:
+            raise ValueError("not_your_link: this link is not for the person who may answer now")
+
+    @workflow.update
+    async def withdraw(self, request: WithdrawalRequest) -> ApplicationStatus:
+        self._withdrawn = True
+        self._decided_by = "applicant"
+        await workflow.wait_condition(lambda: self._state == "withdrawn")
+        return self.status()
+
+    @withdraw.validator
+    def _validate_withdraw(self, request: WithdrawalRequest) -> None:
+        self._refuse_if_closed()
+        if self._state == "declined":
+            raise ValueError("already_answered: declined")
+        if request.fingerprint != self._applicant:
+            raise ValueError("not_your_link: this link is not the applicant's")
+
+    @workflow.signal
+    def program_closed(self) -> None:
+        """The program was cancelled: no answer can be taken any more."""
+        self._program_closed = True
+
+    def _refuse_if_closed(self) -> None:
+        if self._program_closed:
+            raise ValueError("program_closed: the program is closed")
+        if self._withdrawn or self._state == "withdrawn":
+            raise ValueError("withdrawn: the application was withdrawn")
+
+    # --- Activities -----------------------------------------------------------------------
+
+    async def _confirm_to_applicant(self) -> None:
+        result = await self._email(
+            "application_received", "application-received", self._input.applicant.email
+        )
+        self._applicant = result
+
+    async def _ask_manager(self) -> None:
+        fingerprint = await self._email(
+            "approval_request", "approval-request", self._input.manager.email
+        )
+        if fingerprint:
+            self._approvers = {fingerprint: self._input.manager.email}
+
+    async def _email(
+        self, template: EmailTemplate, step: str, recipient: str, *, for_hr: bool = False
+    ) -> str | None:
+        """Send one email with its signed link; return the recipient's fingerprint."""
+        i = self._input
+        answer_by = i.decide_escalated_by if for_hr else i.answer_by
+        if template == "application_received":
+            link = LinkRequest(
+                name="withdraw_url",
+                purpose="withdrawal",
+                application_id=i.application_id,
+                expires_at=i.facts.start,
+                path="/w/",
+            )
+        else:
+            link = LinkRequest(
+                name="approve_url",
+                purpose="approval",
+                application_id=i.application_id,
+                expires_at=answer_by,
+                path="/a/",
+            )
+        facts = i.facts.model_copy(
+            update={
+                "applicant_name": i.applicant.name,
+                "manager_name": i.manager.name,
+                "profile_title": i.profile_title,
+                "answer_by": answer_by,
+            }
+        )
+        result = await workflow.execute_activity_method(
+            EmailActivities.send_email_batch,
+            EmailBatch(
+                program_id=i.program_id,
+                step=f"{i.application_id}/{step}",
+                revision=i.manager.email if template != "application_received" else "1",
+                template=template,
+                recipients=[recipient],
+                facts=facts,
+                links=[link],
+            ),
+            start_to_close_timeout=timedelta(seconds=65),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=EMAIL_RETRY,
+            summary=f"{template}",
+        )
+        fingerprint = result.fingerprints.get(recipient)
+        if for_hr and fingerprint:
+            self._approvers[fingerprint] = recipient
+        return fingerprint
+
+    async def _record(
+        self,
+        status: str,
+        *,
+        decision: str | None = None,
+        decided_by: str | None = None,
+        channel: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        await workflow.execute_activity_method(
+            ApplicationRecordActivities.record_application,
+            ApplicationRecordInput(
+                application_id=self._input.application_id,
+                status=status,
+                decision=decision,
+                decided_by=decided_by,
+                channel=channel,
+                key=key,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            summary=f"record {status}",
+        )
