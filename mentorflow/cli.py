@@ -335,7 +335,12 @@ def web() -> None:
 
     settings = _settings()
     configure_logging()
-    run_until_signalled(lambda stop: serve(settings, stop))
+
+    async def main(stop: asyncio.Event) -> None:
+        # The pages linked from emails answer through Temporal.
+        await serve(settings, stop, temporal=await connect(settings))
+
+    run_until_signalled(main)
 
 
 @app.command()

@@ -133,9 +133,14 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 
 @pytest.fixture
 def worker_settings(task_queue: str, database_url: str, mail_catcher: MailCatcher) -> Settings:
-    """Settings for an in-test worker: its own task queue, the test's database and SMTP."""
+    """Settings for an in-test worker and web app: own task queue, database, SMTP, port."""
+    port = free_port()
     return settings_for(
-        task_queue=task_queue, database_url=database_url, smtp_port=mail_catcher.port
+        task_queue=task_queue,
+        database_url=database_url,
+        smtp_port=mail_catcher.port,
+        web_port=port,
+        public_base_url=f"http://127.0.0.1:{port}",
     )
 
 

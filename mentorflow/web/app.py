@@ -79,6 +79,11 @@ def create_app(
             status_code=200 if healthy else 503,
         )
 
+    if temporal is not None:
+        from mentorflow.links import LinkSigner
+        from mentorflow.web.participants import participant_router
+
+        app.include_router(participant_router(store, temporal, LinkSigner(settings.secret_keys)))
     if inbox is not None:
         _add_inbox(app, inbox)
     return app

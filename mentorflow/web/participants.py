@@ -1,0 +1,574 @@
+"""The pages participants and managers reach from their emails.
+
+Links are safe to fetch: email scanners open every link, so a GET (or HEAD)
+only ever shows a page; only the page's button (a POST) acts, through a
+Workflow Update whose validator decides whether the answer may be taken.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from email_validator import EmailNotValidError, validate_email
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from mentorflow.definition import ProgramDefinition, Question
+from mentorflow.links import Link, LinkError, LinkSigner, Purpose
+from mentorflow.mail.render import DATETIME_PATTERNS, LOCALES
+from mentorflow.models import (
+    ApplicationStatus,
+    ApplicationSubmission,
+    DecisionRequest,
+    Person,
+    ProgramPhase,
+    WithdrawalRequest,
+    application_workflow_id,
+    program_workflow_id,
+)
+from mentorflow.store import Store
+from mentorflow.web.texts import TEXTS
+from workflows.application import ApplicationWorkflow
+from workflows.program import ProgramWorkflow
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _when(moment: datetime, definition: ProgramDefinition) -> str:
+    from babel.dates import format_datetime
+
+    return format_datetime(
+        moment.astimezone(ZoneInfo(definition.timezone)),
+        DATETIME_PATTERNS[definition.language],
+        locale=LOCALES[definition.language],
+    )
+
+
+def _refusal(error: WorkflowUpdateFailedError) -> tuple[str, str]:
+    """(kind, detail) from a validator's message such as "already_answered: approved"."""
+    message = getattr(error.cause, "message", str(error.cause))
+    kind, _, detail = message.partition(":")
+    return kind.strip(), detail.strip()
+
+
+def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
+    router = APIRouter()
+
+    async def load_program(program_id: str) -> ProgramDefinition | None:
+        row = await store.program(program_id)
+        if row is None:
+            return None
+        return ProgramDefinition.model_validate(row.definition)
+
+    def page(
+        request: Request,
+        definition: ProgramDefinition | None,
+        title: str,
+        body: str,
+        *,
+        status: int = 200,
+        form: dict[str, Any] | None = None,
+    ) -> HTMLResponse:
+        language = definition.language.value if definition else "en"
+        return TEMPLATES.TemplateResponse(
+            request,
+            "page.html",
+            {"lang": language, "title": title, "body": body, "form": form, "program": definition},
+            status_code=status,
+        )
+
+    def t(definition: ProgramDefinition | None, key: str, **values: Any) -> str:
+        language = definition.language.value if definition else "en"
+        return TEXTS[language][key].format(**values)
+
+    # --- Applying ---------------------------------------------------------------------------
+
+    async def window(program_id: str) -> tuple[ProgramPhase | None, datetime | None]:
+        """The program's phase and current deadline, as the workflow knows them."""
+        handle = temporal.get_workflow_handle_for(
+            ProgramWorkflow.run, program_workflow_id(program_id)
+        )
+        try:
+            status = await handle.query(ProgramWorkflow.status)
+        except RPCError:
+            return None, None
+        return status.phase, status.dates.deadline
+
+    @router.api_route("/programs/{program_id}/apply", methods=["GET", "HEAD"])
+    async def apply_form(request: Request, program_id: str, profile: str | None = None) -> Any:
+        definition = await load_program(program_id)
+        if definition is None:
+            return page(
+                request, None, t(None, "not_found_title"), t(None, "not_found_body"), status=404
+            )
+        phase, deadline = await window(program_id)
+        if phase is not ProgramPhase.APPLICATION_WINDOW:
+            return closed_page(request, definition, phase, deadline)
+        chosen = definition.profile(profile) if profile else None
+        return apply_page(request, definition, deadline, chosen.id if chosen else None, {}, {})
+
+    def closed_page(
+        request: Request,
+        definition: ProgramDefinition,
+        phase: ProgramPhase | None,
+        deadline: datetime | None,
+    ) -> HTMLResponse:
+        if phase is ProgramPhase.CANCELLED:
+            return page(
+                request,
+                definition,
+                t(definition, "program_closed_title"),
+                t(definition, "program_closed_body"),
+                status=410,
+            )
+        when = _when(deadline or definition.application.deadline, definition)
+        return page(
+            request,
+            definition,
+            t(definition, "closed_title"),
+            t(definition, "closed_body", when=when),
+            status=410,
+        )
+
+    def apply_page(
+        request: Request,
+        definition: ProgramDefinition,
+        deadline: datetime | None,
+        profile_id: str | None,
+        values: dict[str, Any],
+        errors: dict[str, str],
+        status: int = 200,
+    ) -> HTMLResponse:
+        language = definition.language.value
+        return TEMPLATES.TemplateResponse(
+            request,
+            "apply.html",
+            {
+                "lang": language,
+                "t": TEXTS[language],
+                "program": definition,
+                "deadline": _when(deadline or definition.application.deadline, definition),
+                "profile": definition.profile(profile_id) if profile_id else None,
+                "values": values,
+                "errors": errors,
+            },
+            status_code=status,
+        )
+
+    @router.post("/programs/{program_id}/apply")
+    async def apply_submit(request: Request, program_id: str, profile: str) -> Any:
+        definition = await load_program(program_id)
+        chosen = definition.profile(profile) if definition else None
+        if definition is None or chosen is None:
+            return page(
+                request,
+                definition,
+                t(definition, "not_found_title"),
+                t(definition, "not_found_body"),
+                status=404,
+            )
+        phase, deadline = await window(program_id)
+        if phase is not ProgramPhase.APPLICATION_WINDOW:
+            return closed_page(request, definition, phase, deadline)
+        form = await request.form()
+        values: dict[str, Any] = {
+            key: [str(v) for v in form.getlist(key)]
+            if key.startswith("q_multi_")
+            else str(form.get(key, "")).strip()
+            for key in form.keys()  # noqa: SIM118 - a multi-dict
+        }
+        errors = _check_application(definition, chosen.id, values)
+        if errors:
+            return apply_page(request, definition, deadline, chosen.id, values, errors, 422)
+        applicant_email = values["email"].lower()
+        manager_email = values["manager_email"].lower()
+        saved, created = await store.save_application(
+            new_id=secrets.token_hex(8),
+            program_id=program_id,
+            email=applicant_email,
+            name=values["name"],
+            organisation_id=values["organisation"],
+            department=values.get("department", ""),
+            profile_id=chosen.id,
+            manager_email=manager_email,
+            manager_name=values["manager_name"],
+            answers=_answers(chosen.questions, values),
+            eligibility_confirmed=True,
+            channel="web_form",
+            at=datetime.now(UTC),
+        )
+        handle = temporal.get_workflow_handle_for(
+            ProgramWorkflow.run, program_workflow_id(program_id)
+        )
+        try:
+            await handle.execute_update(
+                ProgramWorkflow.submit_application,
+                ApplicationSubmission(
+                    application_id=saved.id,
+                    organisation_id=saved.organisation_id,
+                    profile_id=saved.profile_id,
+                    applicant=Person(name=saved.name, email=saved.email),
+                    manager=Person(name=saved.manager_name, email=saved.manager_email),
+                    created=created,
+                ),
+            )
+        except WorkflowUpdateFailedError as error:
+            kind, detail = _refusal(error)
+            if kind == "closed":
+                if created:  # it never reached the program: keep it out of every count
+                    await store.set_application_status(saved.id, "late", datetime.now(UTC))
+                return closed_page(request, definition, phase, deadline)
+            if kind == "already_answered":
+                return page(
+                    request,
+                    definition,
+                    t(definition, "already_title"),
+                    t(definition, "already_body", outcome=state_word(definition, detail)),
+                    status=409,
+                )
+            raise
+        body = (
+            t(definition, "thanks_body", email=saved.email, manager=saved.manager_name)
+            if created
+            else t(definition, "updated_body", email=saved.email)
+        )
+        return page(request, definition, t(definition, "thanks_title"), body)
+
+    def state_word(definition: ProgramDefinition | None, state: str) -> str:
+        key = f"{state}_state"
+        language = definition.language.value if definition else "en"
+        return TEXTS[language].get(key, state)
+
+    # --- Links ------------------------------------------------------------------------------
+
+    async def open_link(
+        request: Request, token: str, purpose: Purpose
+    ) -> tuple[Link | None, ProgramDefinition | None, Any, HTMLResponse | None]:
+        """Check a token; return (link, program, application row) or the page to show."""
+        try:
+            link = signer.check(token, purpose)
+        except LinkError as error:
+            definition = await load_program(error.link.program_id) if error.link else None
+            if error.reason == "expired" and error.link is not None and definition is not None:
+                application = await store.application(error.link.application_id)
+                contact = _hr_contact(definition, application)
+                body = t(definition, "expired_body", when=_when(error.link.expires_at, definition))
+                body += " " + t(definition, "expired_fresh", contact=contact)
+                return (
+                    None,
+                    definition,
+                    None,
+                    page(request, definition, t(definition, "expired_title"), body, status=410),
+                )
+            return (
+                None,
+                definition,
+                None,
+                page(
+                    request,
+                    definition,
+                    t(definition, "invalid_title"),
+                    t(definition, "invalid_body"),
+                    status=400,
+                ),
+            )
+        definition = await load_program(link.program_id)
+        application = await store.application(link.application_id)
+        if definition is None or application is None:
+            return (
+                None,
+                definition,
+                None,
+                page(
+                    request,
+                    definition,
+                    t(definition, "invalid_title"),
+                    t(definition, "invalid_body"),
+                    status=400,
+                ),
+            )
+        return link, definition, application, None
+
+    async def application_status(program_id: str, application_id: str) -> ApplicationStatus:
+        handle = temporal.get_workflow_handle_for(
+            ApplicationWorkflow.run, application_workflow_id(program_id, application_id)
+        )
+        return await handle.query(ApplicationWorkflow.status)
+
+    async def settled_page(
+        request: Request, definition: ProgramDefinition, status: ApplicationStatus
+    ) -> HTMLResponse | None:
+        """The page for an application that can no longer be answered, if it is one."""
+        if status.program_closed:
+            return page(
+                request,
+                definition,
+                t(definition, "program_closed_title"),
+                t(definition, "program_closed_body"),
+                status=410,
+            )
+        if status.state in ("approved", "declined", "withdrawn"):
+            return page(
+                request,
+                definition,
+                t(definition, "already_title"),
+                t(definition, "already_body", outcome=state_word(definition, status.state)),
+                status=409,
+            )
+        return None
+
+    @router.api_route("/a/{token}", methods=["GET", "HEAD"])
+    async def approval_page(request: Request, token: str) -> HTMLResponse:
+        link, definition, application, refusal = await open_link(request, token, Purpose.APPROVAL)
+        if refusal is not None:
+            return refusal
+        assert link is not None and definition is not None and application is not None
+        status = await application_status(link.program_id, link.application_id)
+        if (settled := await settled_page(request, definition, status)) is not None:
+            return settled
+        approver = _approver_name(signer, link, definition, application)
+        if approver is None:
+            return page(
+                request,
+                definition,
+                t(definition, "not_yours_title"),
+                t(definition, "not_yours_body"),
+                status=403,
+            )
+        profile = definition.profile(application.profile_id)
+        intro = t(
+            definition,
+            "approve_intro",
+            approver=approver,
+            applicant=application.name,
+            program=definition.name,
+            profile=profile.title if profile else "",
+        )
+        form = {
+            "action": f"/a/{token}",
+            "buttons": [
+                ("approve", t(definition, "approve")),
+                ("decline", t(definition, "decline")),
+            ],
+        }
+        return page(request, definition, t(definition, "approve_title"), intro, form=form)
+
+    @router.post("/a/{token}")
+    async def approval_answer(request: Request, token: str) -> HTMLResponse:
+        link, definition, application, refusal = await open_link(request, token, Purpose.APPROVAL)
+        if refusal is not None:
+            return refusal
+        assert link is not None and definition is not None and application is not None
+        choice = str((await request.form()).get("choice", ""))
+        if choice not in ("approve", "decline"):
+            return page(
+                request,
+                definition,
+                t(definition, "invalid_title"),
+                t(definition, "invalid_body"),
+                status=400,
+            )
+        channel = "email_link" if signer.is_for(link, application.manager_email) else "hr_link"
+        handle = temporal.get_workflow_handle_for(
+            ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
+        )
+        try:
+            await handle.execute_update(
+                ApplicationWorkflow.decide,
+                DecisionRequest(
+                    approve=choice == "approve", fingerprint=link.person, channel=channel
+                ),
+            )
+        except WorkflowUpdateFailedError as error:
+            return await refused_page(request, definition, link, error)
+        except RPCError:
+            # The application's workflow has finished: it was answered or closed.
+            status = await application_status(link.program_id, link.application_id)
+            settled = await settled_page(request, definition, status)
+            assert settled is not None
+            return settled
+        key = "answered_approved" if choice == "approve" else "answered_declined"
+        return page(
+            request,
+            definition,
+            t(definition, "answered_title"),
+            t(definition, key, applicant=application.name),
+        )
+
+    async def refused_page(
+        request: Request,
+        definition: ProgramDefinition,
+        link: Link,
+        error: WorkflowUpdateFailedError,
+    ) -> HTMLResponse:
+        kind, detail = _refusal(error)
+        if kind == "not_your_link":
+            return page(
+                request,
+                definition,
+                t(definition, "not_yours_title"),
+                t(definition, "not_yours_body"),
+                status=403,
+            )
+        status = await application_status(link.program_id, link.application_id)
+        settled = await settled_page(request, definition, status)
+        if settled is not None:
+            return settled
+        return page(
+            request,
+            definition,
+            t(definition, "already_title"),
+            t(definition, "already_body", outcome=state_word(definition, detail)),
+            status=409,
+        )
+
+    @router.api_route("/w/{token}", methods=["GET", "HEAD"])
+    async def withdrawal_page(request: Request, token: str) -> HTMLResponse:
+        link, definition, application, refusal = await open_link(request, token, Purpose.WITHDRAWAL)
+        if refusal is not None:
+            return refusal
+        assert link is not None and definition is not None and application is not None
+        status = await application_status(link.program_id, link.application_id)
+        if status.program_closed or status.state in ("declined", "withdrawn"):
+            settled = await settled_page(request, definition, status)
+            assert settled is not None
+            return settled
+        if not signer.is_for(link, application.email):
+            return page(
+                request,
+                definition,
+                t(definition, "not_yours_title"),
+                t(definition, "not_yours_body"),
+                status=403,
+            )
+        intro = t(definition, "withdraw_intro", applicant=application.name, program=definition.name)
+        form = {"action": f"/w/{token}", "buttons": [("withdraw", t(definition, "withdraw"))]}
+        return page(request, definition, t(definition, "withdraw_title"), intro, form=form)
+
+    @router.post("/w/{token}")
+    async def withdrawal_answer(request: Request, token: str) -> HTMLResponse:
+        link, definition, application, refusal = await open_link(request, token, Purpose.WITHDRAWAL)
+        if refusal is not None:
+            return refusal
+        assert link is not None and definition is not None and application is not None
+        handle = temporal.get_workflow_handle_for(
+            ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
+        )
+        try:
+            await handle.execute_update(
+                ApplicationWorkflow.withdraw, WithdrawalRequest(fingerprint=link.person)
+            )
+        except WorkflowUpdateFailedError as error:
+            return await refused_page(request, definition, link, error)
+        except RPCError:
+            status = await application_status(link.program_id, link.application_id)
+            settled = await settled_page(request, definition, status)
+            assert settled is not None
+            return settled
+        return page(
+            request,
+            definition,
+            t(definition, "withdrawn_title"),
+            t(definition, "withdrawn_body", program=definition.name),
+        )
+
+    return router
+
+
+def _approver_name(
+    signer: LinkSigner, link: Link, definition: ProgramDefinition, application: Any
+) -> str | None:
+    """Who the link was sent to: the manager, or an HR contact after escalation."""
+    if signer.is_for(link, application.manager_email):
+        return str(application.manager_name or application.manager_email)
+    organisation = next(
+        (o for o in definition.organisations if o.id == application.organisation_id), None
+    )
+    for contact in organisation.hr_contacts if organisation else []:
+        if signer.is_for(link, contact.email):
+            return f"{contact.name} (HR)"
+    return None
+
+
+def _hr_contact(definition: ProgramDefinition, application: Any) -> str:
+    organisation = next(
+        (
+            o
+            for o in definition.organisations
+            if application is not None and o.id == application.organisation_id
+        ),
+        definition.organisations[0],
+    )
+    contact = organisation.hr_contacts[0]
+    return f"{contact.name} <{contact.email}>"
+
+
+def _answers(questions: list[Question], values: dict[str, Any]) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+    for question in questions:
+        if question.kind == "multi_choice":
+            answers[question.id] = values.get(f"q_multi_{question.id}", [])
+        else:
+            answers[question.id] = values.get(f"q_{question.id}", "")
+    return answers
+
+
+def _check_application(
+    definition: ProgramDefinition, profile_id: str, values: dict[str, Any]
+) -> dict[str, str]:
+    """Field name -> message, in the program's language; empty when the form is right."""
+    text = TEXTS[definition.language.value]
+    errors: dict[str, str] = {}
+    for field in ("name", "email", "organisation", "manager_name", "manager_email"):
+        if not values.get(field):
+            errors[field] = text["required"] if field != "organisation" else text["choose"]
+    for field in ("email", "manager_email"):
+        if values.get(field) and field not in errors:
+            try:
+                validate_email(values[field], check_deliverability=False)
+            except EmailNotValidError:
+                errors[field] = text["bad_email"]
+    if (
+        "email" not in errors
+        and "manager_email" not in errors
+        and values.get("email", "").lower() == values.get("manager_email", "").lower()
+    ):
+        errors["manager_email"] = text["manager_is_you"]
+    if values.get("organisation") and values["organisation"] not in {
+        o.id for o in definition.organisations
+    }:
+        errors["organisation"] = text["unknown_choice"]
+    profile = definition.profile(profile_id)
+    assert profile is not None
+    for i, _ in enumerate(profile.eligibility):
+        if values.get(f"eligible_{i}") != "yes":
+            errors[f"eligible_{i}"] = text["confirm_needed"]
+    for question in profile.questions:
+        if question.kind == "multi_choice":
+            chosen = values.get(f"q_multi_{question.id}", [])
+            if question.required and not chosen:
+                errors[f"q_multi_{question.id}"] = text["choose"]
+            elif any(c not in question.options for c in chosen):
+                errors[f"q_multi_{question.id}"] = text["unknown_choice"]
+            continue
+        answer = values.get(f"q_{question.id}", "")
+        if question.required and not answer:
+            errors[f"q_{question.id}"] = (
+                text["required"] if question.kind == "text" else text["choose"]
+            )
+        elif answer and question.kind == "choice" and answer not in question.options:
+            errors[f"q_{question.id}"] = text["unknown_choice"]
+        elif answer and question.kind == "scale":
+            allowed = {str(n) for n in range(question.scale_min, question.scale_max + 1)}
+            if answer not in allowed:
+                errors[f"q_{question.id}"] = text["unknown_choice"]
+        elif answer and question.kind == "yes_no" and answer not in ("yes", "no"):
+            errors[f"q_{question.id}"] = text["unknown_choice"]
+    return errors

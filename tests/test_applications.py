@@ -1,0 +1,270 @@
+"""Applications and manager approval, end to end: the real web app over HTTP, the
+real SMTP server, the real database, and the time-skipping Temporal server.
+
+Every link a person clicks here is taken from an email that actually arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from mentorflow.definition import load_definition
+from mentorflow.mail.catcher import MailCatcher
+from mentorflow.models import ProgramPhase, application_workflow_id
+from mentorflow.programs import start_program
+from mentorflow.settings import Settings
+from mentorflow.store import Store
+from mentorflow.web.app import serve
+from tests.conftest import wait_for
+from worker.main import create_worker
+from workflows.application import ApplicationWorkflow
+from workflows.program import ProgramWorkflow
+
+DEFINITIONS = Path(__file__).parent.parent / "definitions"
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+
+def local(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=STOCKHOLM)
+
+
+@dataclass
+class Web:
+    http: httpx.AsyncClient
+    base: str
+
+
+@pytest_asyncio.fixture
+async def web(
+    time_skipping_env: WorkflowEnvironment, worker_settings: Settings, store: Store
+) -> AsyncIterator[Web]:
+    settings = worker_settings
+    stop = asyncio.Event()
+    server = asyncio.create_task(
+        serve(settings, stop, temporal=time_skipping_env.client, store=store)
+    )
+    async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http:
+
+        async def up() -> bool:
+            try:
+                return (await http.get("/health")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(up, within=20)
+        yield Web(http, settings.public_base_url)
+    stop.set()
+    await server
+
+
+def links_in(catcher: MailCatcher, recipient: str, kind: str) -> list[str]:
+    """The /a/ or /w/ links in the emails ``recipient`` received, oldest first."""
+    found = []
+    for message in catcher.messages():
+        if recipient in message.recipients:
+            found += re.findall(rf"http://127\.0\.0\.1:\d+/{kind}/[\w.\-]+", message.body("plain"))
+    return found
+
+
+def form_for(
+    i: int, organisation: str, profile_questions: Mapping[str, object]
+) -> dict[str, object]:
+    return {
+        "name": f"Applicant <{i}>",
+        "email": f"applicant{i}@example.org",
+        "organisation": organisation,
+        "department": "Analys",
+        "manager_name": f"Chef {i}",
+        "manager_email": f"manager{i}@example.org",
+        "eligible_0": "yes",
+        "eligible_1": "yes",
+        **profile_questions,
+    }
+
+
+async def test_twenty_applicants_managers_answer_by_email_link(
+    time_skipping_env: WorkflowEnvironment,
+    worker_settings: Settings,
+    mail_catcher: MailCatcher,
+    store: Store,
+    task_queue: str,
+    web: Web,
+) -> None:
+    env = time_skipping_env
+    definition = load_definition(DEFINITIONS / "cross-agency-2027.yaml")
+    organisations = [o.id for o in definition.organisations]
+    answers = {
+        "q_motivation": "<script>alert('x')</script> Jag vill lära mig.",
+        "q_multi_interests": ["Hållbarhet", "Ledarskap"],
+    }
+    async with create_worker(env.client, worker_settings, store):
+        program = await start_program(env.client, definition, task_queue=task_queue)
+        await wait_for(lambda: store.program(definition.id), within=20)
+
+        # Before the window opens, the form says applications are closed.
+        closed = await web.http.get(f"/programs/{definition.id}/apply")
+        assert closed.status_code == 410 and "8 april 2027" in closed.text
+
+        await env.sleep(local("2027-02-16T10:00") - await env.get_current_time())
+        chooser = await web.http.get(f"/programs/{definition.id}/apply")
+        assert chooser.status_code == 200 and "Junior mentor" in chooser.text
+
+        # A broken form comes back with the errors by the fields and the values kept.
+        broken = await web.http.post(
+            f"/programs/{definition.id}/apply",
+            params={"profile": "junior-mentor"},
+            data={
+                "name": "Ann <b>",
+                "email": "not-an-email",
+                "organisation": "ei",
+                "manager_email": "",
+                "q_motivation": "Hej",
+            },
+        )
+        assert broken.status_code == 422
+        assert "Det här är inte en giltig e-postadress." in broken.text
+        assert 'value="Ann &lt;b&gt;"' in broken.text and "Bekräfta detta." in broken.text
+        assert await store.applications(definition.id) == []
+
+        # Twenty people apply through the form.
+        for i in range(20):
+            profile = "junior-mentor" if i % 2 == 0 else "senior-adept"
+            response = await web.http.post(
+                f"/programs/{definition.id}/apply",
+                params={"profile": profile},
+                data=form_for(i, organisations[i % 3], answers),
+            )
+            assert response.status_code == 200, response.text
+            assert "Tack för din ansökan" in response.text
+        # Applying again with the same email updates, never duplicates.
+        again = await web.http.post(
+            f"/programs/{definition.id}/apply",
+            params={"profile": "junior-mentor"},
+            data=form_for(0, organisations[0], {**answers, "q_motivation": "Uppdaterad"}),
+        )
+        assert again.status_code == 200 and "har uppdaterats" in again.text
+
+        async def all_asked() -> bool:
+            return all(links_in(mail_catcher, f"manager{i}@example.org", "a") for i in range(20))
+
+        await wait_for(all_asked, within=60)
+        rows = await store.applications(definition.id)
+        assert len(rows) == 20
+        assert (
+            next(r for r in rows if r.email == "applicant0@example.org").answers["motivation"]
+            == "Uppdaterad"
+        )
+
+        # Scanners and people open links: GET and HEAD never change anything.
+        for i in range(20):
+            link = links_in(mail_catcher, f"manager{i}@example.org", "a")[0]
+            assert (await web.http.head(link)).status_code == 200
+            page = await web.http.get(link)
+            assert page.status_code == 200
+            assert f"Chef {i}" in page.text and "Applicant &lt;" in page.text
+            assert page.headers["referrer-policy"] == "no-referrer"
+            assert page.headers["cache-control"] == "no-store"
+        for i in range(20):
+            handle = env.client.get_workflow_handle_for(
+                ApplicationWorkflow.run, application_workflow_id(definition.id, rows[i].id)
+            )
+            assert (await handle.query(ApplicationWorkflow.status)).state == "awaiting_manager"
+            assert await store.decisions(rows[i].id) == []
+        assert {r.status for r in await store.applications(definition.id)} == {"awaiting_approval"}
+
+        # Managers 0-7 approve, 8-12 decline; 13 and 14 withdraw; 15-19 stay silent.
+        by_email = {r.email: r for r in await store.applications(definition.id)}
+        for i in range(13):
+            link = links_in(mail_catcher, f"manager{i}@example.org", "a")[0]
+            choice = "approve" if i < 8 else "decline"
+            answer = await web.http.post(link, data={"choice": choice})
+            assert answer.status_code == 200, answer.text
+        # A double POST is one decision; the second click is told it was answered.
+        link0 = links_in(mail_catcher, "manager0@example.org", "a")[0]
+        second = await web.http.post(link0, data={"choice": "decline"})
+        assert second.status_code == 409 and "godkänd" in second.text
+        for i in (13, 14):
+            withdraw = links_in(mail_catcher, f"applicant{i}@example.org", "w")[0]
+            assert (await web.http.get(withdraw)).status_code == 200
+            done = await web.http.post(withdraw, data={"choice": "withdraw"})
+            assert done.status_code == 200 and "återkallad" in done.text.lower()
+
+        # Reminders to the silent managers 3 days and 1 day before answer-by (15 April 17:00).
+        async def reminders(i: int) -> int:
+            handle = env.client.get_workflow_handle_for(
+                ApplicationWorkflow.run,
+                application_workflow_id(definition.id, by_email[f"applicant{i}@example.org"].id),
+            )
+            return (await handle.query(ApplicationWorkflow.status)).reminders_sent
+
+        await env.sleep(local("2027-04-12T16:00") - await env.get_current_time())
+        assert [await reminders(i) for i in range(15, 20)] == [0] * 5
+        await env.sleep(local("2027-04-12T18:00") - await env.get_current_time())
+        assert [await reminders(i) for i in range(15, 20)] == [1] * 5
+        await env.sleep(local("2027-04-14T18:00") - await env.get_current_time())
+        assert [await reminders(i) for i in range(15, 20)] == [2] * 5
+        assert [await reminders(i) for i in range(13)] == [0] * 13
+
+        # At answer-by, silence escalates to the organisation's HR (the definition says so).
+        await env.sleep(local("2027-04-15T18:00") - await env.get_current_time())
+        hr = definition.organisations[15 % 3].hr_contacts[0].email
+        hr_links = links_in(mail_catcher, hr, "a")
+        assert hr_links, "HR got no escalation"
+        # A manager's link no longer answers an escalated application.
+        stale = links_in(mail_catcher, "manager15@example.org", "a")[0]
+        assert (await web.http.post(stale, data={"choice": "approve"})).status_code == 403
+        # HR approves one of them (applicant 15); the rest stay silent until HR's deadline.
+        target = by_email["applicant15@example.org"].id
+        escalated = [link for link in hr_links if (await web.http.get(link)).status_code == 200]
+        mine = None
+        for link in escalated:
+            if "Applicant &lt;15&gt;" in (await web.http.get(link)).text:
+                mine = link
+        assert mine is not None
+        assert (await web.http.post(mine, data={"choice": "approve"})).status_code == 200
+
+        result = await program.result()
+        status = await program.query(ProgramWorkflow.status)
+
+    assert result.phase is ProgramPhase.AWAITING_HR_DECISION
+    totals = {
+        k: status.counts[k] for k in ("applied", "approved", "declined", "withdrawn", "pending")
+    }
+    assert totals == {"applied": 20, "approved": 9, "declined": 9, "withdrawn": 2, "pending": 0}
+
+    # The counts agree with the database, organisation by organisation.
+    rows = await store.applications(definition.id)
+    from_db: dict[str, Counter[str]] = {}
+    for row in rows:
+        from_db.setdefault(f"{row.organisation_id}/{row.profile_id}", Counter())[row.status] += 1
+    for key, counts in status.applications.items():
+        assert counts["applied"] == sum(from_db[key].values())
+        for outcome in ("approved", "declined", "withdrawn"):
+            assert counts[outcome] == from_db[key][outcome], (key, outcome)
+    decisions = await store.decisions(target)
+    assert [(d.decision, d.channel, d.decided_by) for d in decisions] == [
+        ("approved", "hr_link", hr)
+    ]
+    first = await store.decisions(by_email["applicant0@example.org"].id)
+    assert [(d.decision, d.channel, d.decided_by) for d in first] == [
+        ("approved", "email_link", "manager0@example.org")
+    ]
+    silent = await store.decisions(by_email["applicant16@example.org"].id)
+    assert [(d.decision, d.channel) for d in silent] == [("declined", "policy")]
+
+    # Every email once; nothing anyone typed turned into markup.
+    caught = mail_catcher.messages()
+    assert all(n == 1 for n in Counter(m.message_id for m in caught).values())
+    assert not any("<script>" in m.body("html") for m in caught)
+    assert not any("Applicant <" in m.body("html") for m in caught)
