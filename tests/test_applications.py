@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,11 +20,13 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import load_definition
+from mentorflow.links import LinkSigner, Purpose
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import ProgramPhase, application_workflow_id
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
+from mentorflow.store.tables import ApprovalDecision
 from mentorflow.web.app import serve
 from tests.conftest import wait_for
 from worker.main import create_worker
@@ -268,3 +270,131 @@ async def test_twenty_applicants_managers_answer_by_email_link(
     assert all(n == 1 for n in Counter(m.message_id for m in caught).values())
     assert not any("<script>" in m.body("html") for m in caught)
     assert not any("Applicant <" in m.body("html") for m in caught)
+
+
+async def test_every_bad_link_is_refused_politely_and_changes_nothing(
+    time_skipping_env: WorkflowEnvironment,
+    worker_settings: Settings,
+    mail_catcher: MailCatcher,
+    store: Store,
+    task_queue: str,
+    web: Web,
+) -> None:
+    env = time_skipping_env
+    start = await env.get_current_time()
+    definition = load_definition(DEFINITIONS / "demo.yaml", reference_time=start)
+
+    async def apply(i: int, manager: str) -> httpx.Response:
+        return await web.http.post(
+            f"/programs/{definition.id}/apply",
+            params={"profile": "mentor"},
+            data={
+                "name": f"Person {i}",
+                "email": f"p{i}@example.org",
+                "organisation": "demo-company",
+                "manager_name": manager.split("@")[0],
+                "manager_email": manager,
+                "eligible_0": "yes",
+                "q_motivation": "Curious",
+            },
+        )
+
+    def first_link(recipient: str, kind: str) -> str:
+        return links_in(mail_catcher, recipient, kind)[0]
+
+    async with create_worker(env.client, worker_settings, store):
+        program = await start_program(env.client, definition, task_queue=task_queue)
+        await env.sleep(timedelta(seconds=30))  # the window opens 20 s after the start
+        for i in range(4):
+            assert (await apply(i, f"boss{i}@example.org")).status_code == 200
+
+        async def asked() -> bool:
+            return all(links_in(mail_catcher, f"boss{i}@example.org", "a") for i in range(4))
+
+        await wait_for(asked, within=30)
+        rows = {r.email: r for r in await store.applications(definition.id)}
+
+        async def decisions(i: int) -> list[ApprovalDecision]:
+            return await store.decisions(rows[f"p{i}@example.org"].id)
+
+        # Forged: a changed signature, on GET and POST alike.
+        good = first_link("boss0@example.org", "a")
+        forged = good[:-3] + ("xyz" if not good.endswith("xyz") else "abc")
+        for method in ("GET", "POST"):
+            response = await web.http.request(method, forged, data={"choice": "approve"})
+            assert response.status_code == 400 and "This link is not valid" in response.text
+        # Wrong purpose: applicant 0's withdrawal token used as an approval link.
+        token = first_link("p0@example.org", "w").rsplit("/", 1)[1]
+        wrong = await web.http.post(f"/a/{token}", data={"choice": "approve"})
+        assert wrong.status_code == 400
+        assert await decisions(0) == []
+
+        # Reused: the second POST of an answered link is told the answer; one decision.
+        assert (await web.http.post(good, data={"choice": "approve"})).status_code == 200
+        reused = await web.http.post(good, data={"choice": "decline"})
+        assert reused.status_code == 409 and "already been answered: approved" in reused.text
+        assert [d.decision for d in await decisions(0)] == ["approved"]
+
+        # After withdrawal, the manager's link says so and changes nothing.
+        withdraw = first_link("p1@example.org", "w")
+        assert (await web.http.post(withdraw, data={"choice": "withdraw"})).status_code == 200
+        after = await web.http.post(
+            first_link("boss1@example.org", "a"), data={"choice": "approve"}
+        )
+        assert after.status_code == 409 and "withdrawn by the applicant" in after.text
+        assert [d.decision for d in await decisions(1)] == ["withdrawn"]
+
+        # Another approver's token: applicant 2 names a new manager; the old link stops.
+        assert (await apply(2, "newboss2@example.org")).status_code == 200
+        await wait_for(lambda: links_in(mail_catcher, "newboss2@example.org", "a"), within=30)
+        old = await web.http.post(first_link("boss2@example.org", "a"), data={"choice": "approve"})
+        assert old.status_code == 403 and "not for you" in old.text
+        assert await decisions(2) == []
+        new = await web.http.post(
+            first_link("newboss2@example.org", "a"), data={"choice": "decline"}
+        )
+        assert new.status_code == 200
+        assert [(d.decision, d.decided_by) for d in await decisions(2)] == [
+            ("declined", "newboss2@example.org")
+        ]
+
+        # Expired: boss 3's link, as it would be after its answer-by time. (The web app
+        # checks expiry on the wall clock, which the time-skipping server does not move,
+        # so the expired twin of the emailed link is signed here with the app's keys.)
+        emailed = LinkSigner(worker_settings.secret_keys).check(
+            first_link("boss3@example.org", "a").rsplit("/", 1)[1], Purpose.APPROVAL
+        )
+        stale_token = LinkSigner(worker_settings.secret_keys).make(
+            program_id=emailed.program_id,
+            application_id=emailed.application_id,
+            purpose=Purpose.APPROVAL,
+            email="boss3@example.org",
+            expires_at=datetime.now(UTC) - timedelta(minutes=1),
+        )
+        for method in ("GET", "POST"):
+            expired = await web.http.request(
+                method, f"/a/{stale_token}", data={"choice": "approve"}
+            )
+            assert expired.status_code == 410 and "This link has expired" in expired.text
+            assert "hr@demo.example.org" in expired.text  # who gives a new link or a decision
+        assert await decisions(3) == []
+
+        # After the program is cancelled, a click says the program is closed.
+        await program.cancel()
+        await wait_for(lambda: _closed(env, definition.id, rows["p0@example.org"].id), within=30)
+        closed = await web.http.post(first_link("p0@example.org", "w"), data={"choice": "withdraw"})
+        assert closed.status_code == 410 and "The program is closed" in closed.text
+        assert [d.decision for d in await decisions(0)] == ["approved"]
+        await wait_for(lambda: _closed(env, definition.id, rows["p3@example.org"].id), within=30)
+        boss3 = first_link("boss3@example.org", "a")
+        for method in ("GET", "POST"):
+            late = await web.http.request(method, boss3, data={"choice": "approve"})
+            assert late.status_code == 410 and "The program is closed" in late.text
+        assert await decisions(3) == []
+
+
+async def _closed(env: WorkflowEnvironment, program_id: str, application_id: str) -> bool:
+    handle = env.client.get_workflow_handle_for(
+        ApplicationWorkflow.run, application_workflow_id(program_id, application_id)
+    )
+    return (await handle.query(ApplicationWorkflow.status)).program_closed

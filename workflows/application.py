@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         EmailBatch,
         EmailTemplate,
         LinkRequest,
+        Person,
         WithdrawalRequest,
         program_workflow_id,
     )
@@ -51,6 +52,8 @@ class ApplicationWorkflow:
         self._channel: str | None = None
         self._reminders_sent = 0
         self._program_closed = False
+        self._manager = input.manager
+        self._manager_changed = False
 
     @workflow.run
     async def run(self, input: ApplicationInput) -> ApplicationResult:
@@ -61,7 +64,6 @@ class ApplicationWorkflow:
         else:
             await self._ask_manager()
             outcome, channel = await self._await_answer()
-        self._state = outcome.value
         self._channel = channel
         await self._record(
             outcome.value,
@@ -70,6 +72,8 @@ class ApplicationWorkflow:
             channel=channel,
             key="decision",
         )
+        # Only now: an answering update returns once its decision is on record.
+        self._state = outcome.value
         result = await self._report(outcome, channel)
         if outcome is ApplicationOutcome.APPROVED:
             # An approved applicant may still withdraw until the program starts.
@@ -80,7 +84,6 @@ class ApplicationWorkflow:
                     timeout_summary="withdrawal possible until the program starts",
                 )
             if self._withdrawn:
-                self._state = ApplicationOutcome.WITHDRAWN.value
                 await self._record(
                     "withdrawn",
                     decision="withdrawn",
@@ -88,6 +91,7 @@ class ApplicationWorkflow:
                     channel="applicant",
                     key="withdrawal",
                 )
+                self._state = ApplicationOutcome.WITHDRAWN.value
                 result = await self._report(ApplicationOutcome.WITHDRAWN, "applicant")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
@@ -118,7 +122,7 @@ class ApplicationWorkflow:
                 await self._email(
                     "approval_reminder",
                     f"approval-reminder-{int(reminder_at.timestamp())}",
-                    self._input.manager.email,
+                    self._manager.email,
                 )
                 self._reminders_sent += 1
         # Silence: the definition says what it means.
@@ -140,15 +144,27 @@ class ApplicationWorkflow:
         return ApplicationOutcome.DECLINED, "policy"
 
     async def _answered_by(self, moment: datetime) -> bool:
-        """Wait until ``moment`` or an answer (a decision or a withdrawal)."""
-        remaining = moment - workflow.now()
-        if remaining > timedelta(0):
-            with contextlib.suppress(TimeoutError):
+        """Wait until ``moment`` or an answer (a decision or a withdrawal).
+
+        If the applicant names another manager meanwhile, the new one is asked
+        and the old one's link stops working; the answer-by time stays.
+        """
+        while (remaining := moment - workflow.now()) > timedelta(0):
+            try:
                 await workflow.wait_condition(
-                    lambda: self._decision is not None or self._withdrawn,
+                    lambda: self._answered() or self._manager_changed,
                     timeout=remaining,
                     timeout_summary="manager's answer",
                 )
+            except TimeoutError:
+                break
+            if self._answered():
+                break
+            self._manager_changed = False
+            await self._ask_manager()
+        return self._answered()
+
+    def _answered(self) -> bool:
         return self._decision is not None or self._withdrawn
 
     def _outcome(self) -> tuple[ApplicationOutcome, str]:
@@ -205,6 +221,14 @@ class ApplicationWorkflow:
             raise ValueError("not_your_link: this link is not the applicant's")
 
     @workflow.signal
+    def manager_changed(self, manager: Person) -> None:
+        """The applicant applied again naming another manager."""
+        if self._state == "awaiting_manager" and manager.email != self._manager.email:
+            self._manager = manager
+            self._approvers = {}
+            self._manager_changed = True
+
+    @workflow.signal
     def program_closed(self) -> None:
         """The program was cancelled: no answer can be taken any more."""
         self._program_closed = True
@@ -224,11 +248,10 @@ class ApplicationWorkflow:
         self._applicant = result
 
     async def _ask_manager(self) -> None:
-        fingerprint = await self._email(
-            "approval_request", "approval-request", self._input.manager.email
-        )
-        if fingerprint:
-            self._approvers = {fingerprint: self._input.manager.email}
+        manager = self._manager
+        fingerprint = await self._email("approval_request", "approval-request", manager.email)
+        if fingerprint and manager == self._manager:
+            self._approvers = {fingerprint: manager.email}
 
     async def _email(
         self, template: EmailTemplate, step: str, recipient: str, *, for_hr: bool = False
@@ -255,7 +278,7 @@ class ApplicationWorkflow:
         facts = i.facts.model_copy(
             update={
                 "applicant_name": i.applicant.name,
-                "manager_name": i.manager.name,
+                "manager_name": self._manager.name,
                 "profile_title": i.profile_title,
                 "answer_by": answer_by,
             }
@@ -265,7 +288,8 @@ class ApplicationWorkflow:
             EmailBatch(
                 program_id=i.program_id,
                 step=f"{i.application_id}/{step}",
-                revision=i.manager.email if template != "application_received" else "1",
+                # Per manager: a replaced manager's successor gets their own request.
+                revision=self._manager.email if template != "application_received" else "1",
                 template=template,
                 recipients=[recipient],
                 facts=facts,

@@ -268,6 +268,10 @@ class ProgramWorkflow:
                 ),
                 static_summary=f"application to {self._definition.id}",
             )
+        else:
+            await workflow.get_external_workflow_handle(child_id).signal(
+                ApplicationWorkflow.manager_changed, submission.manager
+            )
         return ApplicationReceipt(
             application_id=submission.application_id,
             workflow_id=child_id,
@@ -485,13 +489,16 @@ class ProgramWorkflow:
         self._phase = ProgramPhase.CANCELLED
         self._publish()
         await self._record("cancelled", "cancelled")
-        # Applications still waiting for an answer take none from now on.
+        # Applications still open (awaiting an answer, or approved and free to
+        # withdraw) take no answer from now on.
         for application_id, entry in self._applications.items():
-            if entry.outcome is None:
+            if entry.outcome in (None, ApplicationOutcome.APPROVED.value):
                 child = application_workflow_id(self._definition.id, application_id)
-                await workflow.get_external_workflow_handle(child).signal(
-                    ApplicationWorkflow.program_closed
-                )
+                # Best effort: an application that already finished needs no notice.
+                with contextlib.suppress(Exception):
+                    await workflow.get_external_workflow_handle(child).signal(
+                        ApplicationWorkflow.program_closed
+                    )
         recipients = list(self._definition.announcement.recipients)
         if announced and recipients:
             await self._email("cancelled", "cancelled", "1", recipients)
