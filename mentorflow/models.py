@@ -58,6 +58,15 @@ class ApplicationEntry(BaseModel):
     outcome: str | None = None  # an ApplicationOutcome once the application has one
 
 
+class DateChange(BaseModel):
+    """A move of dates not yet told to the people already told about the program."""
+
+    revision: int
+    previous: ProgramDates
+    moved: list[str]
+    reason: str
+
+
 class ProgramState(BaseModel):
     """What a program carries across continue-as-new, so its history stays bounded."""
 
@@ -69,6 +78,7 @@ class ProgramState(BaseModel):
     announced_to: int
     reschedules: int
     applications: dict[str, ApplicationEntry]
+    notices: list[DateChange] = Field(default_factory=list)
 
 
 class ProgramInput(BaseModel):
@@ -79,6 +89,9 @@ class ProgramInput(BaseModel):
 
     definition: ProgramDefinition
     state: ProgramState | None = None
+    continue_as_new_after: int = Field(
+        4_000, ge=100, description="History events after which the program continues as new."
+    )
 
 
 class ProgramResult(BaseModel):

@@ -53,6 +53,7 @@ async def start_program(
     *,
     task_queue: str,
     workflow_id: str | None = None,
+    continue_as_new_after: int | None = None,
 ) -> WorkflowHandle[ProgramWorkflow, ProgramResult]:
     """Start the program's workflow; refuse if a program with the same id exists or existed.
 
@@ -63,7 +64,9 @@ async def start_program(
     try:
         return await client.start_workflow(
             ProgramWorkflow.run,
-            ProgramInput(definition=definition),
+            ProgramInput(definition=definition)
+            if continue_as_new_after is None
+            else ProgramInput(definition=definition, continue_as_new_after=continue_as_new_after),
             id=workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -34,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ApplicationReceipt,
         ApplicationResult,
         ApplicationSubmission,
+        DateChange,
         EmailBatch,
         EmailFacts,
         EmailTemplate,
@@ -54,18 +54,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.application import APPLICATION_RESULT_SIGNAL, ApplicationWorkflow
     from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
 
-# Far below Temporal's 10,240-event warning: a program with thousands of
-# applicants continues as new long before its history gets heavy.
-HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4_000
-
-
-@dataclass(frozen=True)
-class _DateChange:
-    revision: int
-    previous: ProgramDates
-    moved: list[str]
-    reason: str
-
 
 @workflow.defn
 class ProgramWorkflow:
@@ -79,7 +67,7 @@ class ProgramWorkflow:
         self._reminders_sent = 0
         self._announced_to = 0
         self._reschedules = 0
-        self._notices: list[_DateChange] = []  # moves not yet told to the people announced to
+        self._notices: list[DateChange] = []  # moves not yet told to the people announced to
         self._applications: dict[str, ApplicationEntry] = {}
         if input.state is not None:  # continued as new: pick up where the last run was
             state = input.state
@@ -89,6 +77,8 @@ class ProgramWorkflow:
             self._announced_to = state.announced_to
             self._reschedules = state.reschedules
             self._applications = dict(state.applications)
+            self._notices = list(state.notices)
+        self._continue_as_new_after = input.continue_as_new_after
 
     # --- The lifecycle --------------------------------------------------------------------
 
@@ -97,6 +87,8 @@ class ProgramWorkflow:
         try:
             if input.state is None:
                 await self._register()
+            else:
+                self._publish()
             if self._phase is ProgramPhase.SCHEDULED:
                 while workflow.now() < self._dates.opens:
                     await self._sleep_until(self._dates.opens, "application window opens")
@@ -198,7 +190,11 @@ class ProgramWorkflow:
         result = RescheduleResult(revision=self._revision, dates=self._dates, moved=moved)
         if self._phase is ProgramPhase.APPLICATION_WINDOW:
             self._skip_passed_reminders()
-            self._notices.append(_DateChange(self._revision, previous, moved, request.reason))
+            self._notices.append(
+                DateChange(
+                    revision=self._revision, previous=previous, moved=moved, reason=request.reason
+                )
+            )
         self._publish()
         await self._record(
             "rescheduled",
@@ -366,7 +362,9 @@ class ProgramWorkflow:
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW
+            # Far below Temporal's 10,240-event warning (ProgramInput's default: 4,000),
+            # so a program with thousands of applicants never gets a heavy history.
+            or info.get_current_history_length() >= self._continue_as_new_after
         )
 
     async def _continue_as_new_if_due(self) -> None:
@@ -385,7 +383,9 @@ class ProgramWorkflow:
                     announced_to=self._announced_to,
                     reschedules=self._reschedules,
                     applications=self._applications,
+                    notices=self._notices,
                 ),
+                continue_as_new_after=self._continue_as_new_after,
             )
         )
 
