@@ -37,8 +37,12 @@ program_app = typer.Typer(
     help="Start, inspect, reschedule and cancel programs.", no_args_is_help=True
 )
 db_app = typer.Typer(help="The state database.", no_args_is_help=True)
+applications_app = typer.Typer(
+    help="Applications collected outside the web form.", no_args_is_help=True
+)
 app.add_typer(program_app, name="program")
 app.add_typer(db_app, name="db")
+app.add_typer(applications_app, name="applications")
 
 
 class Failure(Exception):
@@ -209,10 +213,15 @@ def program_status_command(
             f" start {_local(d.start, zone)} · end {_local(d.end, zone)}",
         ),
         ("Counts", ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in status.counts.items())),
+        *(
+            (f"  {key}", ", ".join(f"{k}: {v}" for k, v in row.items()))
+            for key, row in status.applications.items()
+        ),
         ("Temporal UI", _ui_link(settings, program_workflow_id(status.program_id))),
     ]
+    width = max(len(label) for label, _ in lines) + 2
     for label, value in lines:
-        typer.echo(f"{label + ':':<15}{value}")
+        typer.echo(f"{label + ':':<{width}}{value}")
 
 
 def _parse_moment(text: str, current: datetime, zone: ZoneInfo, name: str) -> datetime:
@@ -305,6 +314,103 @@ def program_cancel(
         f"Cancellation of {program_id} requested; `mentorflow program status {program_id}`"
         " shows when it is done."
     )
+
+
+# --- applications ----------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "name",
+    "email",
+    "organisation",
+    "department",
+    "profile",
+    "manager_name",
+    "manager_email",
+)
+
+
+@applications_app.command("import")
+def applications_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header row (see README).")],
+    program_id: Annotated[str, typer.Option("--program", help="The program id.")],
+) -> None:
+    """Import applications HR collected another way; importing again updates, never doubles."""
+    import csv
+
+    from mentorflow.applications import check_application, submit_application
+    from mentorflow.definition import ProgramDefinition
+    from mentorflow.store import Store, migrate
+
+    settings = _settings()
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        fail(f"{file}: cannot be read as CSV ({error})")
+    missing = [c for c in CSV_COLUMNS if rows and c not in rows[0]]
+    if not rows or missing:
+        fail(
+            f"{file}: needs a header row with {', '.join(CSV_COLUMNS)}"
+            + (f" (missing: {', '.join(missing)})" if missing else "")
+            + " and at least one row"
+        )
+
+    async def run() -> int:
+        await asyncio.to_thread(migrate, settings.effective_database_url)
+        store = Store(settings.effective_database_url)
+        try:
+            program = await store.program(program_id)
+            if program is None:
+                fail(f"no program with id {program_id!r} in the database")
+            assert program is not None
+            definition = ProgramDefinition.model_validate(program.definition)
+            client = await connect(settings)
+            problems = 0
+            for line, row in enumerate(rows, start=2):
+                values: dict[str, Any] = {k: (v or "").strip() for k, v in row.items() if k}
+                profile = definition.profile(values.get("profile", ""))
+                if profile is None:
+                    problems += 1
+                    known = ", ".join(p.id for p in definition.profiles)
+                    typer.echo(
+                        f"{file}:{line}: profile: unknown {values.get('profile')!r};"
+                        f" use one of: {known}",
+                        err=True,
+                    )
+                    continue
+                # HR vouches for eligibility when importing what it collected.
+                values.update({f"eligible_{i}": "yes" for i in range(len(profile.eligibility))})
+                for question in profile.questions:
+                    if question.kind == "multi_choice":
+                        raw = values.pop(f"q_{question.id}", "")
+                        values[f"q_multi_{question.id}"] = [
+                            part.strip() for part in raw.split(";") if part.strip()
+                        ]
+                errors = check_application(definition, profile.id, values)
+                if errors:
+                    problems += 1
+                    for field, message in errors.items():
+                        typer.echo(f"{file}:{line}: {field}: {message}", err=True)
+                    continue
+                outcome = await submit_application(
+                    store, client, definition, profile.id, values, channel="csv_import"
+                )
+                if outcome.refusal is not None:
+                    problems += 1
+                    typer.echo(
+                        f"{file}:{line}: refused: {outcome.refusal} {outcome.detail}".rstrip(),
+                        err=True,
+                    )
+                    continue
+                typer.echo(f"{file}:{line}: {'imported' if outcome.created else 'updated'}")
+            return problems
+        finally:
+            await store.close()
+
+    problems = _run(run)
+    if problems:
+        typer.echo(f"{problems} row(s) not imported; fix them and import the file again.", err=True)
+        raise typer.Exit(1)
 
 
 # --- services --------------------------------------------------------------------------------

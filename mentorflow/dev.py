@@ -150,10 +150,19 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
         store = Store(settings.effective_database_url)
         catcher.start()
         worker = create_worker(client, settings, store)
+        listening = asyncio.Event()
         web = asyncio.create_task(
-            serve(settings, stop, temporal=client, inbox=catcher.handler, store=store)
+            serve(
+                settings,
+                stop,
+                temporal=client,
+                inbox=catcher.handler,
+                store=store,
+                started=listening,
+            )
         )
         async with worker:
+            await listening.wait()
             _print_banner(settings)
             await asyncio.wait(
                 [web, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED

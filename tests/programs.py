@@ -21,6 +21,7 @@ def fast_definition(
     deadline: int = 30,
     reminders: tuple[int, ...] = (20, 10),
     recipients: tuple[str, ...] = ("everyone@demo.example.org", "managers@demo.example.org"),
+    approval_gap: int = 8,
 ) -> tuple[Path, str]:
     """The demo definition with seconds instead of minutes and a unique id; (file, id)."""
     data: dict[str, Any] = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
@@ -29,6 +30,17 @@ def fast_definition(
     data["application"]["opens"] = f"+PT{opens}S"
     data["application"]["deadline"] = f"+PT{deadline}S"
     data["application"]["reminders_before_deadline"] = [f"PT{s}S" for s in reminders]
+    # Everything after the deadline follows within seconds, so a test sees the program out.
+    answer_by = deadline + approval_gap
+    data["approval"]["answer_by"] = f"+PT{answer_by}S"
+    data["approval"]["reminders_before_answer_by"] = ["PT4S"]
+    data["capacity"]["decision_by"] = f"+PT{answer_by + 8}S"
+    data["schedule"]["start"] = f"+PT{answer_by + 60}S"
+    data["schedule"]["end"] = f"+PT{answer_by + 600}S"
+    data["schedule"]["kickoff"]["starts"] = f"+PT{answer_by + 70}S"
+    data["schedule"]["kickoff"]["duration"] = "PT1M"
+    data["evaluation"]["opens"] = f"+PT{answer_by + 500}S"
+    data["evaluation"]["closes"] = f"+PT{answer_by + 590}S"
     data["announcement"]["recipients"] = list(recipients)
     path = folder / f"{program_id}.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import re
 import signal
 import subprocess
 from collections import Counter
@@ -93,7 +94,9 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
     assert health.headers["referrer-policy"] == "no-referrer"
     assert health.headers["cache-control"] == "no-store"
 
-    file, program_id = fast_definition(tmp_path, opens=3, deadline=45, reminders=(30, 15))
+    file, program_id = fast_definition(
+        tmp_path, opens=3, deadline=45, reminders=(30, 15), approval_gap=60
+    )
     started = stack.cli("program", "start", str(file))
     assert started.returncode == 0, started.stderr
     assert f"Started program {program_id}" in started.stdout
@@ -124,13 +127,62 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
 
     await wait_for(lambda: has("Applications are open", 2), within=30)
 
+    # One person applies through the form; HR imports another from a CSV file.
+    async with httpx.AsyncClient(base_url=stack.web) as http:
+        form = await http.get(f"/programs/{program_id}/apply", params={"profile": "mentor"})
+        assert form.status_code == 200 and "Why do you want to be a mentor?" in form.text
+        applied = await http.post(
+            f"/programs/{program_id}/apply",
+            params={"profile": "mentor"},
+            data={
+                "name": "Alex",
+                "email": "alex@example.org",
+                "organisation": "demo-company",
+                "manager_name": "Kim",
+                "manager_email": "kim@example.org",
+                "eligible_0": "yes",
+                "q_motivation": "To learn",
+            },
+        )
+    assert applied.status_code == 200 and "Thank you for your application" in applied.text
+    csv_file = tmp_path / "collected.csv"
+    csv_file.write_text(
+        "name,email,organisation,department,profile,manager_name,manager_email,q_motivation\n"
+        "Sam,sam@example.org,demo-company,IT,adept,Robin,robin@example.org,Curious\n"
+        "Bad,not-an-email,demo-company,IT,adept,Robin,robin@example.org,\n",
+        encoding="utf-8",
+    )
+    imported = stack.cli("applications", "import", str(csv_file), "--program", program_id)
+    assert imported.returncode == 1  # one row is refused, the other imported
+    assert f"{csv_file}:2: imported" in imported.stdout
+    assert f"{csv_file}:3: email: This is not a valid email address." in imported.stderr
+    assert f"{csv_file}:3: q_motivation: Please fill this in." in imported.stderr
+
+    # Each application is its own workflow, found from its program by search attribute.
+    async def ui_lists_applications(count: int) -> bool:
+        async with httpx.AsyncClient() as http:
+            response = await http.get(
+                f"{stack.ui}/api/v1/namespaces/default/workflows",
+                params={
+                    "query": f"ProgramId = '{program_id}' AND WorkflowType = 'ApplicationWorkflow'"
+                },
+            )
+        if response.status_code != 200:
+            return False
+        executions = response.json().get("executions", [])
+        return len(executions) == count and all(
+            e["parentExecution"]["workflowId"] == f"program-{program_id}" for e in executions
+        )
+
+    await wait_for(lambda: ui_lists_applications(2), within=30, interval=0.5)
+
     # Stop the whole stack mid-window; the program resumes when it starts again.
     assert stack.stop() == 0
     assert "stopped" in stack.output()
     await asyncio.sleep(2)
     await stack.start()
 
-    later = (datetime.now(UTC) + timedelta(seconds=50)).isoformat(timespec="seconds")
+    later = (datetime.now(UTC) + timedelta(seconds=30)).isoformat(timespec="seconds")
     moved = stack.cli("program", "reschedule", program_id, "--deadline", later)
     assert moved.returncode == 0, moved.stderr
     assert "moved deadline" in moved.stdout
@@ -139,11 +191,14 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["phase"] == "application_window"
 
-    await wait_for(lambda: ui_shows_phase("awaiting_hr_decision"), within=90, interval=1)
+    await wait_for(lambda: ui_shows_phase("awaiting_hr_decision"), within=150, interval=1)
     listed = stack.cli("program", "list")
     assert program_id in listed.stdout and "awaiting_hr_decision" in listed.stdout
     final = stack.cli("program", "status", program_id)
     assert "HR capacity decision" in final.stdout  # what comes next
+    # Nobody's manager answered: the demo's policy declines at the answer-by time.
+    assert "applied: 2" in final.stdout and "declined: 2" in final.stdout
+    assert re.search(r"demo-company/adept: +applied: 1, approved: 0, declined: 1", final.stdout)
 
     caught = CatchingHandler(stack.data_dir / "mail").messages()
     assert all(n == 1 for n in Counter(m.message_id for m in caught).values())
@@ -153,6 +208,8 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
     assert subjects["Applications are open"] == 2
     assert subjects["New dates for Reverse mentoring demo"] == 2
     assert subjects["Reminder"] >= 4
+    assert subjects["We received your application"] == 2
+    assert subjects["Please approve or decline"] == 2
 
     # A message opens in the inbox with its text and its sandboxed HTML.
     async with httpx.AsyncClient(base_url=stack.web) as http:

@@ -123,8 +123,9 @@ async def serve(
     temporal: Client | None = None,
     inbox: CatchingHandler | None = None,
     store: Store | None = None,
+    started: asyncio.Event | None = None,
 ) -> None:
-    """Serve the app with uvicorn until ``stop`` is set."""
+    """Serve the app with uvicorn until ``stop`` is set; ``started`` is set once it listens."""
     from mentorflow.store import migrate
 
     own_store = store is None
@@ -139,6 +140,10 @@ async def serve(
     # We own the signals (see services.run_until_signalled), not uvicorn.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())
+    if started is not None:
+        while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
+            await asyncio.sleep(0.05)
+        started.set()
     try:
         await asyncio.wait(
             [task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED

@@ -7,27 +7,24 @@ Workflow Update whose validator decides whether the answer may be taken.
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from mentorflow.definition import ProgramDefinition, Question
+from mentorflow.applications import check_application, submit_application
+from mentorflow.definition import ProgramDefinition
 from mentorflow.links import Link, LinkError, LinkSigner, Purpose
 from mentorflow.mail.render import DATETIME_PATTERNS, LOCALES
 from mentorflow.models import (
     ApplicationStatus,
-    ApplicationSubmission,
     DecisionRequest,
-    Person,
     ProgramPhase,
     WithdrawalRequest,
     application_workflow_id,
@@ -184,56 +181,24 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             else str(form.get(key, "")).strip()
             for key in form.keys()  # noqa: SIM118 - a multi-dict
         }
-        errors = _check_application(definition, chosen.id, values)
+        errors = check_application(definition, chosen.id, values)
         if errors:
             return apply_page(request, definition, deadline, chosen.id, values, errors, 422)
-        applicant_email = values["email"].lower()
-        manager_email = values["manager_email"].lower()
-        saved, created = await store.save_application(
-            new_id=secrets.token_hex(8),
-            program_id=program_id,
-            email=applicant_email,
-            name=values["name"],
-            organisation_id=values["organisation"],
-            department=values.get("department", ""),
-            profile_id=chosen.id,
-            manager_email=manager_email,
-            manager_name=values["manager_name"],
-            answers=_answers(chosen.questions, values),
-            eligibility_confirmed=True,
-            channel="web_form",
-            at=datetime.now(UTC),
+        outcome = await submit_application(
+            store, temporal, definition, chosen.id, values, channel="web_form"
         )
-        handle = temporal.get_workflow_handle_for(
-            ProgramWorkflow.run, program_workflow_id(program_id)
-        )
-        try:
-            await handle.execute_update(
-                ProgramWorkflow.submit_application,
-                ApplicationSubmission(
-                    application_id=saved.id,
-                    organisation_id=saved.organisation_id,
-                    profile_id=saved.profile_id,
-                    applicant=Person(name=saved.name, email=saved.email),
-                    manager=Person(name=saved.manager_name, email=saved.manager_email),
-                    created=created,
-                ),
+        if outcome.refusal == "closed":
+            return closed_page(request, definition, phase, deadline)
+        if outcome.refusal == "already_answered":
+            return page(
+                request,
+                definition,
+                t(definition, "already_title"),
+                t(definition, "already_body", outcome=state_word(definition, outcome.detail)),
+                status=409,
             )
-        except WorkflowUpdateFailedError as error:
-            kind, detail = _refusal(error)
-            if kind == "closed":
-                if created:  # it never reached the program: keep it out of every count
-                    await store.set_application_status(saved.id, "late", datetime.now(UTC))
-                return closed_page(request, definition, phase, deadline)
-            if kind == "already_answered":
-                return page(
-                    request,
-                    definition,
-                    t(definition, "already_title"),
-                    t(definition, "already_body", outcome=state_word(definition, detail)),
-                    status=409,
-                )
-            raise
+        saved, created = outcome.application, outcome.created
+        assert saved is not None
         body = (
             t(definition, "thanks_body", email=saved.email, manager=saved.manager_name)
             if created
@@ -508,67 +473,3 @@ def _hr_contact(definition: ProgramDefinition, application: Any) -> str:
     )
     contact = organisation.hr_contacts[0]
     return f"{contact.name} <{contact.email}>"
-
-
-def _answers(questions: list[Question], values: dict[str, Any]) -> dict[str, Any]:
-    answers: dict[str, Any] = {}
-    for question in questions:
-        if question.kind == "multi_choice":
-            answers[question.id] = values.get(f"q_multi_{question.id}", [])
-        else:
-            answers[question.id] = values.get(f"q_{question.id}", "")
-    return answers
-
-
-def _check_application(
-    definition: ProgramDefinition, profile_id: str, values: dict[str, Any]
-) -> dict[str, str]:
-    """Field name -> message, in the program's language; empty when the form is right."""
-    text = TEXTS[definition.language.value]
-    errors: dict[str, str] = {}
-    for field in ("name", "email", "organisation", "manager_name", "manager_email"):
-        if not values.get(field):
-            errors[field] = text["required"] if field != "organisation" else text["choose"]
-    for field in ("email", "manager_email"):
-        if values.get(field) and field not in errors:
-            try:
-                validate_email(values[field], check_deliverability=False)
-            except EmailNotValidError:
-                errors[field] = text["bad_email"]
-    if (
-        "email" not in errors
-        and "manager_email" not in errors
-        and values.get("email", "").lower() == values.get("manager_email", "").lower()
-    ):
-        errors["manager_email"] = text["manager_is_you"]
-    if values.get("organisation") and values["organisation"] not in {
-        o.id for o in definition.organisations
-    }:
-        errors["organisation"] = text["unknown_choice"]
-    profile = definition.profile(profile_id)
-    assert profile is not None
-    for i, _ in enumerate(profile.eligibility):
-        if values.get(f"eligible_{i}") != "yes":
-            errors[f"eligible_{i}"] = text["confirm_needed"]
-    for question in profile.questions:
-        if question.kind == "multi_choice":
-            chosen = values.get(f"q_multi_{question.id}", [])
-            if question.required and not chosen:
-                errors[f"q_multi_{question.id}"] = text["choose"]
-            elif any(c not in question.options for c in chosen):
-                errors[f"q_multi_{question.id}"] = text["unknown_choice"]
-            continue
-        answer = values.get(f"q_{question.id}", "")
-        if question.required and not answer:
-            errors[f"q_{question.id}"] = (
-                text["required"] if question.kind == "text" else text["choose"]
-            )
-        elif answer and question.kind == "choice" and answer not in question.options:
-            errors[f"q_{question.id}"] = text["unknown_choice"]
-        elif answer and question.kind == "scale":
-            allowed = {str(n) for n in range(question.scale_min, question.scale_max + 1)}
-            if answer not in allowed:
-                errors[f"q_{question.id}"] = text["unknown_choice"]
-        elif answer and question.kind == "yes_no" and answer not in ("yes", "no"):
-            errors[f"q_{question.id}"] = text["unknown_choice"]
-    return errors
