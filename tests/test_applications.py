@@ -238,6 +238,16 @@ async def test_twenty_applicants_managers_answer_by_email_link(
 
         result = await program.result()
         status = await program.query(ProgramWorkflow.status)
+        # After the deadline the form says applications are closed, with the deadline.
+        late = await web.http.get(f"/programs/{definition.id}/apply", params={"profile": "x"})
+        assert late.status_code == 410 and "Ansökan är stängd" in late.text
+        assert "torsdag 8 april 2027 kl. 23:59" in late.text
+        refused = await web.http.post(
+            f"/programs/{definition.id}/apply",
+            params={"profile": "junior-mentor"},
+            data=form_for(99, organisations[0], answers),
+        )
+        assert refused.status_code == 410
 
     assert result.phase is ProgramPhase.AWAITING_HR_DECISION
     totals = {

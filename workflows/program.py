@@ -264,6 +264,7 @@ class ProgramWorkflow:
                 ),
                 static_summary=f"application to {self._definition.id}",
             )
+            self._describe()
         else:
             await workflow.get_external_workflow_handle(child_id).signal(
                 ApplicationWorkflow.manager_changed, submission.manager
@@ -298,6 +299,7 @@ class ProgramWorkflow:
         self._applications[result.application_id] = entry.model_copy(
             update={"outcome": result.outcome.value}
         )
+        self._describe()
 
     def _application_input(self, submission: ApplicationSubmission) -> ApplicationInput:
         d = self._definition
@@ -511,7 +513,7 @@ class ProgramWorkflow:
 
     def _publish(self) -> None:
         """Keep the Temporal UI's view (search attributes, details) current."""
-        deadline, label = self._next_deadline()
+        deadline, _ = self._next_deadline()
         workflow.upsert_search_attributes(
             [
                 sa.PROGRAM_PHASE.value_set(self._phase.value),
@@ -520,9 +522,17 @@ class ProgramWorkflow:
                 else sa.NEXT_DEADLINE.value_unset(),
             ]
         )
+        self._describe()
+
+    def _describe(self) -> None:
+        """The UI's "current details": phase, next deadline, live counts (no history event)."""
+        deadline, label = self._next_deadline()
         details = f"**Phase:** {self._phase.value}"
         if deadline and label:
             details += f"  \n**Next:** {label} at {deadline.isoformat()}"
+        if self._applications:
+            totals = ", ".join(f"{k}: {v}" for k, v in self._totals().items())
+            details += f"  \n**Applications:** {totals}"
         workflow.set_current_details(details)
 
     # --- Activities -----------------------------------------------------------------------
