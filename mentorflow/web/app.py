@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from temporalio.client import Client
 
 from mentorflow import __version__
@@ -19,6 +21,16 @@ from mentorflow.settings import Settings
 from mentorflow.store import Store, StoreUnavailable
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def _linkify(text: str) -> Markup:
+    """Escape text, then make its URLs clickable (the inbox shows emails' plain text)."""
+    escaped = str(escape(text))
+    return Markup(_URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped))
+
+
+TEMPLATES.env.filters["linkify"] = _linkify
 
 SECURITY_HEADERS = {
     # Links in emails carry tokens: never leak them to another site, never cache them.
