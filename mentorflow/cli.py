@@ -218,6 +218,10 @@ def program_status_command(
             for key, row in status.applications.items()
         ),
         ("Temporal UI", _ui_link(settings, program_workflow_id(status.program_id))),
+        (
+            "Apply page",
+            f"{settings.public_base_url.rstrip('/')}/programs/{status.program_id}/apply",
+        ),
     ]
     width = max(len(label) for label, _ in lines) + 2
     for label, value in lines:

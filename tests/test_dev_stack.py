@@ -196,6 +196,7 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
     assert program_id in listed.stdout and "awaiting_hr_decision" in listed.stdout
     final = stack.cli("program", "status", program_id)
     assert "HR capacity decision" in final.stdout  # what comes next
+    assert f"{stack.web}/programs/{program_id}/apply" in final.stdout
     # Nobody's manager answered: the demo's policy declines at the answer-by time.
     assert "applied: 2" in final.stdout and "declined: 2" in final.stdout
     assert re.search(r"demo-company/adept: +applied: 1, approved: 0, declined: 1", final.stdout)
