@@ -81,6 +81,22 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             status_code=status,
         )
 
+    def notice(
+        request: Request,
+        definition: ProgramDefinition | None,
+        name: str,
+        status: int = 200,
+        **values: Any,
+    ) -> HTMLResponse:
+        """A page with the texts ``<name>_title`` and ``<name>_body``."""
+        return page(
+            request,
+            definition,
+            t(definition, f"{name}_title"),
+            t(definition, f"{name}_body", **values),
+            status=status,
+        )
+
     def t(definition: ProgramDefinition | None, key: str, **values: Any) -> str:
         language = definition.language.value if definition else "en"
         return TEXTS[language][key].format(**values)
@@ -102,9 +118,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     async def apply_form(request: Request, program_id: str, profile: str | None = None) -> Any:
         definition = await load_program(program_id)
         if definition is None:
-            return page(
-                request, None, t(None, "not_found_title"), t(None, "not_found_body"), status=404
-            )
+            return notice(request, None, "not_found", 404)
         phase, deadline = await window(program_id)
         if phase is not ProgramPhase.APPLICATION_WINDOW:
             return closed_page(request, definition, phase, deadline)
@@ -118,21 +132,9 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         deadline: datetime | None,
     ) -> HTMLResponse:
         if phase is ProgramPhase.CANCELLED:
-            return page(
-                request,
-                definition,
-                t(definition, "program_closed_title"),
-                t(definition, "program_closed_body"),
-                status=410,
-            )
+            return notice(request, definition, "program_closed", 410)
         when = _when(deadline or definition.application.deadline, definition)
-        return page(
-            request,
-            definition,
-            t(definition, "closed_title"),
-            t(definition, "closed_body", when=when),
-            status=410,
-        )
+        return notice(request, definition, "closed", 410, when=when)
 
     def apply_page(
         request: Request,
@@ -164,13 +166,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         definition = await load_program(program_id)
         chosen = definition.profile(profile) if definition else None
         if definition is None or chosen is None:
-            return page(
-                request,
-                definition,
-                t(definition, "not_found_title"),
-                t(definition, "not_found_body"),
-                status=404,
-            )
+            return notice(request, definition, "not_found", 404)
         phase, deadline = await window(program_id)
         if phase is not ProgramPhase.APPLICATION_WINDOW:
             return closed_page(request, definition, phase, deadline)
@@ -190,12 +186,8 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         if outcome.refusal == "closed":
             return closed_page(request, definition, phase, deadline)
         if outcome.refusal == "already_answered":
-            return page(
-                request,
-                definition,
-                t(definition, "already_title"),
-                t(definition, "already_body", outcome=state_word(definition, outcome.detail)),
-                status=409,
+            return notice(
+                request, definition, "already", 409, outcome=state_word(definition, outcome.detail)
             )
         saved, created = outcome.application, outcome.created
         assert saved is not None
@@ -236,13 +228,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
                 None,
                 definition,
                 None,
-                page(
-                    request,
-                    definition,
-                    t(definition, "invalid_title"),
-                    t(definition, "invalid_body"),
-                    status=400,
-                ),
+                notice(request, definition, "invalid", 400),
             )
         definition = await load_program(link.program_id)
         application = await store.application(link.application_id)
@@ -251,13 +237,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
                 None,
                 definition,
                 None,
-                page(
-                    request,
-                    definition,
-                    t(definition, "invalid_title"),
-                    t(definition, "invalid_body"),
-                    status=400,
-                ),
+                notice(request, definition, "invalid", 400),
             )
         return link, definition, application, None
 
@@ -272,20 +252,10 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     ) -> HTMLResponse | None:
         """The page for an application that can no longer be answered, if it is one."""
         if status.program_closed:
-            return page(
-                request,
-                definition,
-                t(definition, "program_closed_title"),
-                t(definition, "program_closed_body"),
-                status=410,
-            )
+            return notice(request, definition, "program_closed", 410)
         if status.state in ("approved", "declined", "withdrawn"):
-            return page(
-                request,
-                definition,
-                t(definition, "already_title"),
-                t(definition, "already_body", outcome=state_word(definition, status.state)),
-                status=409,
+            return notice(
+                request, definition, "already", 409, outcome=state_word(definition, status.state)
             )
         return None
 
@@ -300,13 +270,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             return settled
         approver = _approver_name(signer, link, definition, application)
         if approver is None:
-            return page(
-                request,
-                definition,
-                t(definition, "not_yours_title"),
-                t(definition, "not_yours_body"),
-                status=403,
-            )
+            return notice(request, definition, "not_yours", 403)
         profile = definition.profile(application.profile_id)
         intro = t(
             definition,
@@ -333,13 +297,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         assert link is not None and definition is not None and application is not None
         choice = str((await request.form()).get("choice", ""))
         if choice not in ("approve", "decline"):
-            return page(
-                request,
-                definition,
-                t(definition, "invalid_title"),
-                t(definition, "invalid_body"),
-                status=400,
-            )
+            return notice(request, definition, "invalid", 400)
         channel = "email_link" if signer.is_for(link, application.manager_email) else "hr_link"
         handle = temporal.get_workflow_handle_for(
             ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
@@ -375,24 +333,12 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     ) -> HTMLResponse:
         kind, detail = _refusal(error)
         if kind == "not_your_link":
-            return page(
-                request,
-                definition,
-                t(definition, "not_yours_title"),
-                t(definition, "not_yours_body"),
-                status=403,
-            )
+            return notice(request, definition, "not_yours", 403)
         status = await application_status(link.program_id, link.application_id)
         settled = await settled_page(request, definition, status)
         if settled is not None:
             return settled
-        return page(
-            request,
-            definition,
-            t(definition, "already_title"),
-            t(definition, "already_body", outcome=state_word(definition, detail)),
-            status=409,
-        )
+        return notice(request, definition, "already", 409, outcome=state_word(definition, detail))
 
     @router.api_route("/w/{token}", methods=["GET", "HEAD"])
     async def withdrawal_page(request: Request, token: str) -> HTMLResponse:
@@ -406,13 +352,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             assert settled is not None
             return settled
         if not signer.is_for(link, application.email):
-            return page(
-                request,
-                definition,
-                t(definition, "not_yours_title"),
-                t(definition, "not_yours_body"),
-                status=403,
-            )
+            return notice(request, definition, "not_yours", 403)
         intro = t(definition, "withdraw_intro", applicant=application.name, program=definition.name)
         form = {"action": f"/w/{token}", "buttons": [("withdraw", t(definition, "withdraw"))]}
         return page(request, definition, t(definition, "withdraw_title"), intro, form=form)
