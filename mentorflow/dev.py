@@ -129,26 +129,35 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": data_dir})
-    smtp_host, smtp_port = settings.smtp_host, settings.smtp_port
-    if not _port_is_free(smtp_host, smtp_port):
+    # Our own ports are taken first: the Temporal dev server picks some of its
+    # ports (metrics, HTTP) at random and could otherwise take one of ours.
+    catcher = MailCatcher(data_dir / "mail", host=settings.smtp_host, port=settings.smtp_port)
+    try:
+        catcher.start()
+    except OSError:
         raise DevStackError(
-            f"port {smtp_port} (mail catcher) on {smtp_host} is taken; set MENTORFLOW_SMTP_PORT"
-        )
-    if not _port_is_free(settings.web_host, settings.web_port):
+            f"port {settings.smtp_port} (mail catcher) on {settings.smtp_host} is taken;"
+            " set MENTORFLOW_SMTP_PORT"
+        ) from None
+    web_socket = socket.socket()
+    web_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        web_socket.bind((settings.web_host, settings.web_port))
+    except OSError:
+        catcher.stop()
+        web_socket.close()
         raise DevStackError(
             f"port {settings.web_port} (web app) on {settings.web_host} is taken;"
             " set MENTORFLOW_WEB_PORT and MENTORFLOW_PUBLIC_BASE_URL"
-        )
+        ) from None
 
     temporal = start_temporal(settings, data_dir)
-    catcher = MailCatcher(data_dir / "mail", host=smtp_host, port=smtp_port)
     store: Store | None = None
     try:
         client = await wait_for_temporal(settings, temporal)
         await register_search_attributes(client, settings.temporal_namespace)
         await asyncio.to_thread(migrate, settings.effective_database_url)
         store = Store(settings.effective_database_url)
-        catcher.start()
         worker = create_worker(client, settings, store)
         listening = asyncio.Event()
         web = asyncio.create_task(
@@ -159,6 +168,7 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
                 inbox=catcher.handler,
                 store=store,
                 started=listening,
+                sock=web_socket,
             )
         )
         async with worker:
@@ -172,6 +182,7 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
         print("mentorflow dev: stopped. Start it again to resume running programs.", flush=True)
     finally:
         catcher.stop()
+        web_socket.close()
         if store is not None:
             await store.close()
         await asyncio.to_thread(stop_process, temporal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,7 @@ async def serve(
     inbox: CatchingHandler | None = None,
     store: Store | None = None,
     started: asyncio.Event | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve the app with uvicorn until ``stop`` is set; ``started`` is set once it listens."""
     from mentorflow.store import migrate
@@ -151,7 +153,7 @@ async def serve(
     server = uvicorn.Server(config)
     # We own the signals (see services.run_until_signalled), not uvicorn.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     if started is not None:
         while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
             await asyncio.sleep(0.05)
