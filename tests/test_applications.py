@@ -408,3 +408,52 @@ async def _closed(env: WorkflowEnvironment, program_id: str, application_id: str
         ApplicationWorkflow.run, application_workflow_id(program_id, application_id)
     )
     return (await handle.query(ApplicationWorkflow.status)).program_closed
+
+
+async def test_an_approved_applicant_may_withdraw_after_the_program_moved_on(
+    time_skipping_env: WorkflowEnvironment,
+    worker_settings: Settings,
+    mail_catcher: MailCatcher,
+    store: Store,
+    task_queue: str,
+    web: Web,
+) -> None:
+    env = time_skipping_env
+    start = await env.get_current_time()
+    definition = load_definition(DEFINITIONS / "demo.yaml", reference_time=start)
+    async with create_worker(env.client, worker_settings, store):
+        program = await start_program(env.client, definition, task_queue=task_queue)
+        await env.sleep(timedelta(seconds=30))
+        applied = await web.http.post(
+            f"/programs/{definition.id}/apply",
+            params={"profile": "adept"},
+            data={
+                "name": "Vera",
+                "email": "vera@example.org",
+                "organisation": "demo-company",
+                "manager_name": "Boss",
+                "manager_email": "boss@example.org",
+                "eligible_0": "yes",
+                "q_motivation": "New views",
+            },
+        )
+        assert applied.status_code == 200
+        await wait_for(lambda: links_in(mail_catcher, "boss@example.org", "a"), within=30)
+        approve = links_in(mail_catcher, "boss@example.org", "a")[0]
+        assert (await web.http.post(approve, data={"choice": "approve"})).status_code == 200
+        # Every answer is in: after the deadline (+4 min) the program moves on and ends.
+        # (Sleep exactly; awaiting the result would let the server skip past the start.)
+        await env.sleep(start + timedelta(minutes=5) - await env.get_current_time())
+        status = await program.query(ProgramWorkflow.status)
+        assert status.phase is ProgramPhase.AWAITING_HR_DECISION
+        # The program starts later (+10 min), so the applicant may still withdraw.
+        withdraw = links_in(mail_catcher, "vera@example.org", "w")[0]
+        done = await web.http.post(withdraw, data={"choice": "withdraw"})
+        assert done.status_code == 200 and "withdrawn" in done.text
+        (row,) = await store.applications(definition.id)
+        assert row.status == "withdrawn"
+        assert [d.decision for d in await store.decisions(row.id)] == ["approved", "withdrawn"]
+        handle = env.client.get_workflow_handle_for(
+            ApplicationWorkflow.run, application_workflow_id(definition.id, row.id)
+        )
+        assert (await handle.result()).outcome.value == "withdrawn"

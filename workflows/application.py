@@ -106,9 +106,19 @@ class ApplicationWorkflow:
             channel=channel,
         )
         program_id = program_workflow_id(self._input.program_id)
-        await workflow.get_external_workflow_handle(program_id).signal(
-            APPLICATION_RESULT_SIGNAL, result
-        )
+        try:
+            await workflow.get_external_workflow_handle(program_id).signal(
+                APPLICATION_RESULT_SIGNAL, result
+            )
+        except Exception:
+            # The program has already finished (a withdrawal after it moved on):
+            # the outcome is in the database, which is what later phases read.
+            workflow.logger.warning(
+                "program %s did not take the %s outcome of %s",
+                self._input.program_id,
+                outcome.value,
+                self._input.application_id,
+            )
         return result
 
     async def _await_answer(self) -> tuple[ApplicationOutcome, str]:
@@ -193,7 +203,7 @@ class ApplicationWorkflow:
     @workflow.update
     async def decide(self, request: DecisionRequest) -> ApplicationStatus:
         self._decision = request
-        self._decided_by = self._approvers[request.fingerprint]
+        self._decided_by = self._approvers.get(request.fingerprint, "unknown approver")
         await workflow.wait_condition(lambda: self._state not in ("awaiting_manager", "escalated"))
         return self.status()
 
