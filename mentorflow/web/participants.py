@@ -259,6 +259,16 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             )
         return None
 
+    async def finished_page(
+        request: Request, definition: ProgramDefinition, link: Link
+    ) -> HTMLResponse:
+        """The application's workflow has finished: it was answered, or the program closed."""
+        status = await application_status(link.program_id, link.application_id)
+        settled = await settled_page(request, definition, status)
+        if settled is not None:
+            return settled
+        return notice(request, definition, "program_closed", 410)
+
     @router.api_route("/a/{token}", methods=["GET", "HEAD"])
     async def approval_page(request: Request, token: str) -> HTMLResponse:
         link, definition, application, refusal = await open_link(request, token, Purpose.APPROVAL)
@@ -312,11 +322,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         except WorkflowUpdateFailedError as error:
             return await refused_page(request, definition, link, error)
         except RPCError:
-            # The application's workflow has finished: it was answered or closed.
-            status = await application_status(link.program_id, link.application_id)
-            settled = await settled_page(request, definition, status)
-            assert settled is not None
-            return settled
+            return await finished_page(request, definition, link)
         key = "answered_approved" if choice == "approve" else "answered_declined"
         return page(
             request,
@@ -373,10 +379,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         except WorkflowUpdateFailedError as error:
             return await refused_page(request, definition, link, error)
         except RPCError:
-            status = await application_status(link.program_id, link.application_id)
-            settled = await settled_page(request, definition, status)
-            assert settled is not None
-            return settled
+            return await finished_page(request, definition, link)
         return page(
             request,
             definition,
