@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import aiosmtplib
@@ -10,13 +11,31 @@ from temporalio.exceptions import ApplicationError
 
 from mentorflow.links import LinkSigner, Purpose
 from mentorflow.mail.message import address_is_valid, build_message, email_key, message_id
-from mentorflow.mail.render import render
-from mentorflow.models import EmailBatch, EmailBatchResult, RejectedEmail
+from mentorflow.mail.render import RenderedEmail, render
+from mentorflow.models import (
+    EmailBatch,
+    EmailBatchResult,
+    EmailTemplate,
+    OutcomeNoticesInput,
+    OutcomeNoticesResult,
+    RejectedEmail,
+)
 from mentorflow.settings import Settings
 from mentorflow.store import Store
 
 TEMPORARY_SMTP_FAILURE = "TemporarySmtpFailure"
 EMAIL_IN_FLIGHT = "EmailInFlight"
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """One rendered email and its business key parts."""
+
+    step: str
+    revision: str
+    recipient: str
+    template: EmailTemplate
+    rendered: RenderedEmail
 
 
 class _Permanent(Exception):
@@ -56,53 +75,128 @@ class EmailActivities:
         and not retried; a temporary one fails the attempt so Temporal retries
         it with backoff.
         """
-        base = self._settings.public_base_url.rstrip("/")
-        facts = batch.facts.model_copy(
-            update={"apply_url": f"{base}/programs/{batch.program_id}/apply"}
-        )
+        facts = batch.facts.model_copy(update={"apply_url": self._apply_url(batch.program_id)})
         shared = None if batch.links else render(batch.template, facts)
         result = EmailBatchResult(sent=0, already_sent=0)
+        outgoing = []
+        for recipient in batch.recipients:
+            result.fingerprints[recipient] = self._signer.fingerprint(recipient)
+            rendered = shared or render(batch.template, facts, links=self._links(batch, recipient))
+            outgoing.append(
+                _Outgoing(batch.step, batch.revision, recipient, batch.template, rendered)
+            )
+        await self._deliver(batch.program_id, batch.facts.language, outgoing, result)
+        return result
+
+    @activity.defn
+    async def send_outcome_notices(self, notices: OutcomeNoticesInput) -> OutcomeNoticesResult:
+        """Tell each approved applicant, and their manager, how HR's decision and matching ended.
+
+        Matched participants get their pair introduction, the others a kind
+        word (wait-listed, not selected, or no pair found); each email once.
+        """
+        stored = await self._store.proposal(notices.program_id, notices.proposal)
+        pairs = stored[1] if stored is not None else []
+        rows = {row.id: row for row in await self._store.applications(notices.program_id)}
+        partners: dict[str, str] = {}
+        for pair in pairs:
+            partners[pair.mentor_application_id] = pair.adept_application_id
+            partners[pair.adept_application_id] = pair.mentor_application_id
+        base = notices.facts.model_copy(update={"apply_url": self._apply_url(notices.program_id)})
+        outgoing = []
+        for row in sorted(rows.values(), key=lambda r: r.id):
+            if row.status != "approved" or row.selection is None:
+                continue
+            partner = rows.get(partners.get(row.id, ""))
+            selection = row.selection
+            if selection == "accepted":
+                selection = "matched" if partner is not None else "unmatched"
+            facts = base.model_copy(
+                update={
+                    "applicant_name": row.name,
+                    "manager_name": row.manager_name,
+                    "profile_title": notices.profile_titles.get(row.profile_id, row.profile_id),
+                    "organisation_name": notices.organisation_names.get(row.organisation_id),
+                    "selection": selection,
+                }
+            )
+            if partner is not None:
+                facts = facts.model_copy(
+                    update={
+                        "partner_name": partner.name,
+                        "partner_email": partner.email,
+                        "partner_title": notices.profile_titles.get(partner.profile_id),
+                        "partner_organisation": notices.organisation_names.get(
+                            partner.organisation_id
+                        ),
+                    }
+                )
+            template: EmailTemplate = (
+                "pair_introduction" if partner is not None else "selection_outcome"
+            )
+            outgoing.append(
+                _Outgoing(f"{row.id}/outcome", "1", row.email, template, render(template, facts))
+            )
+            outgoing.append(
+                _Outgoing(
+                    f"{row.id}/manager-outcome",
+                    "1",
+                    row.manager_email,
+                    "manager_outcome",
+                    render("manager_outcome", facts),
+                )
+            )
+        result = EmailBatchResult(sent=0, already_sent=0)
+        await self._deliver(notices.program_id, notices.facts.language, outgoing, result)
+        return OutcomeNoticesResult(
+            sent=result.sent, already_sent=result.already_sent, rejected=len(result.rejected)
+        )
+
+    async def _deliver(
+        self,
+        program_id: str,
+        language: str,
+        outgoing: list[_Outgoing],
+        result: EmailBatchResult,
+    ) -> None:
+        """Send each email once through the ledger, on one SMTP connection."""
         smtp: aiosmtplib.SMTP | None = None
         try:
-            for done, recipient in enumerate(batch.recipients):
+            for done, email in enumerate(outgoing):
                 activity.heartbeat(done)
-                result.fingerprints[recipient] = self._signer.fingerprint(recipient)
-                rendered = shared or render(
-                    batch.template, facts, links=self._links(batch, recipient)
-                )
-                key = email_key(batch.program_id, batch.step, recipient, batch.revision)
+                key = email_key(program_id, email.step, email.recipient, email.revision)
                 claim = await self._store.claim_email(
                     key=key,
-                    program_id=batch.program_id,
-                    step=batch.step,
-                    revision=batch.revision,
-                    recipient=recipient,
-                    template=batch.template,
+                    program_id=program_id,
+                    step=email.step,
+                    revision=email.revision,
+                    recipient=email.recipient,
+                    template=email.template,
                     message_id=message_id(key, self._settings.mail_from),
-                    subject=rendered.subject,
+                    subject=email.rendered.subject,
                     lease=self._lease,
                 )
                 if claim.status == "busy":
                     raise ApplicationError(
-                        f"another attempt is sending {batch.step} to a recipient right now;"
+                        f"another attempt is sending {email.step} to a recipient right now;"
                         " will retry after its lease",
                         type=EMAIL_IN_FLIGHT,
                     )
                 if claim.status != "claimed":
                     result.already_sent += 1
                     continue
-                if not address_is_valid(recipient):
+                if not address_is_valid(email.recipient):
                     await self._store.mark_email(key, "rejected", error="invalid address")
                     result.rejected.append(
-                        RejectedEmail(recipient=recipient, reason="invalid address")
+                        RejectedEmail(recipient=email.recipient, reason="invalid address")
                     )
                     continue
                 message = build_message(
                     sender=self._settings.mail_from,
-                    recipient=recipient,
-                    rendered=rendered,
+                    recipient=email.recipient,
+                    rendered=email.rendered,
                     message_id=claim.message_id,
-                    language=batch.facts.language,
+                    language=language,
                     key=key,
                 )
                 try:
@@ -112,7 +206,9 @@ class EmailActivities:
                     await _send(smtp, message)
                 except _Permanent as refusal:
                     await self._store.mark_email(key, "rejected", error=str(refusal))
-                    result.rejected.append(RejectedEmail(recipient=recipient, reason=str(refusal)))
+                    result.rejected.append(
+                        RejectedEmail(recipient=email.recipient, reason=str(refusal))
+                    )
                     activity.logger.warning("email refused for good: %s", refusal)
                     continue
                 except (aiosmtplib.SMTPException, OSError) as error:
@@ -131,7 +227,9 @@ class EmailActivities:
                     await smtp.quit()
                 except (aiosmtplib.SMTPException, OSError):
                     smtp.close()
-        return result
+
+    def _apply_url(self, program_id: str) -> str:
+        return f"{self._settings.public_base_url.rstrip('/')}/programs/{program_id}/apply"
 
     def _links(self, batch: EmailBatch, recipient: str) -> dict[str, str]:
         """Each requested link, signed for this recipient."""

@@ -21,6 +21,8 @@ from mentorflow.store.tables import Application
 from mentorflow.web.texts import TEXTS
 from workflows.program import ProgramWorkflow
 
+MAX_NUMBER = 100  # a number answer is a count such as years of experience
+
 
 @dataclass(frozen=True)
 class SubmitOutcome:
@@ -141,6 +143,12 @@ def check_application(
             allowed = {str(n) for n in range(question.scale_min, question.scale_max + 1)}
             if answer not in allowed:
                 errors[f"q_{question.id}"] = text["unknown_choice"]
+        elif (
+            answer
+            and question.kind == "number"
+            and not (answer.isdigit() and int(answer) <= MAX_NUMBER)
+        ):
+            errors[f"q_{question.id}"] = text["whole_number"]
         elif answer and question.kind == "yes_no" and answer not in ("yes", "no"):
             errors[f"q_{question.id}"] = text["unknown_choice"]
     return errors

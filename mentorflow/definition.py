@@ -139,7 +139,7 @@ class Organisation(_Model):
 class Question(_Model):
     id: Slug
     text: str = Field(min_length=1)
-    kind: Literal["text", "choice", "multi_choice", "scale", "yes_no"] = "text"
+    kind: Literal["text", "number", "choice", "multi_choice", "scale", "yes_no"] = "text"
     options: list[str] = Field(default_factory=list)
     scale_min: int = 1
     scale_max: int = 5
@@ -221,6 +221,14 @@ class Matching(_Model):
     hard_rules: MatchingRules = MatchingRules()
     fairness: bool = False
     hr_review: bool = True
+    seniority_question: Slug | None = Field(
+        None,
+        description="The application question whose answer is years of work experience;"
+        " needed by hard_rules.min_seniority_gap_years.",
+    )
+    introduction: str = Field(
+        "", description="How a new pair gets started, told to both in their introduction."
+    )
 
 
 class Event(_Model):
@@ -519,6 +527,7 @@ def consistency_problems(d: ProgramDefinition) -> Iterator[Problem]:
                 "use e.g. scale_min: 1 and scale_max: 5",
             )
         del i
+    yield from _matching_problems(d)
     meetings = d.meetings
     for i, step in enumerate(meetings.cadence[:-1]):
         if step.for_ is None:
@@ -527,6 +536,32 @@ def consistency_problems(d: ProgramDefinition) -> Iterator[Problem]:
                 "only the last cadence step may run until the end",
                 "say how long this step lasts, e.g. for: P12W",
             )
+
+
+def _matching_problems(d: ProgramDefinition) -> Iterator[Problem]:
+    """Matching reads application answers: the questions it names must exist."""
+    asked = {q.id for p in d.profiles for q in p.questions}
+    matching = d.matching
+    for i, criterion in enumerate(matching.criteria):
+        if criterion.question is not None and criterion.question not in asked:
+            yield Problem(
+                f"matching.criteria[{i}].question",
+                f"no profile asks the question {criterion.question!r}",
+                f"use one of: {', '.join(sorted(asked)) or '(no questions yet)'}",
+            )
+    question = matching.seniority_question
+    if question is not None and question not in asked:
+        yield Problem(
+            "matching.seniority_question",
+            f"no profile asks the question {question!r}",
+            f"use one of: {', '.join(sorted(asked)) or '(no questions yet)'}",
+        )
+    if matching.hard_rules.min_seniority_gap_years is not None and question is None:
+        yield Problem(
+            "matching.hard_rules.min_seniority_gap_years",
+            "a seniority gap needs to know each applicant's years of experience",
+            "add matching.seniority_question naming a question such as 'years', or remove the gap",
+        )
 
 
 def _duplicates(values: Iterator[str]) -> list[str]:

@@ -21,6 +21,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 class Purpose(StrEnum):
     APPROVAL = "approval"  # the manager approves or declines
     WITHDRAWAL = "withdrawal"  # the applicant withdraws
+    CAPACITY = "capacity"  # an organisation's HR decides who takes part (names the organisation)
+    REVIEW = "review"  # a coordinator reviews the proposed pairs (names the program)
 
 
 class LinkError(Exception):

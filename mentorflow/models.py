@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from mentorflow.definition import Contact, Language, ProgramDefinition
+from mentorflow.definition import Contact, Language, Matching, ProgramDefinition, ProgramKind
 
 WORKFLOW_ID_PREFIX = "program-"
 
@@ -28,7 +28,9 @@ class ProgramPhase(StrEnum):
     SCHEDULED = "scheduled"  # started, the application window has not opened yet
     APPLICATION_WINDOW = "application_window"  # applications are accepted
     AWAITING_APPROVALS = "awaiting_approvals"  # closed; managers may still answer
-    AWAITING_HR_DECISION = "awaiting_hr_decision"  # approvals are in
+    AWAITING_HR_DECISION = "awaiting_hr_decision"  # each organisation's HR decides who takes part
+    MATCH_REVIEW = "match_review"  # pairs are proposed; HR reviews and confirms them
+    MATCHED = "matched"  # pairs confirmed and told; the kick-off comes next
     CANCELLED = "cancelled"
 
 
@@ -36,11 +38,22 @@ NEXT_STEP = {
     ProgramPhase.SCHEDULED: "the application window opens",
     ProgramPhase.APPLICATION_WINDOW: "applications close at the deadline",
     ProgramPhase.AWAITING_APPROVALS: "managers answer until the answer-by time",
-    # HR's capacity decision and the phases after it are not built yet; the
-    # program ends here and the status says so rather than pretending to go on.
-    ProgramPhase.AWAITING_HR_DECISION: "HR capacity decision (not yet automated by mentorflow)",
+    ProgramPhase.AWAITING_HR_DECISION: "each organisation's HR accepts, wait-lists or declines"
+    " its approved applicants",
+    ProgramPhase.MATCH_REVIEW: "HR reviews the proposed pairs and confirms them",
+    # The kick-off and the phases after it are not built yet; the program ends
+    # here and the status says so rather than pretending to go on.
+    ProgramPhase.MATCHED: "kick-off and meetings (not yet automated by mentorflow)",
     ProgramPhase.CANCELLED: "nothing: the program was cancelled",
 }
+
+
+class Selection(StrEnum):
+    """HR's capacity decision on one approved applicant."""
+
+    ACCEPTED = "accepted"
+    WAITLISTED = "waitlisted"
+    DECLINED = "declined"
 
 
 class ProgramDates(BaseModel):
@@ -56,6 +69,46 @@ class ApplicationEntry(BaseModel):
     organisation_id: str
     profile_id: str
     outcome: str | None = None  # an ApplicationOutcome once the application has one
+    selection: Selection | None = None  # HR's capacity decision, once made
+
+
+class PairRef(BaseModel):
+    """A mentor and an adept, by application id (no personal data)."""
+
+    mentor_id: str
+    adept_id: str
+
+
+class OrganisationDecision(BaseModel):
+    """Who decided an organisation's capacity, and how."""
+
+    decided_by: str
+    channel: str  # hr_link | cli | policy
+
+
+class MatchingSummary(BaseModel):
+    """A proposal of pairs, as the workflow and the status see it (details are in the DB)."""
+
+    proposal: int
+    pairs: int
+    locked: int = 0
+    unmatched_mentors: int = 0
+    unmatched_adepts: int = 0
+    total_score: float = 0.0
+    worst_score: float | None = None
+    options: list[str] = Field(default_factory=list)
+
+
+class MatchingState(BaseModel):
+    """HR's adjustments and the current proposal; carried across continue-as-new."""
+
+    proposals: int = 0  # proposal numbers handed out (a refused adjustment uses one too)
+    locks: list[PairRef] = Field(default_factory=list)
+    forbids: list[PairRef] = Field(default_factory=list)
+    summary: MatchingSummary | None = None
+    review_requested: bool = False
+    confirmed_by: str | None = None
+    notified: bool = False
 
 
 class DateChange(BaseModel):
@@ -79,6 +132,9 @@ class ProgramState(BaseModel):
     reschedules: int
     applications: dict[str, ApplicationEntry]
     notices: list[DateChange] = Field(default_factory=list)
+    decisions: dict[str, OrganisationDecision] = Field(default_factory=dict)
+    capacity_requested: bool = False
+    matching: MatchingState = Field(default_factory=MatchingState)
 
 
 class ProgramInput(BaseModel):
@@ -136,8 +192,14 @@ class ProgramStatus(BaseModel):
     revision: int
     dates: ProgramDates
     counts: dict[str, int]
-    # Per "organisation/profile": applied, approved, declined, withdrawn, pending.
+    # Per "organisation/profile": applied, approved, declined, withdrawn, pending, and
+    # (once HR decided) accepted, waitlisted, not_selected.
     applications: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # Per organisation with approved applicants: who decided, or absent while undecided.
+    decisions: dict[str, OrganisationDecision] = Field(default_factory=dict)
+    undecided: list[str] = Field(default_factory=list)
+    matching: MatchingSummary | None = None
+    confirmed_by: str | None = None
 
 
 # --- Activities ------------------------------------------------------------------------------
@@ -154,7 +216,9 @@ class RegisterProgramInput(BaseModel):
     at: AwareDatetime
 
 
-EventKind = Literal["phase", "rescheduled", "cancelled", "reminder"]
+EventKind = Literal[
+    "phase", "rescheduled", "cancelled", "reminder", "capacity", "matching", "notified"
+]
 
 
 class RecordEventInput(BaseModel):
@@ -183,6 +247,11 @@ EmailTemplate = Literal[
     "approval_request",
     "approval_reminder",
     "approval_escalated",
+    "capacity_request",
+    "match_review",
+    "pair_introduction",
+    "selection_outcome",
+    "manager_outcome",
 ]
 
 
@@ -209,6 +278,30 @@ class EmailFacts(BaseModel):
     manager_name: str | None = None
     profile_title: str | None = None
     answer_by: AwareDatetime | None = None
+    # HR's capacity decision and matching
+    organisation_name: str | None = None
+    capacity_rows: list[CapacityRow] = Field(default_factory=list)
+    decide_by: AwareDatetime | None = None
+    reminder: bool = False
+    pairs: int | None = None
+    unmatched: int | None = None
+    selection: str | None = None  # accepted | waitlisted | declined | unmatched
+    partner_name: str | None = None
+    partner_email: str | None = None
+    partner_title: str | None = None
+    partner_organisation: str | None = None
+    introduction: str = ""
+    kickoff_title: str | None = None
+    kickoff_starts: AwareDatetime | None = None
+    kickoff_place: str | None = None
+
+
+class CapacityRow(BaseModel):
+    """One line of HR's capacity summary: a profile, how many were approved, the cap."""
+
+    profile_title: str
+    approved: int
+    cap: int | None  # None: no limit in the definition
 
 
 class EmailBatch(BaseModel):
@@ -338,7 +431,9 @@ class LinkRequest(BaseModel):
     """A signed link the email activity makes for each recipient."""
 
     name: str  # the template variable, e.g. "approve_url"
-    purpose: Literal["approval", "withdrawal"]
+    purpose: Literal["approval", "withdrawal", "capacity", "review"]
+    # What the link acts on: the application, or for HR's links the organisation
+    # (capacity) or the program (review).
     application_id: str
     expires_at: AwareDatetime
     path: str  # e.g. "/a/" or "/w/"
@@ -352,3 +447,88 @@ class ApplicationRecordInput(BaseModel):
     channel: str | None = None
     key: str | None = None
     at: AwareDatetime
+
+
+# --- HR capacity decision and matching --------------------------------------------------------
+
+
+class CapacityDecision(BaseModel):
+    """One organisation's decision on each of its approved applicants."""
+
+    organisation_id: str
+    selections: dict[str, Selection]  # application id -> accepted | waitlisted | declined
+    decided_by: str = Field("", max_length=320)
+    channel: Literal["hr_link", "cli", "policy"] = "hr_link"
+
+
+class CapacityDecisionResult(BaseModel):
+    organisation_id: str
+    accepted: int
+    waitlisted: int
+    declined: int
+
+
+class SelectionRecordInput(BaseModel):
+    program_id: str
+    organisation_id: str
+    selections: dict[str, Selection]
+    decided_by: str
+    channel: str
+    at: AwareDatetime
+
+
+class MatchReviewRequest(BaseModel):
+    """HR's action on the proposed pairs.
+
+    ``lock`` keeps a pair, ``forbid`` rules one out, ``unlock`` and ``allow``
+    undo them, ``swap`` exchanges the mentors of two proposed pairs (and locks
+    both new pairs), ``rerun`` proposes again from the current data, and
+    ``confirm`` accepts the proposal numbered ``proposal`` and ends the phase.
+    Every action but ``confirm`` makes a new proposal at once.
+    """
+
+    action: Literal["lock", "unlock", "forbid", "allow", "swap", "rerun", "confirm"]
+    pair: PairRef | None = None
+    other: PairRef | None = None  # the second pair of a swap
+    proposal: int | None = None  # confirm: the proposal the reviewer saw
+    by: str = Field("", max_length=320)
+
+
+class ProposeMatchesInput(BaseModel):
+    program_id: str
+    proposal: int
+    kind: ProgramKind
+    matching: Matching
+    mentor_profiles: list[str]
+    adept_profiles: list[str]
+    locks: list[PairRef] = Field(default_factory=list)
+    forbids: list[PairRef] = Field(default_factory=list)
+    at: AwareDatetime
+
+
+class ProposeMatchesResult(BaseModel):
+    summary: MatchingSummary | None = None
+    conflict: str | None = None  # locks and forbids that cannot all hold, named
+
+
+class ConfirmMatchesInput(BaseModel):
+    program_id: str
+    proposal: int
+    confirmed_by: str
+    at: AwareDatetime
+
+
+class OutcomeNoticesInput(BaseModel):
+    """Tell every approved applicant (and their manager) how HR's decision and matching ended."""
+
+    program_id: str
+    proposal: int
+    facts: EmailFacts
+    profile_titles: dict[str, str]
+    organisation_names: dict[str, str]
+
+
+class OutcomeNoticesResult(BaseModel):
+    sent: int
+    already_sent: int
+    rejected: int

@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from activities.applications import ApplicationRecordActivities
 from activities.email import EmailActivities
+from activities.matching import MatchingActivities
 from activities.records import ProgramRecordActivities
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
@@ -28,11 +29,16 @@ def activities_for(store: Store, settings: Settings) -> list[Any]:
     email = EmailActivities(store, settings)
     records = ProgramRecordActivities(store)
     applications = ApplicationRecordActivities(store)
+    matching = MatchingActivities(store)
     return [
         email.send_email_batch,
+        email.send_outcome_notices,
         records.register_program,
         records.record_event,
         applications.record_application,
+        matching.record_selections,
+        matching.propose_matches,
+        matching.confirm_matches,
     ]
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -22,9 +23,10 @@ with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401
 
     from activities.email import EmailActivities
+    from activities.matching import MatchingActivities
     from activities.records import ProgramRecordActivities
     from mentorflow import search_attributes as sa
-    from mentorflow.definition import consistency_problems
+    from mentorflow.definition import Contact, Role, UndecidedPolicy, consistency_problems
     from mentorflow.models import (
         NEXT_STEP,
         ApplicationEntry,
@@ -33,21 +35,36 @@ with workflow.unsafe.imports_passed_through():
         ApplicationReceipt,
         ApplicationResult,
         ApplicationSubmission,
+        CapacityDecision,
+        CapacityDecisionResult,
+        CapacityRow,
+        ConfirmMatchesInput,
         DateChange,
         EmailBatch,
         EmailFacts,
         EmailTemplate,
         EventKind,
+        LinkRequest,
+        MatchingState,
+        MatchingSummary,
+        MatchReviewRequest,
+        OrganisationDecision,
+        OutcomeNoticesInput,
+        PairRef,
         ProgramDates,
         ProgramInput,
         ProgramPhase,
         ProgramResult,
         ProgramState,
         ProgramStatus,
+        ProposeMatchesInput,
+        ProposeMatchesResult,
         RecordEventInput,
         RegisterProgramInput,
         RescheduleRequest,
         RescheduleResult,
+        Selection,
+        SelectionRecordInput,
         application_workflow_id,
         program_dates,
     )
@@ -69,6 +86,11 @@ class ProgramWorkflow:
         self._reschedules = 0
         self._notices: list[DateChange] = []  # moves not yet told to the people announced to
         self._applications: dict[str, ApplicationEntry] = {}
+        self._decisions: dict[str, OrganisationDecision] = {}  # organisation id -> who decided
+        self._capacity_requested = False
+        self._matching = MatchingState()
+        # HR's review actions each re-run the matcher: one at a time, in arrival order.
+        self._review_lock = asyncio.Lock()
         if input.state is not None:  # continued as new: pick up where the last run was
             state = input.state
             self._phase, self._revision, self._dates = state.phase, state.revision, state.dates
@@ -78,6 +100,9 @@ class ProgramWorkflow:
             self._reschedules = state.reschedules
             self._applications = dict(state.applications)
             self._notices = list(state.notices)
+            self._decisions = dict(state.decisions)
+            self._capacity_requested = state.capacity_requested
+            self._matching = state.matching
         self._continue_as_new_after = input.continue_as_new_after
 
     # --- The lifecycle --------------------------------------------------------------------
@@ -99,6 +124,14 @@ class ProgramWorkflow:
             if self._phase is ProgramPhase.AWAITING_APPROVALS:
                 await self._await_approvals()
                 await self._enter(ProgramPhase.AWAITING_HR_DECISION)
+            if self._phase is ProgramPhase.AWAITING_HR_DECISION:
+                await self._await_capacity_decisions()
+                await self._enter(ProgramPhase.MATCH_REVIEW)
+            if self._phase is ProgramPhase.MATCH_REVIEW:
+                await self._review_matches()
+                await self._enter(ProgramPhase.MATCHED)
+            if self._phase is ProgramPhase.MATCHED and not self._matching.notified:
+                await self._notify_outcomes()
         except asyncio.CancelledError:
             # Cancelled from the CLI or the Temporal UI: record it and tell the
             # people who were told about the program, then end as cancelled.
@@ -140,6 +173,69 @@ class ProgramWorkflow:
             await self._continue_as_new_if_due()
             await self._sleep_until(self._approvals_due(), "approvals due", self._all_answered)
 
+    async def _await_capacity_decisions(self) -> None:
+        """Each organisation's HR accepts, wait-lists or declines its approved applicants.
+
+        The program waits for every organisation or the decision deadline; an
+        organisation that has not decided by then gets the definition's policy.
+        """
+        if not self._capacity_requested:
+            self._skip_passed_capacity_reminders()
+            await self._ask_for_capacity_decisions(reminder_key=None)
+            self._capacity_requested = True
+        while self._undecided() and workflow.now() < self._decision_due():
+            due = self._due_capacity_reminder(workflow.now())
+            if due is not None:
+                self._reminders_done.add(due)
+                await self._ask_for_capacity_decisions(reminder_key=due)
+                continue
+            await self._continue_as_new_if_due()
+            await self._sleep_until(
+                self._next_capacity_wake_up(),
+                "HR capacity decisions",
+                lambda: not self._undecided(),
+            )
+        await self._apply_undecided_policy()
+
+    async def _review_matches(self) -> None:
+        """Propose pairs; HR locks, forbids, swaps and re-runs until it confirms them."""
+        if self._matching.summary is None:
+            proposed = await self._propose(self._matching.locks, self._matching.forbids)
+            assert proposed.summary is not None  # no locks yet, so nothing can conflict
+            self._matching.summary = proposed.summary
+            self._publish()
+        summary = self._matching.summary
+        nobody = summary.pairs + summary.unmatched_mentors + summary.unmatched_adepts == 0
+        if not self._definition.matching.hr_review or nobody:
+            self._matching.confirmed_by = "policy: confirmed without review"
+        elif not self._matching.review_requested:
+            await self._ask_for_review()
+            self._matching.review_requested = True
+        while self._matching.confirmed_by is None:
+            await self._continue_as_new_if_due()
+            await workflow.wait_condition(
+                lambda: self._matching.confirmed_by is not None or self._history_is_long()
+            )
+        await workflow.execute_activity_method(
+            MatchingActivities.confirm_matches,
+            ConfirmMatchesInput(
+                program_id=self._definition.id,
+                proposal=self._matching.summary.proposal,
+                confirmed_by=self._matching.confirmed_by,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            summary="confirm pairs",
+        )
+        await self._record(
+            "matching",
+            "matching-confirmed",
+            detail={
+                **self._matching.summary.model_dump(),
+                "confirmed_by": self._matching.confirmed_by,
+            },
+        )
+
     # --- Handlers -------------------------------------------------------------------------
 
     @workflow.query
@@ -163,6 +259,10 @@ class ProgramWorkflow:
                 **self._totals(),
             },
             applications=self._breakdown(),
+            decisions=self._decisions,
+            undecided=self._undecided() if self._phase is ProgramPhase.AWAITING_HR_DECISION else [],
+            matching=self._matching.summary,
+            confirmed_by=self._matching.confirmed_by,
         )
 
     @workflow.update
@@ -301,6 +401,158 @@ class ProgramWorkflow:
         )
         self._describe()
 
+    @workflow.update
+    async def decide_capacity(self, decision: CapacityDecision) -> CapacityDecisionResult:
+        """An organisation's HR decides who of its approved applicants takes part."""
+        return await self._apply_decision(decision)
+
+    async def _apply_decision(self, decision: CapacityDecision) -> CapacityDecisionResult:
+        await workflow.execute_activity_method(
+            MatchingActivities.record_selections,
+            SelectionRecordInput(
+                program_id=self._definition.id,
+                organisation_id=decision.organisation_id,
+                selections=decision.selections,
+                decided_by=decision.decided_by,
+                channel=decision.channel,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            summary=f"record capacity decision of {decision.organisation_id}",
+        )
+        for application_id, selection in decision.selections.items():
+            entry = self._applications[application_id]
+            self._applications[application_id] = entry.model_copy(update={"selection": selection})
+        self._decisions[decision.organisation_id] = OrganisationDecision(
+            decided_by=decision.decided_by or decision.channel, channel=decision.channel
+        )
+        chosen = list(decision.selections.values())
+        result = CapacityDecisionResult(
+            organisation_id=decision.organisation_id,
+            accepted=chosen.count(Selection.ACCEPTED),
+            waitlisted=chosen.count(Selection.WAITLISTED),
+            declined=chosen.count(Selection.DECLINED),
+        )
+        self._revision += 1  # wakes the phase, which moves on once every organisation decided
+        await self._record(
+            "capacity",
+            f"capacity-{decision.organisation_id}-{self._revision}",
+            detail={**result.model_dump(), "channel": decision.channel},
+        )
+        self._describe()
+        return result
+
+    @decide_capacity.validator
+    def _validate_capacity(self, decision: CapacityDecision) -> None:
+        """Refuse, with the reason, a decision the program cannot take."""
+        if self._phase is not ProgramPhase.AWAITING_HR_DECISION:
+            raise ValueError(f"closed: HR's capacity decision is not open (phase {self._phase})")
+        if workflow.now() >= self._decision_due():
+            raise ValueError("closed: the decision deadline has passed")
+        organisation = decision.organisation_id
+        approved = self._approved_in(organisation)
+        unknown = sorted(set(decision.selections) - set(approved))
+        if unknown:
+            raise ValueError(
+                f"unknown: {', '.join(unknown)} is not an approved applicant of {organisation}"
+            )
+        missing = len(set(approved) - set(decision.selections))
+        if missing:
+            raise ValueError(f"incomplete: {missing} approved applicant(s) have no decision")
+        for profile in self._definition.profiles:
+            cap = self._cap(organisation, profile.id)
+            accepted = sum(
+                1
+                for application_id, selection in decision.selections.items()
+                if selection is Selection.ACCEPTED
+                and self._applications[application_id].profile_id == profile.id
+            )
+            if cap is not None and accepted > cap:
+                raise ValueError(
+                    f"over_cap: {accepted} accepted as {profile.title}; the cap for"
+                    f" {organisation} is {cap}"
+                )
+
+    @workflow.update
+    async def review_matching(self, request: MatchReviewRequest) -> MatchingSummary:
+        """HR's review: lock, forbid, swap or re-run (a new proposal), or confirm."""
+        async with self._review_lock:
+            self._validate_review(request)  # again: an earlier action may have changed things
+            current = self._matching.summary
+            assert current is not None
+            if request.action == "confirm":
+                self._matching.confirmed_by = request.by or "hr"
+                return current
+            locks, forbids = self._adjusted(request)
+            proposed = await self._propose(locks, forbids)
+            if proposed.conflict is not None:
+                raise ApplicationError(f"conflict: {proposed.conflict}", non_retryable=True)
+            assert proposed.summary is not None
+            self._matching.locks, self._matching.forbids = locks, forbids
+            self._matching.summary = proposed.summary
+            await self._record(
+                "matching",
+                f"proposal-{proposed.summary.proposal}",
+                detail={"action": request.action, "by": request.by},
+            )
+            self._describe()
+            return proposed.summary
+
+    @review_matching.validator
+    def _validate_review(self, request: MatchReviewRequest) -> None:
+        summary = self._matching.summary
+        if self._phase is not ProgramPhase.MATCH_REVIEW or summary is None:
+            raise ValueError(f"closed: the pairs are not under review (phase {self._phase})")
+        if self._matching.confirmed_by is not None:
+            raise ValueError(f"closed: the pairs were confirmed by {self._matching.confirmed_by}")
+        if request.action == "confirm":
+            if request.proposal != summary.proposal:
+                raise ValueError(
+                    f"stale: proposal {request.proposal} was replaced by proposal"
+                    f" {summary.proposal}; review the new one"
+                )
+            return
+        if request.action == "rerun":
+            return
+        pairs = [request.pair, request.other] if request.action == "swap" else [request.pair]
+        for pair in pairs:
+            if pair is None:
+                raise ValueError(f"incomplete: {request.action} needs a pair")
+            for application_id, role in (
+                (pair.mentor_id, Role.MENTOR),
+                (pair.adept_id, Role.ADEPT),
+            ):
+                if not self._is_accepted(application_id, role):
+                    raise ValueError(f"unknown: {application_id} is not an accepted {role.value}")
+        assert request.pair is not None
+        if request.action == "lock" and request.pair in self._matching.forbids:
+            raise ValueError("conflict: the pair is forbidden; allow it before locking it")
+        if request.action == "forbid" and request.pair in self._matching.locks:
+            raise ValueError("conflict: the pair is locked; unlock it before forbidding it")
+
+    def _adjusted(self, request: MatchReviewRequest) -> tuple[list[PairRef], list[PairRef]]:
+        """The locks and forbids after ``request``."""
+        locks, forbids = list(self._matching.locks), list(self._matching.forbids)
+        pair = request.pair
+        if request.action == "lock" and pair is not None and pair not in locks:
+            locks.append(pair)
+        elif request.action == "unlock":
+            locks = [p for p in locks if p != pair]
+        elif request.action == "forbid" and pair is not None and pair not in forbids:
+            forbids.append(pair)
+        elif request.action == "allow":
+            forbids = [p for p in forbids if p != pair]
+        elif request.action == "swap" and pair is not None and request.other is not None:
+            other = request.other
+            moved = {pair.adept_id, other.adept_id, pair.mentor_id, other.mentor_id}
+            # The swapped pairs replace any lock held by the people they move.
+            locks = [p for p in locks if p.adept_id not in moved and p.mentor_id not in moved]
+            locks += [
+                PairRef(mentor_id=pair.mentor_id, adept_id=other.adept_id),
+                PairRef(mentor_id=other.mentor_id, adept_id=pair.adept_id),
+            ]
+        return locks, forbids
+
     def _application_input(self, submission: ApplicationSubmission) -> ApplicationInput:
         d = self._definition
         organisation = next(o for o in d.organisations if o.id == submission.organisation_id)
@@ -327,7 +579,16 @@ class ProgramWorkflow:
         return self._definition.approval.answer_by or self._dates.deadline
 
     def _escalation_due(self) -> datetime:
-        """When HR must have answered an escalated application."""
+        """When HR must have answered an escalated application.
+
+        Halfway between answer-by and the capacity decision deadline, so that an
+        escalation left unanswered never eats the time HR has for its decision.
+        """
+        answer_by = self._answer_by()
+        return answer_by + (self._decision_due() - answer_by) / 2
+
+    def _decision_due(self) -> datetime:
+        """When each organisation's HR must have decided who takes part."""
         return self._definition.capacity.decision_by or self._dates.start
 
     def _approvals_due(self) -> datetime:
@@ -345,6 +606,21 @@ class ProgramWorkflow:
             "declined": outcomes.count(ApplicationOutcome.DECLINED.value),
             "withdrawn": outcomes.count(ApplicationOutcome.WITHDRAWN.value),
             "pending": outcomes.count(None),
+            **self._selection_totals(),
+        }
+
+    def _selection_totals(self) -> dict[str, int]:
+        chosen = [
+            entry.selection
+            for entry in self._applications.values()
+            if entry.outcome == ApplicationOutcome.APPROVED.value
+        ]
+        if not any(chosen):
+            return {}
+        return {
+            "accepted": chosen.count(Selection.ACCEPTED),
+            "waitlisted": chosen.count(Selection.WAITLISTED),
+            "not_selected": chosen.count(Selection.DECLINED),
         }
 
     def _breakdown(self) -> dict[str, dict[str, int]]:
@@ -386,6 +662,9 @@ class ProgramWorkflow:
                     reschedules=self._reschedules,
                     applications=self._applications,
                     notices=self._notices,
+                    decisions=self._decisions,
+                    capacity_requested=self._capacity_requested,
+                    matching=self._matching,
                 ),
                 continue_as_new_after=self._continue_as_new_after,
             )
@@ -448,6 +727,8 @@ class ProgramWorkflow:
             return self._dates.deadline, "application deadline"
         if self._phase is ProgramPhase.AWAITING_APPROVALS:
             return self._answer_by(), "managers answer by"
+        if self._phase is ProgramPhase.AWAITING_HR_DECISION:
+            return self._decision_due(), "HR decides who takes part by"
         return None, None
 
     def _moved_dates(self, request: RescheduleRequest) -> ProgramDates:
@@ -457,6 +738,227 @@ class ProgramWorkflow:
             start=request.start or self._dates.start,
             end=self._dates.end,
         )
+
+    # --- HR's capacity decision -------------------------------------------------------------
+
+    def _approved_in(self, organisation_id: str) -> list[str]:
+        """The organisation's approved applications, in the order they came."""
+        return [
+            application_id
+            for application_id, entry in self._applications.items()
+            if entry.organisation_id == organisation_id
+            and entry.outcome == ApplicationOutcome.APPROVED.value
+        ]
+
+    def _undecided(self) -> list[str]:
+        """Organisations with approved applicants and no decision yet."""
+        return [
+            o.id
+            for o in self._definition.organisations
+            if o.id not in self._decisions and self._approved_in(o.id)
+        ]
+
+    def _cap(self, organisation_id: str, profile_id: str) -> int | None:
+        """The most an organisation may accept for a profile: its own rule, else '*'."""
+        rules = self._definition.capacity.rules
+        for wanted in (organisation_id, "*"):
+            for rule in rules:
+                if rule.organisation == wanted and rule.profile == profile_id:
+                    return rule.max_participants
+        return None
+
+    def _is_accepted(self, application_id: str, role: Role) -> bool:
+        entry = self._applications.get(application_id)
+        if entry is None or entry.selection is not Selection.ACCEPTED:
+            return False
+        profile = self._definition.profile(entry.profile_id)
+        return profile is not None and profile.role is role
+
+    def _capacity_reminder_plan(self) -> list[tuple[str, datetime]]:
+        due = self._decision_due()
+        return [
+            (f"capacity-reminder-{int(before.total_seconds())}s@{due.isoformat()}", due - before)
+            for before in sorted(self._definition.capacity.reminders_before_decision, reverse=True)
+        ]
+
+    def _skip_passed_capacity_reminders(self) -> None:
+        now = workflow.now()
+        self._reminders_done.update(k for k, at in self._capacity_reminder_plan() if at <= now)
+
+    def _due_capacity_reminder(self, now: datetime) -> str | None:
+        return next(
+            (
+                k
+                for k, at in self._capacity_reminder_plan()
+                if k not in self._reminders_done and at <= now
+            ),
+            None,
+        )
+
+    def _next_capacity_wake_up(self) -> datetime:
+        pending = [at for k, at in self._capacity_reminder_plan() if k not in self._reminders_done]
+        return min([*pending, self._decision_due()])
+
+    async def _ask_for_capacity_decisions(self, reminder_key: str | None) -> None:
+        """Each undecided organisation's HR gets its summary and a link to decide."""
+        for organisation in self._definition.organisations:
+            if organisation.id not in self._undecided():
+                continue
+            approved = self._approved_in(organisation.id)
+            rows = [
+                CapacityRow(
+                    profile_title=profile.title,
+                    approved=sum(
+                        1 for a in approved if self._applications[a].profile_id == profile.id
+                    ),
+                    cap=self._cap(organisation.id, profile.id),
+                )
+                for profile in self._definition.profiles
+            ]
+            await self._email(
+                "capacity_request",
+                f"capacity-request/{organisation.id}",
+                reminder_key or "1",
+                [c.email for c in organisation.hr_contacts],
+                facts=self._facts().model_copy(
+                    update={
+                        "organisation_name": organisation.name,
+                        "capacity_rows": rows,
+                        "decide_by": self._decision_due(),
+                        "reminder": reminder_key is not None,
+                    }
+                ),
+                links=[
+                    LinkRequest(
+                        name="decide_url",
+                        purpose="capacity",
+                        application_id=organisation.id,
+                        expires_at=self._decision_due(),
+                        path="/c/",
+                    )
+                ],
+            )
+
+    async def _apply_undecided_policy(self) -> None:
+        """The definition says what happens to an organisation that did not decide in time."""
+        policy = self._definition.capacity.when_undecided
+        for organisation_id in self._undecided():
+            selections: dict[str, Selection] = {}
+            taken: dict[str, int] = {}
+            for application_id in self._approved_in(organisation_id):
+                profile_id = self._applications[application_id].profile_id
+                cap = self._cap(organisation_id, profile_id)
+                if policy is UndecidedPolicy.DECLINE_ALL:
+                    selections[application_id] = Selection.DECLINED
+                elif policy is UndecidedPolicy.ACCEPT_UP_TO_CAP and (
+                    cap is None or taken.get(profile_id, 0) < cap
+                ):
+                    # First come, first served: the order the applications arrived in.
+                    taken[profile_id] = taken.get(profile_id, 0) + 1
+                    selections[application_id] = Selection.ACCEPTED
+                else:
+                    selections[application_id] = Selection.WAITLISTED
+            await self._apply_decision(
+                CapacityDecision(
+                    organisation_id=organisation_id,
+                    selections=selections,
+                    decided_by=f"policy: {policy.value}",
+                    channel="policy",
+                )
+            )
+
+    # --- Matching ---------------------------------------------------------------------------
+
+    async def _propose(self, locks: list[PairRef], forbids: list[PairRef]) -> ProposeMatchesResult:
+        self._matching.proposals += 1
+        d = self._definition
+        return await workflow.execute_activity_method(
+            MatchingActivities.propose_matches,
+            ProposeMatchesInput(
+                program_id=d.id,
+                proposal=self._matching.proposals,
+                kind=d.kind,
+                matching=d.matching,
+                mentor_profiles=[p.id for p in d.profiles if p.role is Role.MENTOR],
+                adept_profiles=[p.id for p in d.profiles if p.role is Role.ADEPT],
+                locks=locks,
+                forbids=forbids,
+                at=workflow.now(),
+            ),
+            # Thousands of candidates: a matrix of millions of pairs takes seconds.
+            start_to_close_timeout=timedelta(minutes=10),
+            summary=f"propose pairs (proposal {self._matching.proposals})",
+        )
+
+    def _coordinators(self) -> list[Contact]:
+        """Who reviews the pairs: the program's contacts, else the organisers' HR, else all HR."""
+        d = self._definition
+        contacts = (
+            list(d.contacts)
+            or [c for o in d.organisations if o.is_organiser for c in o.hr_contacts]
+            or [c for o in d.organisations for c in o.hr_contacts]
+        )
+        unique: dict[str, Contact] = {}
+        for contact in contacts:
+            unique.setdefault(contact.email.lower(), contact)
+        return list(unique.values())
+
+    async def _ask_for_review(self) -> None:
+        summary = self._matching.summary
+        assert summary is not None
+        await self._email(
+            "match_review",
+            "match-review",
+            "1",
+            [c.email for c in self._coordinators()],
+            facts=self._facts().model_copy(
+                update={
+                    "pairs": summary.pairs,
+                    "unmatched": summary.unmatched_adepts + summary.unmatched_mentors,
+                }
+            ),
+            links=[
+                LinkRequest(
+                    name="review_url",
+                    purpose="review",
+                    application_id=self._definition.id,
+                    expires_at=self._dates.start,
+                    path="/r/",
+                )
+            ],
+        )
+
+    async def _notify_outcomes(self) -> None:
+        """Pair introductions, kind words to the others, and their managers informed."""
+        summary = self._matching.summary
+        assert summary is not None
+        d = self._definition
+        kickoff = d.schedule.kickoff
+        facts = self._facts().model_copy(
+            update={
+                "introduction": d.matching.introduction,
+                "kickoff_title": kickoff.title if kickoff else None,
+                "kickoff_starts": kickoff.starts if kickoff else None,
+                "kickoff_place": (kickoff.place or kickoff.online_url) if kickoff else None,
+            }
+        )
+        emails = 2 * len(self._applications)
+        result = await workflow.execute_activity_method(
+            EmailActivities.send_outcome_notices,
+            OutcomeNoticesInput(
+                program_id=d.id,
+                proposal=summary.proposal,
+                facts=facts,
+                profile_titles={p.id: p.title for p in d.profiles},
+                organisation_names={o.id: o.name for o in d.organisations},
+            ),
+            start_to_close_timeout=timedelta(seconds=120 + emails),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=EMAIL_RETRY,
+            summary=f"outcome notices (proposal {summary.proposal})",
+        )
+        self._matching.notified = True
+        await self._record("notified", "outcome-notices", detail=result.model_dump())
 
     # --- Steps ----------------------------------------------------------------------------
 
@@ -603,9 +1105,11 @@ class ProgramWorkflow:
         previous_deadline: datetime | None = None,
         previous_start: datetime | None = None,
         reason: str = "",
+        facts: EmailFacts | None = None,
+        links: list[LinkRequest] | None = None,
     ) -> None:
         d = self._definition
-        facts = self._facts().model_copy(
+        facts = (facts or self._facts()).model_copy(
             update={
                 "previous_deadline": previous_deadline,
                 "previous_start": previous_start,
@@ -622,6 +1126,7 @@ class ProgramWorkflow:
                 template=template,
                 recipients=recipients,
                 facts=facts,
+                links=links or [],
             ),
             start_to_close_timeout=timedelta(seconds=60 + 5 * len(recipients)),
             heartbeat_timeout=timedelta(seconds=60),

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -134,6 +135,11 @@ class Application(Base):
     status: Mapped[str] = mapped_column(String(20))  # awaiting_approval | approved | ...
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # HR's capacity decision on an approved application: accepted | waitlisted | declined.
+    selection: Mapped[str | None] = mapped_column(String(20))
+    selected_by: Mapped[str | None] = mapped_column(String(320))
+    selection_channel: Mapped[str | None] = mapped_column(String(30))  # hr_link | cli | policy
+    selected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ApprovalDecision(Base):
@@ -149,3 +155,46 @@ class ApprovalDecision(Base):
     decided_by: Mapped[str] = mapped_column(String(320))
     channel: Mapped[str] = mapped_column(String(30))  # email_link | policy | hr | applicant
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MatchProposal(Base):
+    """One run of the matcher for a program: its pairs, who was left out and why.
+
+    Proposals are numbered per program; HR's confirmation marks one ``confirmed``.
+    """
+
+    __tablename__ = "match_proposals"
+    __table_args__ = (UniqueConstraint("program_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # proposed | confirmed
+    total_score: Mapped[float] = mapped_column(Float)
+    worst_score: Mapped[float | None] = mapped_column(Float)
+    # {"unmatched": [{"id", "role", "reason"}], "options": [...], "locks": [...], "forbids": [...]}
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_by: Mapped[str | None] = mapped_column(String(320))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MatchPair(Base):
+    """A mentor and an adept paired in a proposal, with the score explained by criterion."""
+
+    __tablename__ = "match_pairs"
+    __table_args__ = (UniqueConstraint("proposal_id", "adept_application_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(
+        ForeignKey("match_proposals.id", ondelete="CASCADE"), index=True
+    )
+    mentor_application_id: Mapped[str] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE")
+    )
+    adept_application_id: Mapped[str] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE")
+    )
+    score: Mapped[float] = mapped_column(Float)
+    breakdown: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    locked: Mapped[bool] = mapped_column(default=False)

@@ -29,6 +29,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "bad_email": "This is not a valid email address.",
         "manager_is_you": "Your manager must be someone else.",
         "unknown_choice": "Please choose one of the options.",
+        "whole_number": "Please write a whole number, such as 12.",
         "errors_above": "Please correct the fields marked below.",
         "thanks_title": "Thank you for your application",
         "thanks_body": "We have sent a confirmation to {email} and asked {manager} to approve it.",
@@ -87,6 +88,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "bad_email": "Det här är inte en giltig e-postadress.",
         "manager_is_you": "Din chef måste vara någon annan än du.",
         "unknown_choice": "Välj ett av alternativen.",
+        "whole_number": "Skriv ett heltal, till exempel 12.",
         "errors_above": "Rätta de markerade fälten nedan.",
         "thanks_title": "Tack för din ansökan",
         "thanks_body": "Vi har skickat en bekräftelse till {email} och bett {manager} att"
