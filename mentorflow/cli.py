@@ -40,7 +40,12 @@ db_app = typer.Typer(help="The state database.", no_args_is_help=True)
 applications_app = typer.Typer(
     help="Applications collected outside the web form.", no_args_is_help=True
 )
+capacity_app = typer.Typer(
+    help="HR's decision on who takes part (the CLI twin of the emailed decision page).",
+    no_args_is_help=True,
+)
 app.add_typer(program_app, name="program")
+app.add_typer(capacity_app, name="capacity")
 app.add_typer(db_app, name="db")
 app.add_typer(applications_app, name="applications")
 
@@ -216,6 +221,25 @@ def program_status_command(
         *(
             (f"  {key}", ", ".join(f"{k}: {v}" for k, v in row.items()))
             for key, row in status.applications.items()
+        ),
+        *(
+            (f"  decided: {org}", f"{decision.decided_by} ({decision.channel})")
+            for org, decision in status.decisions.items()
+        ),
+        *((("Undecided", ", ".join(status.undecided)),) if status.undecided else ()),
+        *(
+            (
+                (
+                    "Pairs",
+                    f"proposal {status.matching.proposal}: {status.matching.pairs} pairs"
+                    f" ({status.matching.locked} locked), unmatched"
+                    f" {status.matching.unmatched_mentors} mentor(s) and"
+                    f" {status.matching.unmatched_adepts} adept(s)"
+                    + (f"; confirmed by {status.confirmed_by}" if status.confirmed_by else ""),
+                ),
+            )
+            if status.matching
+            else ()
         ),
         ("Temporal UI", _ui_link(settings, program_workflow_id(status.program_id))),
         (
@@ -415,6 +439,120 @@ def applications_import(
     if problems:
         typer.echo(f"{problems} row(s) not imported; fix them and import the file again.", err=True)
         raise typer.Exit(1)
+
+
+# --- capacity --------------------------------------------------------------------------------
+
+
+def _emails(values: list[str] | None) -> list[str]:
+    """Emails given as repeated options or comma-separated, lowercased."""
+    return [e.strip().lower() for v in values or [] for e in v.split(",") if e.strip()]
+
+
+async def _approved(settings: Settings, program_id: str, organisation: str) -> list[Any]:
+    from mentorflow.store import Store, migrate
+
+    await asyncio.to_thread(migrate, settings.effective_database_url)
+    store = Store(settings.effective_database_url)
+    try:
+        if await store.program(program_id) is None:
+            fail(f"no program with id {program_id!r} in the database")
+        return [
+            row
+            for row in await store.applications(program_id)
+            if row.organisation_id == organisation and row.status == "approved"
+        ]
+    finally:
+        await store.close()
+
+
+@capacity_app.command("show")
+def capacity_show(
+    program_id: Annotated[str, typer.Argument(help="The program id.")],
+    organisation: Annotated[str, typer.Option("--organisation", help="The organisation id.")],
+) -> None:
+    """List an organisation's approved applicants and HR's decision on each."""
+    rows = _run(lambda: _approved(_settings(), program_id, organisation))
+    if not rows:
+        typer.echo(f"{organisation} has no approved applicants in {program_id}.")
+        return
+    for row in rows:
+        typer.echo(f"{row.profile_id:<20} {row.email:<40} {row.selection or 'undecided'}")
+
+
+@capacity_app.command("decide")
+def capacity_decide(
+    program_id: Annotated[str, typer.Argument(help="The program id.")],
+    organisation: Annotated[str, typer.Option("--organisation", help="The organisation id.")],
+    accept: Annotated[
+        list[str] | None, typer.Option(help="Emails to accept (repeat, or comma-separate).")
+    ] = None,
+    waitlist: Annotated[list[str] | None, typer.Option(help="Emails to wait-list.")] = None,
+    decline: Annotated[list[str] | None, typer.Option(help="Emails not to select.")] = None,
+    rest: Annotated[
+        str | None,
+        typer.Option(help="What happens to everyone not named: waitlist or decline."),
+    ] = None,
+    by: Annotated[str, typer.Option(help="Who decides (recorded with the decision).")] = "",
+) -> None:
+    """Decide who of an organisation's approved applicants takes part, within its caps."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from mentorflow.models import CapacityDecision, Selection
+    from workflows.program import ProgramWorkflow
+
+    if rest not in (None, "waitlist", "decline"):
+        fail(f"--rest {rest!r}: use waitlist or decline")
+    settings = _settings()
+    named = {
+        **{e: Selection.ACCEPTED for e in _emails(accept)},
+        **{e: Selection.WAITLISTED for e in _emails(waitlist)},
+        **{e: Selection.DECLINED for e in _emails(decline)},
+    }
+    clashes = [e for e in named if sum(e in _emails(v) for v in (accept, waitlist, decline)) > 1]
+    if clashes:
+        fail(f"named twice with different decisions: {', '.join(sorted(clashes))}")
+
+    async def decide() -> Any:
+        rows = await _approved(settings, program_id, organisation)
+        by_email = {row.email: row for row in rows}
+        unknown = sorted(set(named) - set(by_email))
+        if unknown:
+            fail(
+                f"not an approved applicant of {organisation}: {', '.join(unknown)}"
+                f" (see `mentorflow capacity show {program_id} --organisation {organisation}`)"
+            )
+        left = [email for email in by_email if email not in named]
+        if left and rest is None:
+            fail(
+                f"no decision for {len(left)} applicant(s): {', '.join(left)};"
+                " name them, or add --rest waitlist (or --rest decline)"
+            )
+        fallback = Selection.DECLINED if rest == "decline" else Selection.WAITLISTED
+        selections = {row.id: named.get(email, fallback) for email, row in by_email.items()}
+        client = await connect(settings)
+        handle = client.get_workflow_handle_for(
+            ProgramWorkflow.run, program_workflow_id(program_id)
+        )
+        try:
+            return await handle.execute_update(
+                ProgramWorkflow.decide_capacity,
+                CapacityDecision(
+                    organisation_id=organisation,
+                    selections=selections,
+                    decided_by=by or os.environ.get("USER", "cli"),
+                    channel="cli",
+                ),
+            )
+        except WorkflowUpdateFailedError as error:
+            reason = getattr(error.cause, "message", str(error.cause))
+            fail(f"refused: {reason}")
+
+    result = _run(decide)
+    typer.echo(
+        f"{organisation}: accepted {result.accepted}, wait-listed {result.waitlisted},"
+        f" not selected {result.declined}"
+    )
 
 
 # --- services --------------------------------------------------------------------------------

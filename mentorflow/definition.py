@@ -327,6 +327,29 @@ class ProgramDefinition(_Model):
     def profile(self, profile_id: str) -> Profile | None:
         return next((p for p in self.profiles if p.id == profile_id), None)
 
+    def organisation(self, organisation_id: str) -> Organisation | None:
+        return next((o for o in self.organisations if o.id == organisation_id), None)
+
+    def cap(self, organisation_id: str, profile_id: str) -> int | None:
+        """The most an organisation may accept for a profile: its own rule, else ``*``'s."""
+        for wanted in (organisation_id, "*"):
+            for rule in self.capacity.rules:
+                if rule.organisation == wanted and rule.profile == profile_id:
+                    return rule.max_participants
+        return None
+
+    def coordinators(self) -> list[Contact]:
+        """Who reviews the pairs: the program's contacts, else the organisers' HR, else all HR."""
+        contacts = (
+            list(self.contacts)
+            or [c for o in self.organisations if o.is_organiser for c in o.hr_contacts]
+            or [c for o in self.organisations for c in o.hr_contacts]
+        )
+        unique: dict[str, Contact] = {}
+        for contact in contacts:
+            unique.setdefault(contact.email.lower(), contact)
+        return list(unique.values())
+
 
 # --- Consistency checks ----------------------------------------------------------------------
 

@@ -108,6 +108,7 @@ async def test_twenty_applicants_managers_answer_by_email_link(
     organisations = [o.id for o in definition.organisations]
     answers = {
         "q_motivation": "<script>alert('x')</script> Jag vill lära mig.",
+        "q_years": "12",
         "q_multi_interests": ["Hållbarhet", "Ledarskap"],
     }
     async with create_worker(env.client, worker_settings, store):
@@ -249,7 +250,7 @@ async def test_twenty_applicants_managers_answer_by_email_link(
         )
         assert refused.status_code == 410
 
-    assert result.phase is ProgramPhase.AWAITING_HR_DECISION
+    assert result.phase is ProgramPhase.MATCHED
     totals = {
         k: status.counts[k] for k in ("applied", "approved", "declined", "withdrawn", "pending")
     }

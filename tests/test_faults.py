@@ -86,7 +86,7 @@ async def test_worker_killed_mid_phase_loses_and_duplicates_nothing(
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(30)
-    assert result.phase is ProgramPhase.AWAITING_HR_DECISION
+    assert result.phase is ProgramPhase.MATCHED
     assert result.reminders_sent == 2
     assert_each_email_once(mail_catcher, recipients, {"Applications are open": 1, "Reminder": 2})
     store = Store(database_url)
@@ -95,7 +95,7 @@ async def test_worker_killed_mid_phase_loses_and_duplicates_nothing(
         assert len(ledger) == 3 * len(recipients)
         assert {e.status for e in ledger} == {"sent"}
         program = await store.program(program_id)
-        assert program is not None and program.phase == "awaiting_hr_decision"
+        assert program is not None and program.phase == "matched"
     finally:
         await store.close()
 
@@ -127,7 +127,7 @@ async def test_smtp_outage_delays_emails_but_loses_none(
     finally:
         catcher.stop()
         await store.close()
-    assert result.phase is ProgramPhase.AWAITING_HR_DECISION
+    assert result.phase is ProgramPhase.MATCHED
     assert_each_email_once(catcher, recipients, {"Applications are open": 1, "Reminder": 1})
     announcement = [e for e in ledger if e.step == "announcement"]
     assert all(e.status == "sent" for e in announcement)

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.matching import MatchingActivities
     from activities.records import ProgramRecordActivities
     from mentorflow import search_attributes as sa
-    from mentorflow.definition import Contact, Role, UndecidedPolicy, consistency_problems
+    from mentorflow.definition import Role, UndecidedPolicy, consistency_problems
     from mentorflow.models import (
         NEXT_STEP,
         ApplicationEntry,
@@ -460,7 +460,7 @@ class ProgramWorkflow:
         if missing:
             raise ValueError(f"incomplete: {missing} approved applicant(s) have no decision")
         for profile in self._definition.profiles:
-            cap = self._cap(organisation, profile.id)
+            cap = self._definition.cap(organisation, profile.id)
             accepted = sum(
                 1
                 for application_id, selection in decision.selections.items()
@@ -758,15 +758,6 @@ class ProgramWorkflow:
             if o.id not in self._decisions and self._approved_in(o.id)
         ]
 
-    def _cap(self, organisation_id: str, profile_id: str) -> int | None:
-        """The most an organisation may accept for a profile: its own rule, else '*'."""
-        rules = self._definition.capacity.rules
-        for wanted in (organisation_id, "*"):
-            for rule in rules:
-                if rule.organisation == wanted and rule.profile == profile_id:
-                    return rule.max_participants
-        return None
-
     def _is_accepted(self, application_id: str, role: Role) -> bool:
         entry = self._applications.get(application_id)
         if entry is None or entry.selection is not Selection.ACCEPTED:
@@ -811,7 +802,7 @@ class ProgramWorkflow:
                     approved=sum(
                         1 for a in approved if self._applications[a].profile_id == profile.id
                     ),
-                    cap=self._cap(organisation.id, profile.id),
+                    cap=self._definition.cap(organisation.id, profile.id),
                 )
                 for profile in self._definition.profiles
             ]
@@ -847,7 +838,7 @@ class ProgramWorkflow:
             taken: dict[str, int] = {}
             for application_id in self._approved_in(organisation_id):
                 profile_id = self._applications[application_id].profile_id
-                cap = self._cap(organisation_id, profile_id)
+                cap = self._definition.cap(organisation_id, profile_id)
                 if policy is UndecidedPolicy.DECLINE_ALL:
                     selections[application_id] = Selection.DECLINED
                 elif policy is UndecidedPolicy.ACCEPT_UP_TO_CAP and (
@@ -890,19 +881,6 @@ class ProgramWorkflow:
             summary=f"propose pairs (proposal {self._matching.proposals})",
         )
 
-    def _coordinators(self) -> list[Contact]:
-        """Who reviews the pairs: the program's contacts, else the organisers' HR, else all HR."""
-        d = self._definition
-        contacts = (
-            list(d.contacts)
-            or [c for o in d.organisations if o.is_organiser for c in o.hr_contacts]
-            or [c for o in d.organisations for c in o.hr_contacts]
-        )
-        unique: dict[str, Contact] = {}
-        for contact in contacts:
-            unique.setdefault(contact.email.lower(), contact)
-        return list(unique.values())
-
     async def _ask_for_review(self) -> None:
         summary = self._matching.summary
         assert summary is not None
@@ -910,7 +888,7 @@ class ProgramWorkflow:
             "match_review",
             "match-review",
             "1",
-            [c.email for c in self._coordinators()],
+            [c.email for c in self._definition.coordinators()],
             facts=self._facts().model_copy(
                 update={
                     "pairs": summary.pairs,

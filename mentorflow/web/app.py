@@ -94,9 +94,12 @@ def create_app(
 
     if temporal is not None:
         from mentorflow.links import LinkSigner
+        from mentorflow.web.hr import hr_router
         from mentorflow.web.participants import participant_router
 
-        app.include_router(participant_router(store, temporal, LinkSigner(settings.secret_keys)))
+        signer = LinkSigner(settings.secret_keys)
+        app.include_router(participant_router(store, temporal, signer))
+        app.include_router(hr_router(store, temporal, signer))
     if inbox is not None:
         _add_inbox(app, inbox)
     return app

@@ -38,7 +38,8 @@ from workflows.program import ProgramWorkflow
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
-def _when(moment: datetime, definition: ProgramDefinition) -> str:
+def when(moment: datetime, definition: ProgramDefinition) -> str:
+    """A moment as the program's people read it: their language, their timezone."""
     from babel.dates import format_datetime
 
     return format_datetime(
@@ -48,58 +49,69 @@ def _when(moment: datetime, definition: ProgramDefinition) -> str:
     )
 
 
-def _refusal(error: WorkflowUpdateFailedError) -> tuple[str, str]:
+def text(definition: ProgramDefinition | None, key: str, **values: Any) -> str:
+    """A sentence of the pages, in the program's language (English without a program)."""
+    language = definition.language.value if definition else "en"
+    return TEXTS[language][key].format(**values)
+
+
+def render_page(
+    request: Request,
+    definition: ProgramDefinition | None,
+    title: str,
+    body: str,
+    *,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    language = definition.language.value if definition else "en"
+    return TEMPLATES.TemplateResponse(
+        request,
+        "page.html",
+        {"lang": language, "title": title, "body": body, "form": form, "program": definition},
+        status_code=status,
+    )
+
+
+def render_notice(
+    request: Request,
+    definition: ProgramDefinition | None,
+    name: str,
+    status: int = 200,
+    **values: Any,
+) -> HTMLResponse:
+    """A page with the texts ``<name>_title`` and ``<name>_body``."""
+    return render_page(
+        request,
+        definition,
+        text(definition, f"{name}_title"),
+        text(definition, f"{name}_body", **values),
+        status=status,
+    )
+
+
+def refusal(error: WorkflowUpdateFailedError) -> tuple[str, str]:
     """(kind, detail) from a validator's message such as "already_answered: approved"."""
     message = getattr(error.cause, "message", str(error.cause))
     kind, _, detail = message.partition(":")
     return kind.strip(), detail.strip()
 
 
+async def load_definition_of(store: Store, program_id: str) -> ProgramDefinition | None:
+    """The program's definition as it was started (from the database)."""
+    row = await store.program(program_id)
+    if row is None:
+        return None
+    return ProgramDefinition.model_validate(row.definition)
+
+
 def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
     router = APIRouter()
 
     async def load_program(program_id: str) -> ProgramDefinition | None:
-        row = await store.program(program_id)
-        if row is None:
-            return None
-        return ProgramDefinition.model_validate(row.definition)
+        return await load_definition_of(store, program_id)
 
-    def page(
-        request: Request,
-        definition: ProgramDefinition | None,
-        title: str,
-        body: str,
-        *,
-        status: int = 200,
-        form: dict[str, Any] | None = None,
-    ) -> HTMLResponse:
-        language = definition.language.value if definition else "en"
-        return TEMPLATES.TemplateResponse(
-            request,
-            "page.html",
-            {"lang": language, "title": title, "body": body, "form": form, "program": definition},
-            status_code=status,
-        )
-
-    def notice(
-        request: Request,
-        definition: ProgramDefinition | None,
-        name: str,
-        status: int = 200,
-        **values: Any,
-    ) -> HTMLResponse:
-        """A page with the texts ``<name>_title`` and ``<name>_body``."""
-        return page(
-            request,
-            definition,
-            t(definition, f"{name}_title"),
-            t(definition, f"{name}_body", **values),
-            status=status,
-        )
-
-    def t(definition: ProgramDefinition | None, key: str, **values: Any) -> str:
-        language = definition.language.value if definition else "en"
-        return TEXTS[language][key].format(**values)
+    page, notice, t = render_page, render_notice, text
 
     # --- Applying ---------------------------------------------------------------------------
 
@@ -133,8 +145,8 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     ) -> HTMLResponse:
         if phase is ProgramPhase.CANCELLED:
             return notice(request, definition, "program_closed", 410)
-        when = _when(deadline or definition.application.deadline, definition)
-        return notice(request, definition, "closed", 410, when=when)
+        closed_at = when(deadline or definition.application.deadline, definition)
+        return notice(request, definition, "closed", 410, when=closed_at)
 
     def apply_page(
         request: Request,
@@ -153,7 +165,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
                 "lang": language,
                 "t": TEXTS[language],
                 "program": definition,
-                "deadline": _when(deadline or definition.application.deadline, definition),
+                "deadline": when(deadline or definition.application.deadline, definition),
                 "profile": definition.profile(profile_id) if profile_id else None,
                 "values": values,
                 "errors": errors,
@@ -216,7 +228,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             if error.reason == "expired" and error.link is not None and definition is not None:
                 application = await store.application(error.link.application_id)
                 contact = _hr_contact(definition, application)
-                body = t(definition, "expired_body", when=_when(error.link.expires_at, definition))
+                body = t(definition, "expired_body", when=when(error.link.expires_at, definition))
                 body += " " + t(definition, "expired_fresh", contact=contact)
                 return (
                     None,
@@ -337,7 +349,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         link: Link,
         error: WorkflowUpdateFailedError,
     ) -> HTMLResponse:
-        kind, detail = _refusal(error)
+        kind, detail = refusal(error)
         if kind == "not_your_link":
             return notice(request, definition, "not_yours", 403)
         status = await application_status(link.program_id, link.application_id)

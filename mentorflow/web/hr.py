@@ -1,0 +1,348 @@
+"""The pages HR reaches from its emails: the capacity decision and the review of pairs.
+
+Like the participants' pages, a GET (or HEAD) only shows; every change is a
+POST that goes through a Workflow Update, whose validator refuses, with the
+reason, what the program cannot take (above a cap, a stale proposal, a lock
+that contradicts a forbid). The refusal is shown on the same page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from mentorflow.definition import Contact, ProgramDefinition
+from mentorflow.links import Link, LinkError, LinkSigner, Purpose
+from mentorflow.models import (
+    CapacityDecision,
+    MatchReviewRequest,
+    PairRef,
+    ProgramPhase,
+    ProgramStatus,
+    Selection,
+    program_workflow_id,
+)
+from mentorflow.store import Store
+from mentorflow.store.tables import Application
+from mentorflow.web.participants import (
+    TEMPLATES,
+    load_definition_of,
+    refusal,
+    render_notice,
+    text,
+    when,
+)
+from mentorflow.web.texts import TEXTS
+from workflows.program import ProgramWorkflow
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A checked HR link: the program, who opened it, and the program's current status."""
+
+    link: Link
+    definition: ProgramDefinition
+    contact: Contact
+    status: ProgramStatus
+
+
+def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
+    router = APIRouter()
+
+    async def open_link(request: Request, token: str, purpose: Purpose) -> Opened | HTMLResponse:
+        """Check the token and who it was sent to; return what it opens, or the page to show."""
+        try:
+            link = signer.check(token, purpose)
+        except LinkError as error:
+            definition = (
+                await load_definition_of(store, error.link.program_id) if error.link else None
+            )
+            if error.reason == "expired" and error.link is not None:
+                return render_notice(
+                    request,
+                    definition,
+                    "hr_expired",
+                    410,
+                    when=when(error.link.expires_at, definition) if definition else "",
+                )
+            return render_notice(request, definition, "invalid", 400)
+        definition = await load_definition_of(store, link.program_id)
+        if definition is None:
+            return render_notice(request, None, "invalid", 400)
+        if purpose is Purpose.CAPACITY:
+            organisation = definition.organisation(link.application_id)
+            allowed = organisation.hr_contacts if organisation else []
+        else:
+            allowed = definition.coordinators() if link.application_id == definition.id else []
+        contact = next((c for c in allowed if signer.is_for(link, c.email)), None)
+        if contact is None:
+            return render_notice(request, definition, "hr_not_yours", 403)
+        handle = temporal.get_workflow_handle_for(
+            ProgramWorkflow.run, program_workflow_id(definition.id)
+        )
+        try:
+            status = await handle.query(ProgramWorkflow.status)
+        except RPCError:
+            return render_notice(request, definition, "program_closed", 410)
+        if status.phase is ProgramPhase.CANCELLED:
+            return render_notice(request, definition, "program_closed", 410)
+        return Opened(link, definition, contact, status)
+
+    def handle_of(program_id: str) -> Any:
+        return temporal.get_workflow_handle_for(
+            ProgramWorkflow.run, program_workflow_id(program_id)
+        )
+
+    # --- Capacity decision ------------------------------------------------------------------
+
+    async def capacity_page(
+        request: Request,
+        opened: Opened,
+        *,
+        chosen: dict[str, str] | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
+        d = opened.definition
+        organisation = d.organisation(opened.link.application_id)
+        assert organisation is not None
+        rows = [
+            row
+            for row in await store.applications(d.id)
+            if row.organisation_id == organisation.id and row.status == "approved"
+        ]
+        groups = []
+        for profile in d.profiles:
+            applicants = [r for r in rows if r.profile_id == profile.id]
+            cap = d.cap(organisation.id, profile.id)
+            defaults = _default_selections(applicants, cap)
+            groups.append(
+                {
+                    "profile": profile,
+                    "cap": cap,
+                    "applicants": [
+                        {
+                            "row": r,
+                            "answers": _answers_text(d, r),
+                            "selection": (chosen or {}).get(r.id) or r.selection or defaults[r.id],
+                        }
+                        for r in applicants
+                    ],
+                }
+            )
+        language = d.language.value
+        return TEMPLATES.TemplateResponse(
+            request,
+            "capacity.html",
+            {
+                "lang": language,
+                "t": TEXTS[language],
+                "program": d,
+                "organisation": organisation,
+                "contact": opened.contact,
+                "groups": groups,
+                "decided": opened.status.decisions.get(organisation.id),
+                "deadline": when(opened.status.next_deadline, d)
+                if opened.status.next_deadline
+                else "",
+                "error": error,
+                "action": request.url.path,
+            },
+            status_code=status,
+        )
+
+    @router.api_route("/c/{token}", methods=["GET", "HEAD"])
+    async def capacity_form(request: Request, token: str) -> Response:
+        opened = await open_link(request, token, Purpose.CAPACITY)
+        if isinstance(opened, HTMLResponse):
+            return opened
+        if opened.status.phase is not ProgramPhase.AWAITING_HR_DECISION:
+            return render_notice(request, opened.definition, "capacity_closed", 410)
+        return await capacity_page(request, opened)
+
+    @router.post("/c/{token}")
+    async def capacity_submit(request: Request, token: str) -> Response:
+        opened = await open_link(request, token, Purpose.CAPACITY)
+        if isinstance(opened, HTMLResponse):
+            return opened
+        d = opened.definition
+        form = await request.form()
+        chosen = {
+            key.removeprefix("sel_"): str(value)
+            for key, value in form.items()
+            if key.startswith("sel_")
+        }
+        try:
+            selections = {k: Selection(v) for k, v in chosen.items()}
+        except ValueError:
+            return render_notice(request, d, "invalid", 400)
+        try:
+            result = await handle_of(d.id).execute_update(
+                ProgramWorkflow.decide_capacity,
+                CapacityDecision(
+                    organisation_id=opened.link.application_id,
+                    selections=selections,
+                    decided_by=opened.contact.email,
+                    channel="hr_link",
+                ),
+            )
+        except WorkflowUpdateFailedError as failure:
+            kind, detail = refusal(failure)
+            if kind == "closed":
+                return render_notice(request, d, "capacity_closed", 410)
+            message = text(d, f"refused_{kind}", detail=detail) if kind in _KNOWN else detail
+            return await capacity_page(request, opened, chosen=chosen, error=message, status=422)
+        body = text(
+            d,
+            "capacity_thanks_body",
+            accepted=result.accepted,
+            waitlisted=result.waitlisted,
+            declined=result.declined,
+        )
+        return render_page_with(request, d, text(d, "capacity_thanks_title"), body)
+
+    # --- Review of the pairs ----------------------------------------------------------------
+
+    async def review_page(
+        request: Request, opened: Opened, *, error: str | None = None, status: int = 200
+    ) -> HTMLResponse:
+        d = opened.definition
+        summary = opened.status.matching
+        stored = await store.proposal(d.id, summary.proposal if summary else None)
+        rows = {r.id: r for r in await store.applications(d.id)}
+        pairs, report = ([], {}) if stored is None else (stored[1], stored[0].report)
+        language = d.language.value
+        return TEMPLATES.TemplateResponse(
+            request,
+            "review.html",
+            {
+                "lang": language,
+                "t": TEXTS[language],
+                "program": d,
+                "contact": opened.contact,
+                "proposal": stored[0] if stored else None,
+                "pairs": [
+                    {
+                        "pair": p,
+                        "mentor": rows.get(p.mentor_application_id),
+                        "adept": rows.get(p.adept_application_id),
+                    }
+                    for p in pairs
+                ],
+                "forbids": [
+                    (rows.get(f["mentor_id"]), rows.get(f["adept_id"]))
+                    for f in report.get("forbids", [])
+                ],
+                "unmatched": [(rows.get(u["id"]), u) for u in report.get("unmatched", [])],
+                "options": report.get("options", []),
+                "confirmed": opened.status.confirmed_by is not None,
+                "error": _with_names(error, rows) if error else None,
+                "action": request.url.path,
+                "organisations": {o.id: o.name for o in d.organisations},
+            },
+            status_code=status,
+        )
+
+    @router.api_route("/r/{token}", methods=["GET", "HEAD"])
+    async def review_form(request: Request, token: str) -> Response:
+        opened = await open_link(request, token, Purpose.REVIEW)
+        if isinstance(opened, HTMLResponse):
+            return opened
+        if opened.status.phase not in (ProgramPhase.MATCH_REVIEW, ProgramPhase.MATCHED):
+            return render_notice(request, opened.definition, "review_closed", 410)
+        return await review_page(request, opened)
+
+    @router.post("/r/{token}")
+    async def review_submit(request: Request, token: str) -> Response:
+        opened = await open_link(request, token, Purpose.REVIEW)
+        if isinstance(opened, HTMLResponse):
+            return opened
+        d = opened.definition
+        form = await request.form()
+        action = str(form.get("action", ""))
+        try:
+            review = MatchReviewRequest(
+                action=action,  # checked by the model: a wrong one is a ValueError
+                pair=_pair(str(form.get("pair", ""))),
+                other=_pair(str(form.get("other", ""))),
+                proposal=int(str(form["proposal"])) if form.get("proposal") else None,
+                by=opened.contact.email,
+            )
+        except ValueError:
+            return render_notice(request, d, "invalid", 400)
+        try:
+            await handle_of(d.id).execute_update(ProgramWorkflow.review_matching, review)
+        except WorkflowUpdateFailedError as failure:
+            kind, detail = refusal(failure)
+            if kind == "closed" and opened.status.phase is not ProgramPhase.MATCH_REVIEW:
+                return render_notice(request, d, "review_closed", 410)
+            message = text(d, f"refused_{kind}", detail=detail) if kind in _KNOWN else detail
+            fresh = await open_link(request, token, Purpose.REVIEW)
+            assert not isinstance(fresh, HTMLResponse)
+            return await review_page(request, fresh, error=message, status=409)
+        if action == "confirm":
+            return render_notice(request, d, "review_confirmed")
+        # Post/redirect/get: a reload of the page never repeats the action.
+        return RedirectResponse(request.url.path, status_code=303)
+
+    return router
+
+
+_KNOWN = {"over_cap", "incomplete", "unknown", "conflict", "stale"}
+
+
+def render_page_with(
+    request: Request, definition: ProgramDefinition, title: str, body: str
+) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(
+        request,
+        "page.html",
+        {
+            "lang": definition.language.value,
+            "title": title,
+            "body": body,
+            "form": None,
+            "program": definition,
+        },
+    )
+
+
+def _pair(value: str) -> PairRef | None:
+    """``mentor-id:adept-id`` from a form, or None when the field is empty."""
+    if not value:
+        return None
+    mentor, sep, adept = value.partition(":")
+    if not sep or not mentor or not adept:
+        raise ValueError(f"not a pair: {value!r}")
+    return PairRef(mentor_id=mentor, adept_id=adept)
+
+
+def _default_selections(applicants: list[Application], cap: int | None) -> dict[str, str]:
+    """What the form proposes before HR chooses: accept up to the cap, wait-list the rest."""
+    return {
+        row.id: Selection.ACCEPTED if cap is None or i < cap else Selection.WAITLISTED
+        for i, row in enumerate(applicants)
+    }
+
+
+def _answers_text(definition: ProgramDefinition, row: Application) -> str:
+    profile = definition.profile(row.profile_id)
+    parts = []
+    for question in profile.questions if profile else []:
+        answer = row.answers.get(question.id)
+        if answer:
+            shown = ", ".join(answer) if isinstance(answer, list) else str(answer)
+            parts.append(f"{question.text} {shown}")
+    return " · ".join(parts)
+
+
+def _with_names(message: str, rows: dict[str, Application]) -> str:
+    """Application ids in a refusal replaced by the names HR knows them by."""
+    for application_id, row in rows.items():
+        message = message.replace(application_id, row.name)
+    return message
