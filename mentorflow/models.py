@@ -102,7 +102,7 @@ class MatchingSummary(BaseModel):
 class MatchingState(BaseModel):
     """HR's adjustments and the current proposal; carried across continue-as-new."""
 
-    proposals: int = 0  # proposal numbers handed out (a refused adjustment uses one too)
+    proposals: int = 0  # the number of the latest stored proposal
     locks: list[PairRef] = Field(default_factory=list)
     forbids: list[PairRef] = Field(default_factory=list)
     summary: MatchingSummary | None = None

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import create_engine, text
@@ -155,6 +158,50 @@ def settings_for(
     )
 
 
+# --- The web app ---------------------------------------------------------------------------
+
+
+@dataclass
+class Web:
+    http: httpx.AsyncClient
+    base: str
+
+
+@pytest_asyncio.fixture
+async def web(
+    time_skipping_env: WorkflowEnvironment, worker_settings: Settings, store: Store
+) -> AsyncIterator[Web]:
+    """The web app under uvicorn on its own port, talking to the time-skipping server."""
+    from mentorflow.web.app import serve
+
+    settings = worker_settings
+    stop = asyncio.Event()
+    server = asyncio.create_task(
+        serve(settings, stop, temporal=time_skipping_env.client, store=store)
+    )
+    async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http:
+
+        async def up() -> bool:
+            try:
+                return (await http.get("/health")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(up, within=20)
+        yield Web(http, settings.public_base_url)
+    stop.set()
+    await server
+
+
+def links_in(catcher: MailCatcher, recipient: str, kind: str) -> list[str]:
+    """The links of one kind (a, w, c, r) in the emails ``recipient`` received, oldest first."""
+    found = []
+    for message in catcher.messages():
+        if recipient in message.recipients:
+            found += re.findall(rf"http://127\.0\.0\.1:\d+/{kind}/[\w.\-]+", message.body("plain"))
+    return found
+
+
 async def wait_for(predicate: object, within: float = 30.0, interval: float = 0.1) -> None:
     """Poll ``predicate`` (sync or async) until it is truthy, in real time."""
     loop = asyncio.get_running_loop()
@@ -170,4 +217,4 @@ async def wait_for(predicate: object, within: float = 30.0, interval: float = 0.
         await asyncio.sleep(interval)
 
 
-__all__ = ["Client", "free_port", "settings_for", "wait_for"]
+__all__ = ["Client", "Web", "free_port", "links_in", "settings_for", "wait_for"]

@@ -6,17 +6,13 @@ Every link a person clicks here is taken from an email that actually arrived.
 
 from __future__ import annotations
 
-import asyncio
-import re
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
-import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import load_definition
@@ -27,8 +23,7 @@ from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
 from mentorflow.store.tables import ApprovalDecision
-from mentorflow.web.app import serve
-from tests.conftest import wait_for
+from tests.conftest import Web, links_in, wait_for
 from worker.main import create_worker
 from workflows.application import ApplicationWorkflow
 from workflows.program import ProgramWorkflow
@@ -39,44 +34,6 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=STOCKHOLM)
-
-
-@dataclass
-class Web:
-    http: httpx.AsyncClient
-    base: str
-
-
-@pytest_asyncio.fixture
-async def web(
-    time_skipping_env: WorkflowEnvironment, worker_settings: Settings, store: Store
-) -> AsyncIterator[Web]:
-    settings = worker_settings
-    stop = asyncio.Event()
-    server = asyncio.create_task(
-        serve(settings, stop, temporal=time_skipping_env.client, store=store)
-    )
-    async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http:
-
-        async def up() -> bool:
-            try:
-                return (await http.get("/health")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(up, within=20)
-        yield Web(http, settings.public_base_url)
-    stop.set()
-    await server
-
-
-def links_in(catcher: MailCatcher, recipient: str, kind: str) -> list[str]:
-    """The /a/ or /w/ links in the emails ``recipient`` received, oldest first."""
-    found = []
-    for message in catcher.messages():
-        if recipient in message.recipients:
-            found += re.findall(rf"http://127\.0\.0\.1:\d+/{kind}/[\w.\-]+", message.body("plain"))
-    return found
 
 
 def form_for(

@@ -288,7 +288,8 @@ class ApplicationWorkflow:
         facts = i.facts.model_copy(
             update={
                 "applicant_name": i.applicant.name,
-                "manager_name": self._manager.name,
+                # Without approval, the confirmation must not say the manager was asked.
+                "manager_name": self._manager.name if i.approval_required else None,
                 "profile_title": i.profile_title,
                 "answer_by": answer_by,
             }

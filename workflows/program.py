@@ -469,7 +469,7 @@ class ProgramWorkflow:
             )
             if cap is not None and accepted > cap:
                 raise ValueError(
-                    f"over_cap: {accepted} accepted as {profile.title}; the cap for"
+                    f"over_cap: {profile.title}: {accepted} accepted, the cap for"
                     f" {organisation} is {cap}"
                 )
 
@@ -861,13 +861,14 @@ class ProgramWorkflow:
     # --- Matching ---------------------------------------------------------------------------
 
     async def _propose(self, locks: list[PairRef], forbids: list[PairRef]) -> ProposeMatchesResult:
-        self._matching.proposals += 1
+        """Run the matcher; a proposal refused for a conflict does not use up a number."""
+        number = self._matching.proposals + 1
         d = self._definition
-        return await workflow.execute_activity_method(
+        result = await workflow.execute_activity_method(
             MatchingActivities.propose_matches,
             ProposeMatchesInput(
                 program_id=d.id,
-                proposal=self._matching.proposals,
+                proposal=number,
                 kind=d.kind,
                 matching=d.matching,
                 mentor_profiles=[p.id for p in d.profiles if p.role is Role.MENTOR],
@@ -878,8 +879,11 @@ class ProgramWorkflow:
             ),
             # Thousands of candidates: a matrix of millions of pairs takes seconds.
             start_to_close_timeout=timedelta(minutes=10),
-            summary=f"propose pairs (proposal {self._matching.proposals})",
+            summary=f"propose pairs (proposal {number})",
         )
+        if result.conflict is None:
+            self._matching.proposals = number
+        return result
 
     async def _ask_for_review(self) -> None:
         summary = self._matching.summary
