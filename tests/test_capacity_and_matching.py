@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -367,3 +367,72 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
     events = {e.key for e in await store.events(definition.id)}
     assert {"phase-match_review", "matching-confirmed", "outcome-notices"} <= events
     assert re.search(r"capacity-ei-\d+", " ".join(events))
+
+
+async def test_without_review_the_policy_accepts_up_to_the_cap_and_pairs_are_confirmed(
+    time_skipping_env: WorkflowEnvironment,
+    worker_settings: Settings,
+    mail_catcher: MailCatcher,
+    store: Store,
+    task_queue: str,
+    web: Web,
+) -> None:
+    """No manager approval, HR silent (accept up to the cap), no review: pairs go out."""
+    env = time_skipping_env
+    start = await env.get_current_time()
+    data = yaml.safe_load((DEFINITIONS / "demo.yaml").read_text(encoding="utf-8"))
+    data["approval"] = {"required": False}
+    data["capacity"]["when_undecided"] = "accept_up_to_cap"
+    data["capacity"]["rules"] = [{"profile": "mentor", "max_participants": 1}]
+    data["matching"] = {"criteria": [{"name": "themes", "question": "motivation"}]}
+    data["matching"]["hr_review"] = False
+    definition = parse_definition(data, file="demo.yaml", reference_time=start)
+    async with create_worker(env.client, worker_settings, store):
+        program = await start_program(env.client, definition, task_queue=task_queue)
+        await env.sleep(timedelta(minutes=1))
+        for email, profile in (
+            ("first-mentor@example.org", "mentor"),
+            ("second-mentor@example.org", "mentor"),
+            ("adept@example.org", "adept"),
+        ):
+            response = await web.http.post(
+                f"/programs/{definition.id}/apply",
+                params={"profile": profile},
+                data={
+                    "name": email.split("@")[0],
+                    "email": email,
+                    "organisation": "demo-company",
+                    "manager_name": "Boss",
+                    "manager_email": f"boss-{email}",
+                    "eligible_0": "yes",
+                    "q_motivation": "Curious about new tools and ways of working",
+                },
+            )
+            assert response.status_code == 200, response.text
+        result = await program.result()
+        status = await program.query(ProgramWorkflow.status)
+
+    assert result.phase is ProgramPhase.MATCHED
+    assert status.decisions["demo-company"].decided_by == "policy: accept_up_to_cap"
+    assert status.confirmed_by == "policy: confirmed without review"
+    assert not links_in(mail_catcher, "hr@demo.example.org", "r")  # nobody was asked to review
+    rows = {r.email: r for r in await store.applications(definition.id)}
+    # First come, first served within the cap of one mentor; adepts have no cap.
+    assert rows["first-mentor@example.org"].selection == "accepted"
+    assert rows["second-mentor@example.org"].selection == "waitlisted"
+    assert rows["adept@example.org"].selection == "accepted"
+    final = await store.proposal(definition.id)
+    assert final is not None and final[0].status == "confirmed"
+    (pair,) = final[1]
+    assert pair.mentor_application_id == rows["first-mentor@example.org"].id
+    assert pair.adept_application_id == rows["adept@example.org"].id
+    assert pair.breakdown["motivation"] > 0
+
+    async def told() -> bool:
+        return all(len(subjects_to(mail_catcher, e)) == 2 for e in rows)
+
+    await wait_for(told, within=30)
+    assert subjects_to(mail_catcher, "adept@example.org")[-1].startswith("Meet your partner")
+    assert subjects_to(mail_catcher, "second-mentor@example.org")[-1].startswith(
+        "You are on the wait-list"
+    )

@@ -195,6 +195,8 @@ class ProgramWorkflow:
                 "HR capacity decisions",
                 lambda: not self._undecided(),
             )
+        # A decision that arrived just before the deadline is recorded, not overruled.
+        await workflow.wait_condition(workflow.all_handlers_finished)
         await self._apply_undecided_policy()
 
     async def _review_matches(self) -> None:
@@ -761,6 +763,8 @@ class ProgramWorkflow:
     def _is_accepted(self, application_id: str, role: Role) -> bool:
         entry = self._applications.get(application_id)
         if entry is None or entry.selection is not Selection.ACCEPTED:
+            return False
+        if entry.outcome != ApplicationOutcome.APPROVED.value:  # withdrawn since
             return False
         profile = self._definition.profile(entry.profile_id)
         return profile is not None and profile.role is role
