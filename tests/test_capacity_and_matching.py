@@ -216,6 +216,8 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
         assert len(pairs) == 3 and len(proposal.report["unmatched"]) == 3
         page = await web.http.get(review)
         assert page.status_code == 200 and "Förslag 1: 3 par" in page.text
+        # Why three mentors were left out, in the program's language.
+        assert page.text.count("alla adepter som passar är redan parade") == 3
         assert (await store.proposal(definition.id)) is not None
         shown = (await program.query(ProgramWorkflow.status)).matching
         assert shown is not None and shown.proposal == 1  # showing the page changed nothing

@@ -34,10 +34,11 @@ from mentorflow.web.participants import (
     load_definition_of,
     refusal,
     render_notice,
+    render_page,
     text,
     when,
 )
-from mentorflow.web.texts import TEXTS
+from mentorflow.web.texts import TEXTS, engine_text
 from workflows.program import ProgramWorkflow
 
 
@@ -195,7 +196,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             kind, detail = refusal(failure)
             if kind == "closed":
                 return render_notice(request, d, "capacity_closed", 410)
-            message = text(d, f"refused_{kind}", detail=detail) if kind in _KNOWN else detail
+            message = _refusal_text(d, kind, detail)
             return await capacity_page(request, opened, chosen=chosen, error=message, status=422)
         body = text(
             d,
@@ -204,7 +205,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             waitlisted=result.waitlisted,
             declined=result.declined,
         )
-        return render_page_with(request, d, text(d, "capacity_thanks_title"), body)
+        return render_page(request, d, text(d, "capacity_thanks_title"), body)
 
     # --- Review of the pairs ----------------------------------------------------------------
 
@@ -238,8 +239,11 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                     (rows.get(f["mentor_id"]), rows.get(f["adept_id"]))
                     for f in report.get("forbids", [])
                 ],
-                "unmatched": [(rows.get(u["id"]), u) for u in report.get("unmatched", [])],
-                "options": report.get("options", []),
+                "unmatched": [
+                    (rows.get(u["id"]), u["role"], engine_text(u["reason"], language))
+                    for u in report.get("unmatched", [])
+                ],
+                "options": [engine_text(o, language) for o in report.get("options", [])],
                 "confirmed": opened.status.confirmed_by is not None,
                 "error": _with_names(error, rows) if error else None,
                 "action": request.url.path,
@@ -281,7 +285,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             kind, detail = refusal(failure)
             if kind == "closed" and opened.status.phase is not ProgramPhase.MATCH_REVIEW:
                 return render_notice(request, d, "review_closed", 410)
-            message = text(d, f"refused_{kind}", detail=detail) if kind in _KNOWN else detail
+            message = _refusal_text(d, kind, detail)
             fresh = await open_link(request, token, Purpose.REVIEW)
             assert not isinstance(fresh, HTMLResponse)
             return await review_page(request, fresh, error=message, status=409)
@@ -296,20 +300,9 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
 _KNOWN = {"over_cap", "incomplete", "unknown", "conflict", "stale"}
 
 
-def render_page_with(
-    request: Request, definition: ProgramDefinition, title: str, body: str
-) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(
-        request,
-        "page.html",
-        {
-            "lang": definition.language.value,
-            "title": title,
-            "body": body,
-            "form": None,
-            "program": definition,
-        },
-    )
+def _refusal_text(definition: ProgramDefinition, kind: str, detail: str) -> str:
+    """A validator's refusal ("over_cap: …") as a sentence in the program's language."""
+    return text(definition, f"refused_{kind}", detail=detail) if kind in _KNOWN else detail
 
 
 def _pair(value: str) -> PairRef | None:

@@ -233,3 +233,37 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "review_closed_body": "Paren i det här programmet granskas inte.",
     },
 }
+
+
+# The matching engine explains in English; the review page says it in the program's language.
+ENGINE_PHRASES: Final[dict[str, dict[str, str]]] = {
+    "sv": {
+        "every pair with a mentor breaks a hard rule": "varje par med en mentor bryter mot en"
+        " regel",
+        "every pair with an adept breaks a hard rule": "varje par med en adept bryter mot en regel",
+        "no mentor place left: more adepts than mentor places": "ingen mentorsplats kvar: fler"
+        " adepter än mentorsplatser",
+        "every mentor it may pair with is taken by other adepts": "alla mentorer som passar är"
+        " redan parade med andra adepter",
+        "every adept it may pair with is paired with someone else": "alla adepter som passar är"
+        " redan parade med någon annan",
+        "wait-list the unmatched adepts": "sätt de oparade adepterna på reservlistan",
+        "raise a mentor's capacity, or accept more mentors": "låt en mentor ta fler adepter,"
+        " eller anta fler mentorer",
+        "relax a hard rule (or a forbid) that excludes them": "lätta på en regel (eller en"
+        " uteslutning) som stänger ute dem",
+        "same reporting line": "samma chefslinje",
+        "same organisation": "samma organisation",
+        "same department": "samma avdelning",
+        "forbidden by HR": "utesluten av HR",
+        "seniority gap under": "erfarenhetsskillnad under",
+        "years": "år",
+    },
+}
+
+
+def engine_text(text: str, language: str) -> str:
+    """The engine's reason or option in ``language`` (unchanged where there is no table)."""
+    for phrase, translated in ENGINE_PHRASES.get(language, {}).items():
+        text = text.replace(phrase, translated)
+    return text
