@@ -9,11 +9,10 @@ that contradicts a forbid). The refusal is shown on the same page.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from mentorflow.definition import Contact, ProgramDefinition
@@ -23,6 +22,7 @@ from mentorflow.models import (
     MatchReviewRequest,
     PairRef,
     ProgramPhase,
+    ProgramResult,
     ProgramStatus,
     Selection,
     program_workflow_id,
@@ -55,6 +55,11 @@ class Opened:
 def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
     router = APIRouter()
 
+    def handle_of(program_id: str) -> WorkflowHandle[ProgramWorkflow, ProgramResult]:
+        return temporal.get_workflow_handle_for(
+            ProgramWorkflow.run, program_workflow_id(program_id)
+        )
+
     async def open_link(request: Request, token: str, purpose: Purpose) -> Opened | HTMLResponse:
         """Check the token and who it was sent to; return what it opens, or the page to show."""
         try:
@@ -83,21 +88,13 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         contact = next((c for c in allowed if signer.is_for(link, c.email)), None)
         if contact is None:
             return render_notice(request, definition, "hr_not_yours", 403)
-        handle = temporal.get_workflow_handle_for(
-            ProgramWorkflow.run, program_workflow_id(definition.id)
-        )
         try:
-            status = await handle.query(ProgramWorkflow.status)
+            status = await handle_of(definition.id).query(ProgramWorkflow.status)
         except RPCError:
             return render_notice(request, definition, "program_closed", 410)
         if status.phase is ProgramPhase.CANCELLED:
             return render_notice(request, definition, "program_closed", 410)
         return Opened(link, definition, contact, status)
-
-    def handle_of(program_id: str) -> Any:
-        return temporal.get_workflow_handle_for(
-            ProgramWorkflow.run, program_workflow_id(program_id)
-        )
 
     # --- Capacity decision ------------------------------------------------------------------
 
