@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from email.utils import parseaddr
 
 import aiosmtplib
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from mentorflow.invitations import Method, invitation
 from mentorflow.links import LinkSigner, Purpose
 from mentorflow.mail.message import address_is_valid, build_message, email_key, message_id
 from mentorflow.mail.render import RenderedEmail, render
 from mentorflow.models import (
+    CalendarEmailInput,
+    CalendarEmailResult,
     EmailBatch,
     EmailBatchResult,
+    EmailFacts,
     EmailTemplate,
+    LinkRequest,
     OutcomeNoticesInput,
     OutcomeNoticesResult,
+    PairEmailInput,
+    PairEmailResult,
     RejectedEmail,
 )
 from mentorflow.settings import Settings
@@ -81,7 +89,8 @@ class EmailActivities:
         outgoing = []
         for recipient in batch.recipients:
             result.fingerprints[recipient] = self._signer.fingerprint(recipient)
-            rendered = shared or render(batch.template, facts, links=self._links(batch, recipient))
+            links = self._links(batch.program_id, batch.links, recipient)
+            rendered = shared or render(batch.template, facts, links=links)
             outgoing.append(
                 _Outgoing(batch.step, batch.revision, recipient, batch.template, rendered)
             )
@@ -151,6 +160,132 @@ class EmailActivities:
         return OutcomeNoticesResult(
             sent=result.sent, already_sent=result.already_sent, rejected=len(result.rejected)
         )
+
+    @activity.defn
+    async def send_calendar_emails(self, request: CalendarEmailInput) -> CalendarEmailResult:
+        """An invitation (or its update or cancellation), or a reminder, for one joint event.
+
+        Every participant of an active pair gets it once per version of the
+        event: the ledger key holds the event's SEQUENCE, so a moved event
+        reaches each person exactly once more, and a participant who joined
+        later (a re-match) gets the current version.
+        """
+        entry, source = request.entry, request.entry.event
+        organizer = request.organizer
+        domain = parseaddr(self._settings.mail_from)[1].rpartition("@")[2] or "mentorflow.localhost"
+        facts = request.facts.model_copy(
+            update={
+                "event_title": source.title,
+                "event_starts": source.starts,
+                "event_ends": source.starts + source.duration,
+                "event_place": source.place,
+                "event_online_url": source.online_url,
+                "event_description": source.description,
+                "event_update": entry.sequence > 0,
+                "time_left": request.time_left,
+            }
+        )
+        outgoing = []
+        for row, _role in await self._store.participants(request.program_id):
+            personal = facts.model_copy(update={"applicant_name": row.name})
+            if request.kind == "reminder":
+                outgoing.append(
+                    _Outgoing(
+                        f"event-reminder/{source.id}/{request.reminder_key}",
+                        source.starts.isoformat(),
+                        row.email,
+                        "event_reminder",
+                        render("event_reminder", personal),
+                    )
+                )
+                continue
+            method: Method = "CANCEL" if entry.cancelled else "REQUEST"
+            template: EmailTemplate = "event_cancelled" if entry.cancelled else "event_invitation"
+            calendar = invitation(
+                entry,
+                method=method,
+                program_id=request.program_id,
+                timezone=request.facts.timezone,
+                organizer=organizer,
+                attendee=row.email,
+                attendee_name=row.name,
+                domain=domain,
+                stamp=request.at,
+            )
+            rendered = replace(
+                render(template, personal), calendar=calendar, calendar_method=method
+            )
+            outgoing.append(
+                _Outgoing(f"event/{source.id}", str(entry.sequence), row.email, template, rendered)
+            )
+        result = EmailBatchResult(sent=0, already_sent=0)
+        await self._deliver(request.program_id, request.facts.language, outgoing, result)
+        return CalendarEmailResult(
+            sent=result.sent, already_sent=result.already_sent, rejected=len(result.rejected)
+        )
+
+    @activity.defn
+    async def send_pair_email(self, request: PairEmailInput) -> PairEmailResult:
+        """One email of a running pair, to its participants or to HR, each once.
+
+        Names and addresses are read here, from the database, so that they
+        never enter the pair workflow's history.
+        """
+        pair = await self._store.pair(request.pair_id)
+        if pair is None:
+            raise ApplicationError(f"unknown pair {request.pair_id}", non_retryable=True)
+        mentor = await self._store.application(pair.mentor_application_id)
+        adept = await self._store.application(pair.adept_application_id)
+        if mentor is None or adept is None:
+            raise ApplicationError(f"pair {request.pair_id} lost a participant", non_retryable=True)
+        program = await self._store.program(request.program_id)
+        definition = program.definition if program is not None else {}
+        titles = {p["id"]: p["title"] for p in definition.get("profiles", [])}
+        organisations = {o["id"]: o["name"] for o in definition.get("organisations", [])}
+        base = request.facts.model_copy(
+            update={
+                "apply_url": self._apply_url(request.program_id),
+                "pair_label": f"{mentor.name} ({mentor.email}) & {adept.name} ({adept.email})",
+            }
+        )
+        result = PairEmailResult(sent=0, already_sent=0)
+        outgoing = []
+        if request.to == "hr":
+            shared = render(request.template, base)
+            outgoing = [
+                _Outgoing(request.step, request.revision, hr, request.template, shared)
+                for hr in request.hr
+            ]
+        else:
+            for person, role, partner in ((mentor, "mentor", adept), (adept, "adept", mentor)):
+                if request.only is not None and person.id != request.only:
+                    continue
+                facts: EmailFacts = base.model_copy(
+                    update={
+                        "applicant_name": person.name,
+                        "partner_name": partner.name,
+                        "partner_email": partner.email,
+                        "profile_title": titles.get(person.profile_id),
+                        "partner_title": titles.get(partner.profile_id),
+                        "partner_organisation": organisations.get(partner.organisation_id),
+                        "selection": "matched",
+                    }
+                )
+                links = self._links(request.program_id, request.links, person.email)
+                result.fingerprints[self._signer.fingerprint(person.email)] = role
+                outgoing.append(
+                    _Outgoing(
+                        request.step,
+                        request.revision,
+                        person.email,
+                        request.template,
+                        render(request.template, facts, links=links),
+                    )
+                )
+        batch = EmailBatchResult(sent=0, already_sent=0)
+        await self._deliver(request.program_id, request.facts.language, outgoing, batch)
+        result.sent, result.already_sent = batch.sent, batch.already_sent
+        return result
 
     async def _deliver(
         self,
@@ -231,20 +366,20 @@ class EmailActivities:
     def _apply_url(self, program_id: str) -> str:
         return f"{self._settings.public_base_url.rstrip('/')}/programs/{program_id}/apply"
 
-    def _links(self, batch: EmailBatch, recipient: str) -> dict[str, str]:
+    def _links(self, program_id: str, links: list[LinkRequest], recipient: str) -> dict[str, str]:
         """Each requested link, signed for this recipient."""
         base = self._settings.public_base_url.rstrip("/")
         return {
             link.name: base
             + link.path
             + self._signer.make(
-                program_id=batch.program_id,
+                program_id=program_id,
                 application_id=link.application_id,
                 purpose=Purpose(link.purpose),
                 email=recipient,
                 expires_at=link.expires_at,
             )
-            for link in batch.links
+            for link in links
         }
 
 

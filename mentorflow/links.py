@@ -23,6 +23,7 @@ class Purpose(StrEnum):
     WITHDRAWAL = "withdrawal"  # the applicant withdraws
     CAPACITY = "capacity"  # an organisation's HR decides who takes part (names the organisation)
     REVIEW = "review"  # a coordinator reviews the proposed pairs (names the program)
+    CHECK_IN = "check_in"  # a participant answers a check-in (names "<pair id>/<number>")
 
 
 class LinkError(Exception):

@@ -6,13 +6,22 @@ a running workflow's history.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import hashlib
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from mentorflow.definition import Contact, Language, Matching, ProgramDefinition, ProgramKind
+from mentorflow.definition import (
+    Contact,
+    Event,
+    Language,
+    Matching,
+    Meetings,
+    ProgramDefinition,
+    ProgramKind,
+)
 
 WORKFLOW_ID_PREFIX = "program-"
 
@@ -30,7 +39,9 @@ class ProgramPhase(StrEnum):
     AWAITING_APPROVALS = "awaiting_approvals"  # closed; managers may still answer
     AWAITING_HR_DECISION = "awaiting_hr_decision"  # each organisation's HR decides who takes part
     MATCH_REVIEW = "match_review"  # pairs are proposed; HR reviews and confirms them
-    MATCHED = "matched"  # pairs confirmed and told; the kick-off comes next
+    MATCHED = "matched"  # pairs confirmed and told
+    RUNNING = "running"  # kick-off, joint sessions and pair meetings, until the end date
+    ENDED = "ended"  # the end date passed; the closing evaluation comes next
     CANCELLED = "cancelled"
 
 
@@ -41,9 +52,11 @@ NEXT_STEP = {
     ProgramPhase.AWAITING_HR_DECISION: "each organisation's HR accepts, wait-lists or declines"
     " its approved applicants",
     ProgramPhase.MATCH_REVIEW: "HR reviews the proposed pairs and confirms them",
-    # The kick-off and the phases after it are not built yet; the program ends
-    # here and the status says so rather than pretending to go on.
-    ProgramPhase.MATCHED: "kick-off and meetings (not yet automated by mentorflow)",
+    ProgramPhase.MATCHED: "pairs are told; calendar invitations and pair meetings follow",
+    ProgramPhase.RUNNING: "pairs meet and check in; joint sessions on their dates, until the end",
+    # The closing evaluation is not built yet; the program ends here and the
+    # status says so rather than pretending to go on.
+    ProgramPhase.ENDED: "closing evaluation (not yet automated by mentorflow)",
     ProgramPhase.CANCELLED: "nothing: the program was cancelled",
 }
 
@@ -135,6 +148,9 @@ class ProgramState(BaseModel):
     decisions: dict[str, OrganisationDecision] = Field(default_factory=dict)
     capacity_requested: bool = False
     matching: MatchingState = Field(default_factory=MatchingState)
+    calendar: dict[str, CalendarEntry] = Field(default_factory=dict)
+    pairs: dict[str, PairEntry] = Field(default_factory=dict)
+    pairs_to_tell: list[str] = Field(default_factory=list)
 
 
 class ProgramInput(BaseModel):
@@ -158,11 +174,18 @@ class ProgramResult(BaseModel):
 
 
 class RescheduleRequest(BaseModel):
-    """Move one or more dates; the ones left out keep their value."""
+    """Move one or more dates; the ones left out keep their value.
+
+    ``events`` moves the kick-off or a joint session (by its id in the
+    definition) to a new start; ``cancel_events`` removes one.
+    """
 
     opens: AwareDatetime | None = None
     deadline: AwareDatetime | None = None
     start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    events: dict[str, AwareDatetime] = Field(default_factory=dict)
+    cancel_events: list[str] = Field(default_factory=list)
     reason: str = Field("", max_length=500)
     requested_by: str = Field("", max_length=200)
 
@@ -170,7 +193,7 @@ class RescheduleRequest(BaseModel):
 class RescheduleResult(BaseModel):
     revision: int
     dates: ProgramDates
-    moved: list[str]
+    moved: list[str]  # "opens", "deadline", "start", "end", "event:<id>", "cancelled:<id>"
 
 
 class CancelRequest(BaseModel):
@@ -200,6 +223,8 @@ class ProgramStatus(BaseModel):
     undecided: list[str] = Field(default_factory=list)
     matching: MatchingSummary | None = None
     confirmed_by: str | None = None
+    calendar: list[CalendarEntry] = Field(default_factory=list)
+    pairs: dict[str, int] = Field(default_factory=dict)  # per pair status: active, closed, ended
 
 
 # --- Activities ------------------------------------------------------------------------------
@@ -217,7 +242,15 @@ class RegisterProgramInput(BaseModel):
 
 
 EventKind = Literal[
-    "phase", "rescheduled", "cancelled", "reminder", "capacity", "matching", "notified"
+    "phase",
+    "rescheduled",
+    "cancelled",
+    "reminder",
+    "capacity",
+    "matching",
+    "notified",
+    "calendar",
+    "pair",
 ]
 
 
@@ -252,6 +285,14 @@ EmailTemplate = Literal[
     "pair_introduction",
     "selection_outcome",
     "manager_outcome",
+    "event_invitation",
+    "event_cancelled",
+    "event_reminder",
+    "check_in",
+    "pulse",
+    "pair_stalled",
+    "help_requested",
+    "pair_closed",
 ]
 
 
@@ -294,6 +335,20 @@ class EmailFacts(BaseModel):
     kickoff_title: str | None = None
     kickoff_starts: AwareDatetime | None = None
     kickoff_place: str | None = None
+    # The running program: joint events and pairs
+    event_title: str | None = None
+    event_starts: AwareDatetime | None = None
+    event_ends: AwareDatetime | None = None
+    event_place: str | None = None
+    event_online_url: str | None = None
+    event_description: str = ""
+    event_update: bool = False  # the event moved since the first invitation
+    check_in_number: str | None = None
+    next_meeting_by: AwareDatetime | None = None
+    meeting_length: timedelta | None = None
+    last_met: AwareDatetime | None = None
+    pair_label: str | None = None  # "mentor name & adept name", for HR
+    answer: str | None = None
 
 
 class CapacityRow(BaseModel):
@@ -343,6 +398,16 @@ def program_dates(definition: ProgramDefinition) -> ProgramDates:
 
 
 # --- Applications ----------------------------------------------------------------------------
+
+
+def pair_id_of(mentor_id: str, adept_id: str) -> str:
+    """A pair's id: derived from its two application ids, so opening it twice is harmless."""
+    return hashlib.sha256(f"{mentor_id}/{adept_id}".encode()).hexdigest()[:16]
+
+
+def pair_workflow_id(program_id: str, pair_id: str) -> str:
+    """The workflow id of one running pair: program id and the pair's id, no personal data."""
+    return f"pair-{program_id}-{pair_id}"
 
 
 def application_workflow_id(program_id: str, application_id: str) -> str:
@@ -431,7 +496,7 @@ class LinkRequest(BaseModel):
     """A signed link the email activity makes for each recipient."""
 
     name: str  # the template variable, e.g. "approve_url"
-    purpose: Literal["approval", "withdrawal", "capacity", "review"]
+    purpose: Literal["approval", "withdrawal", "capacity", "review", "check_in"]
     # What the link acts on: the application, or for HR's links the organisation
     # (capacity) or the program (review).
     application_id: str
@@ -532,3 +597,201 @@ class OutcomeNoticesResult(BaseModel):
     sent: int
     already_sent: int
     rejected: int
+
+
+# --- The running program: calendar and pairs --------------------------------------------------
+
+
+class CalendarEntry(BaseModel):
+    """A joint event (the kick-off or a session) as the participants have it in their calendars.
+
+    ``sequence`` is the iCalendar SEQUENCE: raised on every change of date or
+    time, so calendars replace the entry (same UID) instead of adding one.
+    """
+
+    event: Event
+    sequence: int = 0
+    cancelled: bool = False
+    sent_sequence: int | None = None  # the sequence every current participant has been sent
+    reminders_done: list[str] = Field(default_factory=list)
+
+    @property
+    def ends(self) -> datetime:
+        return self.event.starts + self.event.duration
+
+
+class PairEntry(BaseModel):
+    """A running pair as the program tracks it: ids only, no personal data."""
+
+    mentor_id: str
+    adept_id: str
+    status: Literal["active", "closed", "ended"] = "active"
+    started: bool = False  # its workflow has been started
+    rematch_of: str | None = None  # the pair it replaces after a withdrawal
+
+
+class OpenPairsInput(BaseModel):
+    program_id: str
+    proposal: int | None = None  # the confirmed proposal's pairs; None with ``pairs``
+    pairs: list[PairRef] = Field(default_factory=list)  # a re-match
+    at: AwareDatetime
+
+
+class OpenedPair(BaseModel):
+    pair_id: str
+    mentor_id: str
+    adept_id: str
+
+
+class OpenPairsResult(BaseModel):
+    pairs: list[OpenedPair]
+
+
+CalendarEmailKind = Literal["invitation", "reminder"]
+
+
+class CalendarEmailInput(BaseModel):
+    """Invitations (or reminders) for one joint event to every current participant.
+
+    The recipients are read from the database when the activity runs, so the
+    people's addresses never enter the workflow's history.
+    """
+
+    program_id: str
+    entry: CalendarEntry
+    kind: CalendarEmailKind
+    facts: EmailFacts
+    organizer: Contact
+    reminder_key: str = ""
+    time_left: timedelta | None = None
+    at: AwareDatetime  # when this version of the event was decided (the DTSTAMP)
+
+
+class CalendarEmailResult(BaseModel):
+    sent: int
+    already_sent: int
+    rejected: int = 0
+
+
+CheckInAnswer = Literal["yes", "not_yet", "need_help", "1", "2", "3", "4", "5"]
+CHECK_IN_ANSWERS: tuple[str, ...] = ("yes", "not_yet", "need_help")
+PULSE_ANSWERS: tuple[str, ...] = ("1", "2", "3", "4", "5")
+PULSE = "pulse"  # the mid-point check's number
+
+
+class PairState(BaseModel):
+    """What a pair carries across continue-as-new."""
+
+    check_ins_sent: int = 0
+    last_check_in_at: AwareDatetime | None = None
+    last_met: AwareDatetime | None = None
+    answers: dict[str, dict[str, str]] = Field(default_factory=dict)  # number -> role -> answer
+    stalled_flagged_for: AwareDatetime | None = None  # the last_met a stall was flagged for
+    pulse_sent: bool = False
+    help_requests: int = 0
+    fingerprints: dict[str, str] = Field(default_factory=dict)  # fingerprint -> role
+    runs: int = 1
+
+
+class PairInput(BaseModel):
+    """What ``PairWorkflow`` is started with; ``state`` only when it continues as new."""
+
+    program_id: str
+    pair_id: str
+    mentor_id: str
+    adept_id: str
+    start: AwareDatetime
+    end: AwareDatetime
+    meetings: Meetings
+    facts: EmailFacts
+    hr: list[str]  # who hears of a stalled pair or a call for help: the coordinators
+    state: PairState | None = None
+    check_ins_per_run: int = Field(
+        12, ge=1, description="Check-ins after which the pair continues as new."
+    )
+
+
+class PairDates(BaseModel):
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+class CheckInRequest(BaseModel):
+    """An answer from a check-in link; ``fingerprint`` says who the link was sent to."""
+
+    number: str  # "1", "2", ... or PULSE
+    answer: CheckInAnswer
+    fingerprint: str
+
+
+class CheckInResult(BaseModel):
+    number: str
+    answer: str
+    role: str
+
+
+class PairClosure(BaseModel):
+    """A participant leaves while the program runs (HR records it)."""
+
+    application_id: str
+    reason: str = Field("", max_length=500)
+    by: str = Field("hr", max_length=320)
+
+
+class PairClosed(BaseModel):
+    """The pair's word to its program: who left and who remains."""
+
+    pair_id: str
+    withdrawn_id: str
+    remaining_id: str
+
+
+class RematchRequest(BaseModel):
+    """HR pairs the remaining participant of a closed pair with someone from the wait-list."""
+
+    remaining_id: str
+    partner_id: str
+    by: str = Field("hr", max_length=320)
+
+
+class PairStatus(BaseModel):
+    pair_id: str
+    status: Literal["active", "closed", "ended"]
+    check_ins_sent: int
+    next_check_in: AwareDatetime | None
+    last_met: AwareDatetime | None
+    answers: dict[str, dict[str, str]]
+    stalled: bool
+    runs: int
+
+
+class PairEmailInput(BaseModel):
+    """One email of a pair: to both participants (``to="pair"``) or to HR."""
+
+    program_id: str
+    pair_id: str
+    template: EmailTemplate
+    step: str
+    revision: str = "1"
+    to: Literal["pair", "hr"]
+    only: str | None = None  # with to="pair": just this participant (an application id)
+    hr: list[str] = Field(default_factory=list)
+    facts: EmailFacts
+    links: list[LinkRequest] = Field(default_factory=list)
+
+
+class PairEmailResult(BaseModel):
+    sent: int
+    already_sent: int
+    fingerprints: dict[str, str] = Field(default_factory=dict)  # fingerprint -> role
+
+
+class PairRecordInput(BaseModel):
+    program_id: str
+    pair_id: str
+    status: Literal["active", "closed", "ended"] | None = None
+    closed_reason: str | None = None
+    check_in: str | None = None
+    role: str | None = None
+    answer: str | None = None
+    at: AwareDatetime

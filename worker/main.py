@@ -14,15 +14,17 @@ from temporalio.worker import Worker
 from activities.applications import ApplicationRecordActivities
 from activities.email import EmailActivities
 from activities.matching import MatchingActivities
+from activities.pairs import PairActivities
 from activities.records import ProgramRecordActivities
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
 from workflows.application import ApplicationWorkflow
+from workflows.pair import PairWorkflow
 from workflows.program import ProgramWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = (ProgramWorkflow, ApplicationWorkflow)
+WORKFLOWS: Sequence[type] = (ProgramWorkflow, ApplicationWorkflow, PairWorkflow)
 
 
 def activities_for(store: Store, settings: Settings) -> list[Any]:
@@ -30,9 +32,14 @@ def activities_for(store: Store, settings: Settings) -> list[Any]:
     records = ProgramRecordActivities(store)
     applications = ApplicationRecordActivities(store)
     matching = MatchingActivities(store)
+    pairs = PairActivities(store)
     return [
         email.send_email_batch,
         email.send_outcome_notices,
+        email.send_calendar_emails,
+        email.send_pair_email,
+        pairs.open_pairs,
+        pairs.record_pair,
         records.register_program,
         records.record_event,
         applications.record_application,

@@ -24,9 +24,15 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.email import EmailActivities
     from activities.matching import MatchingActivities
+    from activities.pairs import PairActivities
     from activities.records import ProgramRecordActivities
     from mentorflow import search_attributes as sa
-    from mentorflow.definition import Role, UndecidedPolicy, consistency_problems
+    from mentorflow.definition import (
+        ProgramDefinition,
+        Role,
+        UndecidedPolicy,
+        consistency_problems,
+    )
     from mentorflow.models import (
         NEXT_STEP,
         ApplicationEntry,
@@ -35,6 +41,9 @@ with workflow.unsafe.imports_passed_through():
         ApplicationReceipt,
         ApplicationResult,
         ApplicationSubmission,
+        CalendarEmailInput,
+        CalendarEmailKind,
+        CalendarEntry,
         CapacityDecision,
         CapacityDecisionResult,
         CapacityRow,
@@ -48,8 +57,15 @@ with workflow.unsafe.imports_passed_through():
         MatchingState,
         MatchingSummary,
         MatchReviewRequest,
+        OpenPairsInput,
+        OpenPairsResult,
         OrganisationDecision,
         OutcomeNoticesInput,
+        PairClosed,
+        PairDates,
+        PairEmailInput,
+        PairEntry,
+        PairInput,
         PairRef,
         ProgramDates,
         ProgramInput,
@@ -61,15 +77,18 @@ with workflow.unsafe.imports_passed_through():
         ProposeMatchesResult,
         RecordEventInput,
         RegisterProgramInput,
+        RematchRequest,
         RescheduleRequest,
         RescheduleResult,
         Selection,
         SelectionRecordInput,
         application_workflow_id,
+        pair_workflow_id,
         program_dates,
     )
     from workflows.application import APPLICATION_RESULT_SIGNAL, ApplicationWorkflow
     from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
+    from workflows.pair import PAIR_CLOSED_SIGNAL, PairWorkflow
 
 
 @workflow.defn
@@ -91,6 +110,11 @@ class ProgramWorkflow:
         self._matching = MatchingState()
         # HR's review actions each re-run the matcher: one at a time, in arrival order.
         self._review_lock = asyncio.Lock()
+        schedule = input.definition.schedule
+        events = [schedule.kickoff, *schedule.sessions] if schedule.kickoff else schedule.sessions
+        self._calendar = {e.id: CalendarEntry(event=e) for e in events}
+        self._pairs: dict[str, PairEntry] = {}
+        self._pairs_to_tell: list[str] = []  # pairs whose dates moved and that were not told
         if input.state is not None:  # continued as new: pick up where the last run was
             state = input.state
             self._phase, self._revision, self._dates = state.phase, state.revision, state.dates
@@ -103,6 +127,9 @@ class ProgramWorkflow:
             self._decisions = dict(state.decisions)
             self._capacity_requested = state.capacity_requested
             self._matching = state.matching
+            self._calendar = dict(state.calendar)
+            self._pairs = dict(state.pairs)
+            self._pairs_to_tell = list(state.pairs_to_tell)
         self._continue_as_new_after = input.continue_as_new_after
 
     # --- The lifecycle --------------------------------------------------------------------
@@ -130,8 +157,13 @@ class ProgramWorkflow:
             if self._phase is ProgramPhase.MATCH_REVIEW:
                 await self._review_matches()
                 await self._enter(ProgramPhase.MATCHED)
-            if self._phase is ProgramPhase.MATCHED and not self._matching.notified:
-                await self._notify_outcomes()
+            if self._phase is ProgramPhase.MATCHED:
+                if not self._matching.notified:
+                    await self._notify_outcomes()
+                await self._enter(ProgramPhase.RUNNING)
+            if self._phase is ProgramPhase.RUNNING:
+                await self._run_meetings()
+                await self._enter(ProgramPhase.ENDED)
         except asyncio.CancelledError:
             # Cancelled from the CLI or the Temporal UI: record it and tell the
             # people who were told about the program, then end as cancelled.
@@ -238,6 +270,29 @@ class ProgramWorkflow:
             },
         )
 
+    async def _run_meetings(self) -> None:
+        """Invitations to the joint events, one workflow per pair, reminders; until the end."""
+        if not self._pairs:
+            assert self._matching.summary is not None
+            proposal = self._matching.summary.proposal
+            await self._open_pairs(
+                OpenPairsInput(program_id=self._definition.id, proposal=proposal, at=workflow.now())
+            )
+            self._skip_passed_event_reminders()
+        while True:
+            await self._start_pairs()
+            await self._tell_pairs_of_moved_dates()
+            await self._send_calendar()
+            now = workflow.now()
+            if now >= self._dates.end:
+                return
+            due = self._due_event_reminder(now)
+            if due is not None:
+                await self._send_event_reminder(*due)
+                continue
+            await self._continue_as_new_if_due()
+            await self._sleep_until(self._next_event_wake_up(), "next event reminder or the end")
+
     # --- Handlers -------------------------------------------------------------------------
 
     @workflow.query
@@ -265,31 +320,53 @@ class ProgramWorkflow:
             undecided=self._undecided() if self._phase is ProgramPhase.AWAITING_HR_DECISION else [],
             matching=self._matching.summary,
             confirmed_by=self._matching.confirmed_by,
+            calendar=list(self._calendar.values()),
+            pairs={
+                status: sum(1 for p in self._pairs.values() if p.status == status)
+                for status in ("active", "closed", "ended")
+                if any(p.status == status for p in self._pairs.values())
+            },
         )
 
     @workflow.update
     async def reschedule(self, request: RescheduleRequest) -> RescheduleResult:
-        """Move the window's opening, the deadline or the start; the timers follow."""
+        """Move dates or joint events; the timers follow and the people affected are told."""
         previous = self._dates
         self._dates = self._moved_dates(request)
-        self._definition = self._definition.model_copy(
-            update={
-                "application": self._definition.application.model_copy(
-                    update={"opens": self._dates.opens, "deadline": self._dates.deadline}
-                ),
-                "schedule": self._definition.schedule.model_copy(
-                    update={"start": self._dates.start}
-                ),
-            }
-        )
-        self._revision += 1
-        self._reschedules += 1
         moved = [
             name
-            for name in ("opens", "deadline", "start")
+            for name in ("opens", "deadline", "start", "end")
             if getattr(previous, name) != getattr(self._dates, name)
         ]
+        for event_id, starts in request.events.items():
+            entry = self._calendar[event_id]
+            if entry.event.starts == starts:
+                continue
+            entry.event = entry.event.model_copy(update={"starts": starts})
+            if entry.sent_sequence is not None:  # calendars hold it: they must replace it
+                entry.sequence += 1
+            entry.reminders_done = []
+            moved.append(f"event:{event_id}")
+        for event_id in request.cancel_events:
+            entry = self._calendar[event_id]
+            entry.cancelled = True
+            if entry.sent_sequence is not None:
+                entry.sequence += 1
+            else:  # nobody has it in their calendar: nothing to take back
+                entry.sent_sequence = entry.sequence
+            moved.append(f"cancelled:{event_id}")
+        self._definition = self._moved_definition(self._dates)
+        self._revision += 1
+        self._reschedules += 1
+        if {"start", "end"} & set(moved):
+            self._pairs_to_tell = [
+                pair_id
+                for pair_id, pair in self._pairs.items()
+                if pair.started and pair.status == "active"
+            ]
+        self._skip_passed_event_reminders()
         result = RescheduleResult(revision=self._revision, dates=self._dates, moved=moved)
+        dates_moved = [n for n in moved if n in ProgramDates.model_fields]
         if self._phase is ProgramPhase.APPLICATION_WINDOW:
             self._skip_passed_reminders()
             self._notices.append(
@@ -305,8 +382,9 @@ class ProgramWorkflow:
                 "moved": moved,
                 "reason": request.reason,
                 "requested_by": request.requested_by,
-                **{f"previous_{n}": getattr(previous, n).isoformat() for n in moved},
-                **{n: getattr(self._dates, n).isoformat() for n in moved},
+                **{f"previous_{n}": getattr(previous, n).isoformat() for n in dates_moved},
+                **{n: getattr(self._dates, n).isoformat() for n in dates_moved},
+                **{f"event_{e}": t.isoformat() for e, t in request.events.items()},
             },
         )
         return result
@@ -315,10 +393,13 @@ class ProgramWorkflow:
     def _validate_reschedule(self, request: RescheduleRequest) -> None:
         """Refuse at once, with the reason, a move the program cannot take."""
         now = workflow.now()
-        if request.opens is None and request.deadline is None and request.start is None:
-            raise ValueError("nothing to move: give a new opening, deadline or start")
-        if self._phase is ProgramPhase.CANCELLED:
-            raise ValueError("the program is cancelled")
+        dates = ("opens", "deadline", "start", "end")
+        if all(getattr(request, n) is None for n in dates) and not (
+            request.events or request.cancel_events
+        ):
+            raise ValueError("nothing to move: give a new opening, deadline, start, end or event")
+        if self._phase in (ProgramPhase.CANCELLED, ProgramPhase.ENDED):
+            raise ValueError(f"the program is {self._phase.value}")
         if request.opens is not None and self._phase is not ProgramPhase.SCHEDULED:
             raise ValueError("the application window is already open; its opening cannot move")
         if request.deadline is not None and self._phase not in (
@@ -326,26 +407,62 @@ class ProgramWorkflow:
             ProgramPhase.APPLICATION_WINDOW,
         ):
             raise ValueError("applications have already closed; the deadline cannot move")
-        for name in ("opens", "deadline", "start"):
+        if request.start is not None and now >= self._dates.start:
+            raise ValueError("the program has already started; its start cannot move")
+        for name in dates:
             value: datetime | None = getattr(request, name)
             if value is not None and value <= now:
                 raise ValueError(f"the new {name} ({value.isoformat()}) is in the past")
-        candidate = self._definition.model_copy(
+        for event_id in [*request.events, *request.cancel_events]:
+            entry = self._calendar.get(event_id)
+            if entry is None:
+                known = ", ".join(self._calendar) or "none"
+                raise ValueError(f"unknown event {event_id!r} (the program's events: {known})")
+            if entry.cancelled:
+                raise ValueError(f"the event {event_id!r} is cancelled")
+            if entry.event.starts <= now:
+                raise ValueError(f"the event {event_id!r} has already taken place")
+        for event_id, starts in request.events.items():
+            if starts <= now:
+                raise ValueError(
+                    f"the new start of {event_id!r} ({starts.isoformat()}) is in the past"
+                )
+        problems = list(
+            consistency_problems(self._moved_definition(self._moved_dates(request), request))
+        )
+        if problems:
+            raise ValueError("; ".join(f"{p.field}: {p.problem}" for p in problems))
+
+    def _moved_definition(
+        self, dates: ProgramDates, request: RescheduleRequest | None = None
+    ) -> ProgramDefinition:
+        """The definition with ``dates`` and the calendar's events (moved by ``request``)."""
+        cancelled = set(request.cancel_events) if request else set()
+        events = {
+            event_id: entry.event.model_copy(
+                update={"starts": request.events.get(event_id, entry.event.starts)}
+                if request
+                else {}
+            )
+            for event_id, entry in self._calendar.items()
+            if not entry.cancelled and event_id not in cancelled
+        }
+        schedule = self._definition.schedule
+        return self._definition.model_copy(
             update={
                 "application": self._definition.application.model_copy(
-                    update={
-                        "opens": request.opens or self._dates.opens,
-                        "deadline": request.deadline or self._dates.deadline,
-                    }
+                    update={"opens": dates.opens, "deadline": dates.deadline}
                 ),
-                "schedule": self._definition.schedule.model_copy(
-                    update={"start": request.start or self._dates.start}
+                "schedule": schedule.model_copy(
+                    update={
+                        "start": dates.start,
+                        "end": dates.end,
+                        "kickoff": events.get(schedule.kickoff.id) if schedule.kickoff else None,
+                        "sessions": [events[e.id] for e in schedule.sessions if e.id in events],
+                    }
                 ),
             }
         )
-        problems = list(consistency_problems(candidate))
-        if problems:
-            raise ValueError("; ".join(f"{p.field}: {p.problem}" for p in problems))
 
     @workflow.update
     async def submit_application(self, submission: ApplicationSubmission) -> ApplicationReceipt:
@@ -667,6 +784,9 @@ class ProgramWorkflow:
                     decisions=self._decisions,
                     capacity_requested=self._capacity_requested,
                     matching=self._matching,
+                    calendar=self._calendar,
+                    pairs=self._pairs,
+                    pairs_to_tell=self._pairs_to_tell,
                 ),
                 continue_as_new_after=self._continue_as_new_after,
             )
@@ -731,6 +851,16 @@ class ProgramWorkflow:
             return self._answer_by(), "managers answer by"
         if self._phase is ProgramPhase.AWAITING_HR_DECISION:
             return self._decision_due(), "HR decides who takes part by"
+        if self._phase in (ProgramPhase.MATCHED, ProgramPhase.RUNNING):
+            now = workflow.now()
+            upcoming = sorted(
+                (e.event.starts, e.event.title)
+                for e in self._calendar.values()
+                if not e.cancelled and e.event.starts > now
+            )
+            if upcoming:
+                return upcoming[0]
+            return self._dates.end, "the program ends"
         return None, None
 
     def _moved_dates(self, request: RescheduleRequest) -> ProgramDates:
@@ -738,7 +868,7 @@ class ProgramWorkflow:
             opens=request.opens or self._dates.opens,
             deadline=request.deadline or self._dates.deadline,
             start=request.start or self._dates.start,
-            end=self._dates.end,
+            end=request.end or self._dates.end,
         )
 
     # --- HR's capacity decision -------------------------------------------------------------
@@ -946,6 +1076,285 @@ class ProgramWorkflow:
         self._matching.notified = True
         await self._record("notified", "outcome-notices", detail=result.model_dump())
 
+    # --- The running program: joint events and pairs ----------------------------------------
+
+    async def _open_pairs(self, request: OpenPairsInput) -> list[str]:
+        """Record pairs as running (once) and track them; their workflows start next."""
+        opened: OpenPairsResult = await workflow.execute_activity_method(
+            PairActivities.open_pairs,
+            request,
+            start_to_close_timeout=RECORD_TIMEOUT,
+            summary="open pairs" if request.proposal else "open a re-matched pair",
+        )
+        for pair in opened.pairs:
+            self._pairs.setdefault(
+                pair.pair_id, PairEntry(mentor_id=pair.mentor_id, adept_id=pair.adept_id)
+            )
+        return [pair.pair_id for pair in opened.pairs]
+
+    async def _start_pairs(self) -> None:
+        """One child workflow per pair, abandoned on close so the program can continue as new."""
+        for pair_id, pair in list(self._pairs.items()):  # a re-match may add one meanwhile
+            if pair.started or pair.status != "active":
+                continue
+            await workflow.start_child_workflow(
+                PairWorkflow.run,
+                self._pair_input(pair_id, pair),
+                id=pair_workflow_id(self._definition.id, pair_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(sa.PROGRAM_ID, self._definition.id)]
+                ),
+                static_summary=f"pair in {self._definition.id}",
+            )
+            pair.started = True
+            # Thousands of pairs: a start is a handful of events; keep the history short.
+            await self._continue_as_new_if_due()
+
+    def _pair_input(self, pair_id: str, pair: PairEntry) -> PairInput:
+        d = self._definition
+        return PairInput(
+            program_id=d.id,
+            pair_id=pair_id,
+            mentor_id=pair.mentor_id,
+            adept_id=pair.adept_id,
+            start=self._dates.start,
+            end=self._dates.end,
+            meetings=d.meetings,
+            facts=self._facts().model_copy(update={"introduction": d.matching.introduction}),
+            hr=[c.email for c in d.coordinators()],
+        )
+
+    async def _tell_pairs_of_moved_dates(self) -> None:
+        while self._pairs_to_tell:
+            pair_id = self._pairs_to_tell[0]
+            # Best effort: a pair that has already closed needs no new dates.
+            with contextlib.suppress(Exception):
+                await workflow.get_external_workflow_handle(
+                    pair_workflow_id(self._definition.id, pair_id)
+                ).signal(
+                    PairWorkflow.dates_changed,
+                    PairDates(start=self._dates.start, end=self._dates.end),
+                )
+            self._pairs_to_tell.pop(0)
+            await self._continue_as_new_if_due()
+
+    async def _send_calendar(self) -> None:
+        """Each event's current version to every participant who does not have it yet."""
+        for entry in self._calendar.values():
+            if entry.sent_sequence == entry.sequence:
+                continue
+            if entry.event.starts <= workflow.now() and not entry.cancelled:
+                entry.sent_sequence = entry.sequence  # past: no invitation is useful now
+                continue
+            sequence = entry.sequence
+            await self._calendar_email(entry, "invitation")
+            entry.sent_sequence = sequence
+            await self._record(
+                "calendar",
+                f"calendar-{entry.event.id}-{sequence}",
+                detail={
+                    "event": entry.event.id,
+                    "sequence": sequence,
+                    "method": "CANCEL" if entry.cancelled else "REQUEST",
+                    "starts": entry.event.starts.isoformat(),
+                },
+            )
+
+    async def _calendar_email(
+        self,
+        entry: CalendarEntry,
+        kind: CalendarEmailKind,
+        reminder_key: str = "",
+        time_left: timedelta | None = None,
+    ) -> None:
+        d = self._definition
+        organizer = d.coordinators()[0]
+        people = 2 * len(self._pairs)
+        result = await workflow.execute_activity_method(
+            EmailActivities.send_calendar_emails,
+            CalendarEmailInput(
+                program_id=d.id,
+                entry=entry,
+                kind=kind,
+                facts=self._facts(),
+                organizer=organizer,
+                reminder_key=reminder_key,
+                time_left=time_left,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=timedelta(seconds=120 + 2 * people),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=EMAIL_RETRY,
+            summary=f"{kind} {entry.event.id} (sequence {entry.sequence})",
+        )
+        if result.rejected:
+            workflow.logger.warning("%s %s: %d refused", kind, entry.event.id, result.rejected)
+
+    def _event_reminder_plan(self) -> list[tuple[str, datetime, timedelta, str]]:
+        """(key, when, time left, event id) of every reminder of every upcoming event."""
+        return [
+            (
+                f"{int(before.total_seconds())}s@{entry.event.starts.isoformat()}",
+                entry.event.starts - before,
+                before,
+                event_id,
+            )
+            for event_id, entry in self._calendar.items()
+            if not entry.cancelled
+            for before in entry.event.reminders_before
+        ]
+
+    def _skip_passed_event_reminders(self) -> None:
+        now = workflow.now()
+        for key, at, _, event_id in self._event_reminder_plan():
+            if at <= now and key not in self._calendar[event_id].reminders_done:
+                self._calendar[event_id].reminders_done.append(key)
+
+    def _due_event_reminder(self, now: datetime) -> tuple[str, timedelta, str] | None:
+        for key, at, before, event_id in self._event_reminder_plan():
+            if at <= now and key not in self._calendar[event_id].reminders_done:
+                return key, before, event_id
+        return None
+
+    def _next_event_wake_up(self) -> datetime:
+        pending = [
+            at
+            for key, at, _, event_id in self._event_reminder_plan()
+            if key not in self._calendar[event_id].reminders_done
+        ]
+        return min([*pending, self._dates.end])
+
+    async def _send_event_reminder(self, key: str, time_left: timedelta, event_id: str) -> None:
+        entry = self._calendar[event_id]
+        entry.reminders_done.append(key)
+        await self._calendar_email(entry, "reminder", key.partition("@")[0], time_left)
+
+    @workflow.signal(name=PAIR_CLOSED_SIGNAL)
+    def pair_closed(self, closed: PairClosed) -> None:
+        """A pair closed after a withdrawal: its remaining participant may be re-matched."""
+        pair = self._pairs.get(closed.pair_id)
+        if pair is not None:
+            pair.status = "closed"
+        entry = self._applications.get(closed.withdrawn_id)
+        if entry is not None:
+            self._applications[closed.withdrawn_id] = entry.model_copy(
+                update={"outcome": ApplicationOutcome.WITHDRAWN.value}
+            )
+        self._describe()
+
+    @workflow.update
+    async def rematch(self, request: RematchRequest) -> str:
+        """HR pairs the remaining participant of a closed pair with someone from the wait-list.
+
+        Returns the new pair's id; its workflow starts, both are introduced and
+        get the upcoming joint events in their calendars.
+        """
+        partner = self._applications[request.partner_id]
+        if partner.selection is not Selection.ACCEPTED:
+            await self._apply_selection_change(request.partner_id, request.by)
+        remaining_role = self._role_of(request.remaining_id)
+        mentor, adept = (
+            (request.remaining_id, request.partner_id)
+            if remaining_role is Role.MENTOR
+            else (request.partner_id, request.remaining_id)
+        )
+        [pair_id] = await self._open_pairs(
+            OpenPairsInput(
+                program_id=self._definition.id,
+                pairs=[PairRef(mentor_id=mentor, adept_id=adept)],
+                at=workflow.now(),
+            )
+        )
+        await workflow.execute_activity_method(
+            EmailActivities.send_pair_email,
+            PairEmailInput(
+                program_id=self._definition.id,
+                pair_id=pair_id,
+                template="pair_introduction",
+                step=f"pair/{pair_id}/introduction",
+                to="pair",
+                facts=self._facts().model_copy(
+                    update={"introduction": self._definition.matching.introduction}
+                ),
+            ),
+            start_to_close_timeout=timedelta(seconds=90),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=EMAIL_RETRY,
+            summary="introduce the re-matched pair",
+        )
+        for entry in self._calendar.values():
+            # The newcomer gets the current version; the ledger skips everyone else.
+            if not entry.cancelled and entry.sent_sequence is not None:
+                entry.sent_sequence = None
+        self._revision += 1  # wakes the loop, which starts the pair and sends the invitations
+        await self._record(
+            "pair",
+            f"rematch-{pair_id}",
+            detail={"pair": pair_id, "remaining": request.remaining_id, "by": request.by},
+        )
+        return pair_id
+
+    @rematch.validator
+    def _validate_rematch(self, request: RematchRequest) -> None:
+        if self._phase is not ProgramPhase.RUNNING:
+            raise ValueError(
+                f"closed: pairs are re-matched while the program runs (phase {self._phase})"
+            )
+        in_closed = any(
+            request.remaining_id in (p.mentor_id, p.adept_id)
+            for p in self._pairs.values()
+            if p.status == "closed"
+        )
+        if not in_closed or self._in_active_pair(request.remaining_id):
+            raise ValueError(
+                f"unknown: {request.remaining_id} is not the remaining participant of a closed pair"
+            )
+        partner = self._applications.get(request.partner_id)
+        if (
+            partner is None
+            or partner.outcome != ApplicationOutcome.APPROVED.value
+            or partner.selection not in (Selection.WAITLISTED, Selection.ACCEPTED)
+            or self._in_active_pair(request.partner_id)
+        ):
+            raise ValueError(
+                f"unknown: {request.partner_id} is not on the wait-list (nor accepted and unpaired)"
+            )
+        if self._role_of(request.partner_id) is self._role_of(request.remaining_id):
+            raise ValueError("conflict: both have the same role; pair a mentor with an adept")
+
+    def _in_active_pair(self, application_id: str) -> bool:
+        return any(
+            application_id in (p.mentor_id, p.adept_id)
+            for p in self._pairs.values()
+            if p.status == "active"
+        )
+
+    def _role_of(self, application_id: str) -> Role | None:
+        entry = self._applications.get(application_id)
+        profile = self._definition.profile(entry.profile_id) if entry else None
+        return profile.role if profile else None
+
+    async def _apply_selection_change(self, application_id: str, by: str) -> None:
+        """A wait-listed applicant takes a place that opened up."""
+        entry = self._applications[application_id]
+        await workflow.execute_activity_method(
+            MatchingActivities.record_selections,
+            SelectionRecordInput(
+                program_id=self._definition.id,
+                organisation_id=entry.organisation_id,
+                selections={application_id: Selection.ACCEPTED},
+                decided_by=by,
+                channel="rematch",
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            summary="accept from the wait-list",
+        )
+        self._applications[application_id] = entry.model_copy(
+            update={"selection": Selection.ACCEPTED}
+        )
+
     # --- Steps ----------------------------------------------------------------------------
 
     async def _send_reminder(self, key: str, time_left: timedelta) -> None:
@@ -989,6 +1398,17 @@ class ProgramWorkflow:
                     await workflow.get_external_workflow_handle(child).signal(
                         ApplicationWorkflow.program_closed
                     )
+        # Running pairs stop, and the joint events leave the participants' calendars.
+        for pair_id, pair in self._pairs.items():
+            if pair.started and pair.status == "active":
+                with contextlib.suppress(Exception):
+                    await workflow.get_external_workflow_handle(
+                        pair_workflow_id(self._definition.id, pair_id)
+                    ).cancel()
+        for event in self._calendar.values():
+            if event.sent_sequence is not None and not event.cancelled:
+                event.cancelled, event.sequence = True, event.sequence + 1
+        await self._send_calendar()
         recipients = list(self._definition.announcement.recipients)
         if announced and recipients:
             await self._email("cancelled", "cancelled", "1", recipients)

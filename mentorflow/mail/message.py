@@ -43,6 +43,14 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    if rendered.calendar is not None:
+        # The last alternative is the richest: calendar clients offer to add or
+        # update the event from it (iMIP, RFC 6047).
+        message.add_alternative(
+            rendered.calendar,
+            subtype="calendar",
+            params={"method": rendered.calendar_method or "REQUEST"},
+        )
     # After the body: set_content() and add_alternative() drop or move Content-* headers.
     message["Content-Language"] = str(language)
     return message

@@ -36,6 +36,9 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    # A calendar invitation: the text/calendar body and its iTIP method.
+    calendar: str | None = None
+    calendar_method: str | None = None
 
 
 @cache

@@ -198,3 +198,40 @@ class MatchPair(Base):
     score: Mapped[float] = mapped_column(Float)
     breakdown: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     locked: Mapped[bool] = mapped_column(default=False)
+
+
+class Pair(Base):
+    """A running pair: from the confirmed proposal, or a re-match after a withdrawal."""
+
+    __tablename__ = "pairs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # derived from the two ids
+    program_id: Mapped[str] = mapped_column(
+        ForeignKey("programs.id", ondelete="CASCADE"), index=True
+    )
+    mentor_application_id: Mapped[str] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE")
+    )
+    adept_application_id: Mapped[str] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(20))  # active | closed | ended
+    source: Mapped[str] = mapped_column(String(20))  # matching | rematch
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_met_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class CheckIn(Base):
+    """One participant's answer to one check-in (or the mid-point pulse) of a pair."""
+
+    __tablename__ = "check_ins"
+    __table_args__ = (UniqueConstraint("pair_id", "number", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pair_id: Mapped[str] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(20))  # "1", "2", ... or "pulse"
+    role: Mapped[str] = mapped_column(String(10))  # mentor | adept
+    answer: Mapped[str] = mapped_column(String(20))  # yes | not_yet | need_help | 1..5
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -117,6 +117,26 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         " others a message; managers are informed.",
         "review_closed_title": "The review is closed",
         "review_closed_body": "The pairs of this program are not under review.",
+        "check_in_title": "Have you met?",
+        "check_in_intro": "{person}, have you and {partner} met since the last check-in?",
+        "check_in_chosen": "{person}, you are answering the check-in for you and {partner}."
+        " Confirm your answer:",
+        "pulse_title": "Halfway: how is it going?",
+        "pulse_intro": "{person}, how valuable are your meetings with {partner} so far, from 1"
+        " (not at all) to 5 (very)?",
+        "answer_yes": "Yes, we have met",
+        "answer_not_yet": "Not yet",
+        "answer_need_help": "We need help",
+        "check_in_thanks_title": "Thank you",
+        "check_in_thanks_yes": "Good to hear. Keep the rhythm going!",
+        "check_in_thanks_not_yet": "Thank you. Perhaps book a time now, while you think of it.",
+        "check_in_thanks_need_help": "The program's HR contacts have been told and will be in"
+        " touch with you.",
+        "check_in_thanks_pulse": "Thank you for your answer.",
+        "check_in_already_title": "Already answered",
+        "check_in_already_body": "You have already answered this check-in: {answer}.",
+        "pair_closed_title": "This pair has ended",
+        "pair_closed_body": "This pair is no longer running, so the check-in cannot be answered.",
     },
     "sv": {
         "apply_title": "Ansök",
@@ -258,6 +278,26 @@ ENGINE_PHRASES: Final[dict[str, dict[str, str]]] = {
         "forbidden by HR": "utesluten av HR",
         "seniority gap under": "erfarenhetsskillnad under",
         "years": "år",
+        "check_in_title": "Har ni träffats?",
+        "check_in_intro": "{person}, har du och {partner} träffats sedan förra avstämningen?",
+        "check_in_chosen": "{person}, du svarar på avstämningen för dig och {partner}."
+        " Bekräfta ditt svar:",
+        "pulse_title": "Halvvägs: hur går det?",
+        "pulse_intro": "{person}, hur värdefulla är dina möten med {partner} hittills, från 1"
+        " (inte alls) till 5 (mycket)?",
+        "answer_yes": "Ja, vi har träffats",
+        "answer_not_yet": "Inte än",
+        "answer_need_help": "Vi behöver stöd",
+        "check_in_thanks_title": "Tack",
+        "check_in_thanks_yes": "Vad bra. Fortsätt i samma takt!",
+        "check_in_thanks_not_yet": "Tack. Boka gärna en tid nu, medan du tänker på det.",
+        "check_in_thanks_need_help": "Programmets HR-kontakter har fått veta det och hör av sig"
+        " till dig.",
+        "check_in_thanks_pulse": "Tack för ditt svar.",
+        "check_in_already_title": "Redan besvarad",
+        "check_in_already_body": "Du har redan svarat på den här avstämningen: {answer}.",
+        "pair_closed_title": "Paret har avslutats",
+        "pair_closed_body": "Paret är inte längre aktivt, så avstämningen kan inte besvaras.",
     },
 }
 

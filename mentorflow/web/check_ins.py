@@ -1,0 +1,135 @@
+"""The check-in page participants reach from "Have you met?" (and the mid-point pulse).
+
+As with approvals, a GET only shows the question; the page's button (a POST)
+answers, through the pair workflow's ``check_in`` update, whose validator
+refuses a reused link, an answer from someone outside the pair, or a pair
+that has closed.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from mentorflow.definition import ProgramDefinition
+from mentorflow.links import Link, LinkError, LinkSigner, Purpose
+from mentorflow.models import (
+    CHECK_IN_ANSWERS,
+    PULSE,
+    PULSE_ANSWERS,
+    CheckInRequest,
+    pair_workflow_id,
+)
+from mentorflow.store import Store
+from mentorflow.store.tables import Application
+from mentorflow.web.participants import (
+    load_definition_of,
+    refusal,
+    render_notice,
+    render_page,
+    text,
+    when,
+)
+from workflows.pair import PairWorkflow
+
+
+def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
+    router = APIRouter()
+    page, notice, t = render_page, render_notice, text
+
+    async def open_link(
+        request: Request, token: str
+    ) -> tuple[Link, ProgramDefinition, str, Application, Application] | HTMLResponse:
+        """(link, program, check-in number, the person, their partner), or the page to show."""
+        try:
+            link = signer.check(token, Purpose.CHECK_IN)
+        except LinkError as error:
+            definition = (
+                await load_definition_of(store, error.link.program_id) if error.link else None
+            )
+            if error.reason == "expired" and error.link is not None and definition is not None:
+                body = t(definition, "expired_body", when=when(error.link.expires_at, definition))
+                return page(request, definition, t(definition, "expired_title"), body, status=410)
+            return notice(request, definition, "invalid", 400)
+        definition = await load_definition_of(store, link.program_id)
+        pair_id, _, number = link.application_id.partition("/")
+        pair = await store.pair(pair_id)
+        if definition is None or pair is None or not number:
+            return notice(request, definition, "invalid", 400)
+        mentor = await store.application(pair.mentor_application_id)
+        adept = await store.application(pair.adept_application_id)
+        assert mentor is not None and adept is not None
+        if signer.is_for(link, mentor.email):
+            return link, definition, number, mentor, adept
+        if signer.is_for(link, adept.email):
+            return link, definition, number, adept, mentor
+        return notice(request, definition, "not_yours", 403)
+
+    def answers_of(number: str) -> tuple[str, ...]:
+        return PULSE_ANSWERS if number == PULSE else CHECK_IN_ANSWERS
+
+    def label(definition: ProgramDefinition, answer: str) -> str:
+        return answer if answer in PULSE_ANSWERS else t(definition, f"answer_{answer}")
+
+    @router.api_route("/k/{token}", methods=["GET", "HEAD"])
+    async def check_in_page(
+        request: Request, token: str, answer: str | None = None
+    ) -> HTMLResponse:
+        opened = await open_link(request, token)
+        if isinstance(opened, HTMLResponse):
+            return opened
+        _, definition, number, person, partner = opened
+        names = {"person": person.name, "partner": partner.name}
+        choices = answers_of(number)
+        if answer in choices:
+            # The email's button chose already; the page asks only to confirm it.
+            intro = t(definition, "check_in_chosen", **names)
+            buttons = [(answer, label(definition, answer))]
+        else:
+            intro = t(definition, "pulse_intro" if number == PULSE else "check_in_intro", **names)
+            buttons = [(choice, label(definition, choice)) for choice in choices]
+        title = t(definition, "pulse_title" if number == PULSE else "check_in_title")
+        form = {"action": f"/k/{token}", "buttons": buttons}
+        return page(request, definition, title, intro, form=form)
+
+    @router.post("/k/{token}")
+    async def check_in_answer(request: Request, token: str) -> HTMLResponse:
+        opened = await open_link(request, token)
+        if isinstance(opened, HTMLResponse):
+            return opened
+        link, definition, number, _, _ = opened
+        choice = str((await request.form()).get("choice", ""))
+        if choice not in answers_of(number):
+            return notice(request, definition, "invalid", 400)
+        pair_id = link.application_id.partition("/")[0]
+        handle = temporal.get_workflow_handle_for(
+            PairWorkflow.run, pair_workflow_id(link.program_id, pair_id)
+        )
+        try:
+            await handle.execute_update(
+                PairWorkflow.check_in,
+                CheckInRequest(number=number, answer=choice, fingerprint=link.person),
+            )
+        except WorkflowUpdateFailedError as error:
+            kind, detail = refusal(error)
+            if kind == "already_answered":
+                return notice(
+                    request,
+                    definition,
+                    "check_in_already",
+                    409,
+                    answer=label(definition, detail),
+                )
+            if kind == "not_your_link":
+                return notice(request, definition, "not_yours", 403)
+            if kind == "closed":
+                return notice(request, definition, "pair_closed", 410)
+            return notice(request, definition, "invalid", 400)
+        except RPCError:  # the pair's workflow has finished: the program ended
+            return notice(request, definition, "pair_closed", 410)
+        key = "check_in_thanks_pulse" if number == PULSE else f"check_in_thanks_{choice}"
+        return page(request, definition, t(definition, "check_in_thanks_title"), t(definition, key))
+
+    return router
