@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -217,4 +218,15 @@ async def wait_for(predicate: object, within: float = 30.0, interval: float = 0.
         await asyncio.sleep(interval)
 
 
-__all__ = ["Client", "Web", "free_port", "links_in", "settings_for", "wait_for"]
+async def until_phase(handle: Any, phase: Any, within: float = 60.0) -> Any:
+    """Wait (in real time) until the program's status shows ``phase``; return the status."""
+    from workflows.program import ProgramWorkflow
+
+    async def reached() -> bool:
+        return bool((await handle.query(ProgramWorkflow.status)).phase is phase)
+
+    await wait_for(reached, within=within, interval=0.2)
+    return await handle.query(ProgramWorkflow.status)
+
+
+__all__ = ["Client", "Web", "free_port", "links_in", "settings_for", "until_phase", "wait_for"]

@@ -207,7 +207,7 @@ async def test_twenty_applicants_managers_answer_by_email_link(
         )
         assert refused.status_code == 410
 
-    assert result.phase is ProgramPhase.MATCHED
+    assert result.phase is ProgramPhase.ENDED
     totals = {
         k: status.counts[k] for k in ("applied", "approved", "declined", "withdrawn", "pending")
     }

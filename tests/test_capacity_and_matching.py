@@ -24,7 +24,7 @@ from mentorflow.models import ProgramPhase
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
-from tests.conftest import Web, links_in, wait_for
+from tests.conftest import Web, links_in, until_phase, wait_for
 from tests.programs import mentorflow
 from worker.main import create_worker
 from workflows.program import ProgramWorkflow
@@ -85,7 +85,10 @@ def person_form(email: str, organisation: str, years: int, interests: list[str])
 
 
 def subjects_to(catcher: MailCatcher, recipient: str) -> list[str]:
-    return [str(m.subject) for m in catcher.messages() if recipient in m.recipients]
+    """The subjects of what ``recipient`` got, calendar invitations left out."""
+    return [
+        m.subject for m in catcher.messages() if recipient in m.recipients and m.calendar is None
+    ]
 
 
 async def test_hr_decides_reviews_pairs_and_everyone_is_told(
@@ -304,10 +307,9 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
 
         confirmed = await web.http.post(review, data={"action": "confirm", "proposal": "4"})
         assert confirmed.status_code == 200 and "Paren är bekräftade" in confirmed.text
-        result = await program.result()
-        status = await program.query(ProgramWorkflow.status)
+        # Told and running: the pairs meet from here on (tests/test_meetings.py).
+        status = await until_phase(program, ProgramPhase.RUNNING)
 
-    assert result.phase is ProgramPhase.MATCHED
     assert status.confirmed_by == COORDINATOR
 
     # The database: the confirmed proposal, every hard rule kept, every decision recorded.
@@ -347,7 +349,9 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
     await wait_for(everyone_told, within=30)
     for email, *_ in PEOPLE:
         row = rows[ids[email]]
-        told = [m for m in mail_catcher.messages() if email in m.recipients][-1]
+        told = [m for m in mail_catcher.messages() if email in m.recipients and m.calendar is None][
+            -1
+        ]
         body = told.body("plain")
         if row.id in partner:
             assert told.subject.startswith("Välkommen till")
@@ -413,10 +417,11 @@ async def test_without_review_the_policy_accepts_up_to_the_cap_and_pairs_are_con
                 },
             )
             assert response.status_code == 200, response.text
-        result = await program.result()
-        status = await program.query(ProgramWorkflow.status)
+        # Through HR's deadline and the matching to the start; the pairs run from here
+        # on (tests/test_meetings.py).
+        await env.sleep(definition.schedule.start - await env.get_current_time())
+        status = await until_phase(program, ProgramPhase.RUNNING)
 
-    assert result.phase is ProgramPhase.MATCHED
     assert status.decisions["demo-company"].decided_by == "policy: accept_up_to_cap"
     assert status.confirmed_by == "policy: confirmed without review"
     assert not links_in(mail_catcher, "hr@demo.example.org", "r")  # nobody was asked to review

@@ -191,11 +191,11 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["phase"] == "application_window"
 
-    await wait_for(lambda: ui_shows_phase("matched"), within=150, interval=1)
+    await wait_for(lambda: ui_shows_phase("running"), within=150, interval=1)
     listed = stack.cli("program", "list")
-    assert program_id in listed.stdout and "matched" in listed.stdout
+    assert program_id in listed.stdout and "running" in listed.stdout
     final = stack.cli("program", "status", program_id)
-    assert "kick-off" in final.stdout  # what comes next
+    assert "pairs meet and check in" in final.stdout  # what comes next
     assert f"{stack.web}/programs/{program_id}/apply" in final.stdout
     # Nobody's manager answered: the demo's policy declines at the answer-by time.
     assert "applied: 2" in final.stdout and "declined: 2" in final.stdout

@@ -1406,7 +1406,9 @@ class ProgramWorkflow:
                         pair_workflow_id(self._definition.id, pair_id)
                     ).cancel()
         for event in self._calendar.values():
-            if event.sent_sequence is not None and not event.cancelled:
+            if event.sent_sequence is None:  # never sent: nothing to take back
+                event.sent_sequence = event.sequence
+            elif not event.cancelled:
                 event.cancelled, event.sequence = True, event.sequence + 1
         await self._send_calendar()
         recipients = list(self._definition.announcement.recipients)

@@ -45,6 +45,14 @@ class CaughtMessage:
         part = self.message.get_body(preferencelist=(subtype,))
         return str(part.get_content()) if part is not None else ""
 
+    @property
+    def calendar(self) -> str | None:
+        """The text/calendar part of an invitation, if the message has one."""
+        for part in self.message.walk():
+            if part.get_content_type() == "text/calendar":
+                return str(part.get_content())
+        return None
+
 
 class CatchingHandler:
     """aiosmtpd handler that stores each delivered message in a Maildir."""
