@@ -37,6 +37,10 @@ program_app = typer.Typer(
     help="Start, inspect, reschedule and cancel programs.", no_args_is_help=True
 )
 db_app = typer.Typer(help="The state database.", no_args_is_help=True)
+pair_app = typer.Typer(
+    help="The running pairs: list them, record a withdrawal, re-match from the wait-list.",
+    no_args_is_help=True,
+)
 applications_app = typer.Typer(
     help="Applications collected outside the web form.", no_args_is_help=True
 )
@@ -46,6 +50,7 @@ capacity_app = typer.Typer(
 )
 app.add_typer(program_app, name="program")
 app.add_typer(capacity_app, name="capacity")
+app.add_typer(pair_app, name="pair")
 app.add_typer(db_app, name="db")
 app.add_typer(applications_app, name="applications")
 
@@ -285,13 +290,30 @@ def program_reschedule(
     opens: Annotated[
         str | None, typer.Option(help="New opening of the application window.")
     ] = None,
+    end: Annotated[str | None, typer.Option(help="New end of the program.")] = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Move the kick-off or a joint session: ID=WHEN, e.g. kickoff='2027-10-19 08:30'."
+            " Repeat for several."
+        ),
+    ] = None,
+    cancel_event: Annotated[
+        list[str] | None,
+        typer.Option(help="Cancel a joint session by its id; calendars remove it."),
+    ] = None,
     reason: Annotated[str, typer.Option(help="Why; it is told to the people affected.")] = "",
 ) -> None:
-    """Move the deadline, the start or the window's opening of a running program."""
+    """Move dates or joint events of a running program; the people affected are told."""
     from mentorflow.programs import program_status, reschedule_program
 
-    if deadline is None and start is None and opens is None:
-        fail("say what to move: --deadline, --start or --opens")
+    events = event or []
+    cancelled = cancel_event or []
+    if not any((deadline, start, opens, end, events, cancelled)):
+        fail("say what to move: --deadline, --start, --opens, --end, --event or --cancel-event")
+    for item in events:
+        if "=" not in item:
+            fail(f"--event {item!r}: write ID=WHEN, e.g. kickoff='2027-10-19 08:30'")
     settings = _settings()
 
     async def move() -> tuple[Any, ZoneInfo]:
@@ -299,12 +321,23 @@ def program_reschedule(
         _, status = await program_status(client, program_id)
         zone = ZoneInfo(status.timezone)
         current: ProgramDates = status.dates
+        starts = {entry.event.id: entry.event.starts for entry in status.calendar}
+        moves = {}
+        for item in events:
+            event_id, _, when = item.partition("=")
+            event_id = event_id.strip()
+            moves[event_id] = _parse_moment(
+                when, starts.get(event_id, current.start), zone, f"event {event_id}"
+            )
         request = RescheduleRequest(
             opens=_parse_moment(opens, current.opens, zone, "opens") if opens else None,
             deadline=(
                 _parse_moment(deadline, current.deadline, zone, "deadline") if deadline else None
             ),
             start=_parse_moment(start, current.start, zone, "start") if start else None,
+            end=_parse_moment(end, current.end, zone, "end") if end else None,
+            events=moves,
+            cancel_events=[c.strip() for c in cancelled],
             reason=reason,
             requested_by="cli",
         )
@@ -552,6 +585,135 @@ def capacity_decide(
     typer.echo(
         f"{organisation}: accepted {result.accepted}, wait-listed {result.waitlisted},"
         f" not selected {result.declined}"
+    )
+
+
+# --- pairs -----------------------------------------------------------------------------------
+
+
+async def _program_people(settings: Settings, program_id: str) -> tuple[list[Any], list[Any]]:
+    """(applications, pairs) of a program, from the database."""
+    from mentorflow.store import Store, migrate
+
+    await asyncio.to_thread(migrate, settings.effective_database_url)
+    store = Store(settings.effective_database_url)
+    try:
+        if await store.program(program_id) is None:
+            fail(f"no program with id {program_id!r} in the database")
+        return await store.applications(program_id), await store.pairs(program_id)
+    finally:
+        await store.close()
+
+
+def _application_of(rows: list[Any], email: str, program_id: str) -> Any:
+    found = next((row for row in rows if row.email == email.strip().lower()), None)
+    if found is None:
+        fail(f"nobody applied to {program_id} with {email!r}")
+    return found
+
+
+@pair_app.command("list")
+def pair_list(program_id: Annotated[str, typer.Argument(help="The program id.")]) -> None:
+    """Every pair with its status, and the wait-list HR can re-match from."""
+    settings = _settings()
+    rows, pairs = _run(lambda: _program_people(settings, program_id))
+    by_id = {row.id: row for row in rows}
+    for pair in pairs:
+        mentor, adept = by_id[pair.mentor_application_id], by_id[pair.adept_application_id]
+        met = f", last met {pair.last_met_at:%Y-%m-%d}" if pair.last_met_at else ""
+        typer.echo(f"{pair.id}  {pair.status:<7} {mentor.email} & {adept.email}{met}")
+    waiting = [row for row in rows if row.selection == "waitlisted" and row.status == "approved"]
+    if waiting:
+        typer.echo("Wait-list: " + ", ".join(f"{row.email} ({row.profile_id})" for row in waiting))
+
+
+@pair_app.command("withdraw")
+def pair_withdraw(
+    program_id: Annotated[str, typer.Argument(help="The program id.")],
+    email: Annotated[str, typer.Argument(help="The participant who leaves.")],
+    reason: Annotated[str, typer.Option(help="Why; told to HR, not to the partner.")] = "",
+) -> None:
+    """Record that a participant leaves: the pair closes, the partner and HR are told."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from mentorflow.models import PairClosure, pair_workflow_id
+    from workflows.pair import PairWorkflow
+
+    settings = _settings()
+
+    async def withdraw() -> Any:
+        rows, pairs = await _program_people(settings, program_id)
+        person = _application_of(rows, email, program_id)
+        pair = next(
+            (
+                p
+                for p in pairs
+                if p.status == "active"
+                and person.id in (p.mentor_application_id, p.adept_application_id)
+            ),
+            None,
+        )
+        if pair is None:
+            fail(f"{email} is not in a running pair of {program_id}")
+        assert pair is not None
+        client = await connect(settings)
+        handle = client.get_workflow_handle_for(
+            PairWorkflow.run, pair_workflow_id(program_id, pair.id)
+        )
+        try:
+            return await handle.execute_update(
+                PairWorkflow.withdraw,
+                PairClosure(
+                    application_id=person.id, reason=reason, by=os.environ.get("USER", "cli")
+                ),
+            )
+        except WorkflowUpdateFailedError as error:
+            fail(f"refused: {getattr(error.cause, 'message', str(error.cause))}")
+
+    status = _run(withdraw)
+    typer.echo(
+        f"Pair {status.pair_id} is {status.status}; the partner and HR have been told."
+        f" Re-match with `mentorflow pair rematch {program_id} --remaining EMAIL --with EMAIL`."
+    )
+
+
+@pair_app.command("rematch")
+def pair_rematch(
+    program_id: Annotated[str, typer.Argument(help="The program id.")],
+    remaining: Annotated[str, typer.Option(help="The partner left behind (email).")],
+    with_: Annotated[str, typer.Option("--with", help="Who from the wait-list (email).")],
+) -> None:
+    """Pair the remaining participant of a closed pair with someone from the wait-list."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from mentorflow.models import RematchRequest
+    from workflows.program import ProgramWorkflow
+
+    settings = _settings()
+
+    async def rematch() -> str:
+        rows, _ = await _program_people(settings, program_id)
+        left = _application_of(rows, remaining, program_id)
+        partner = _application_of(rows, with_, program_id)
+        client = await connect(settings)
+        handle = client.get_workflow_handle_for(
+            ProgramWorkflow.run, program_workflow_id(program_id)
+        )
+        try:
+            return await handle.execute_update(
+                ProgramWorkflow.rematch,
+                RematchRequest(
+                    remaining_id=left.id, partner_id=partner.id, by=os.environ.get("USER", "cli")
+                ),
+            )
+        except WorkflowUpdateFailedError as error:
+            fail(f"refused: {getattr(error.cause, 'message', str(error.cause))}")
+            raise
+
+    pair_id = _run(rematch)
+    typer.echo(
+        f"New pair {pair_id}: {remaining} & {with_}. Both are introduced and get the"
+        " upcoming joint events in their calendars."
     )
 
 
