@@ -32,7 +32,8 @@ def check_in_times(
     points: list[datetime] = []
     moment = start
     for step in cadence:
-        limit = moment + step.for_ if step.for_ is not None else end
+        # Wall-clock too: "eight weeks" from 09:00 ends at 09:00, whatever DST did between.
+        limit = advance(moment, step.for_, zone) if step.for_ is not None else end
         while True:
             following = advance(moment, step.every, zone)
             if following > limit or following >= end:

@@ -251,6 +251,26 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         " besked; cheferna informeras.",
         "review_closed_title": "Granskningen är stängd",
         "review_closed_body": "Paren i det här programmet granskas inte.",
+        "check_in_title": "Har ni träffats?",
+        "check_in_intro": "{person}, har du och {partner} träffats sedan förra avstämningen?",
+        "check_in_chosen": "{person}, du svarar på avstämningen för dig och {partner}."
+        " Bekräfta ditt svar:",
+        "pulse_title": "Halvvägs: hur går det?",
+        "pulse_intro": "{person}, hur värdefulla är dina möten med {partner} hittills, från 1"
+        " (inte alls) till 5 (mycket)?",
+        "answer_yes": "Ja, vi har träffats",
+        "answer_not_yet": "Inte än",
+        "answer_need_help": "Vi behöver stöd",
+        "check_in_thanks_title": "Tack",
+        "check_in_thanks_yes": "Vad bra. Fortsätt i samma takt!",
+        "check_in_thanks_not_yet": "Tack. Boka gärna en tid nu, medan du tänker på det.",
+        "check_in_thanks_need_help": "Programmets HR-kontakter har fått veta det och hör av sig"
+        " till dig.",
+        "check_in_thanks_pulse": "Tack för ditt svar.",
+        "check_in_already_title": "Redan besvarad",
+        "check_in_already_body": "Du har redan svarat på den här avstämningen: {answer}.",
+        "pair_closed_title": "Paret har avslutats",
+        "pair_closed_body": "Paret är inte längre aktivt, så avstämningen kan inte besvaras.",
     },
 }
 
@@ -278,26 +298,6 @@ ENGINE_PHRASES: Final[dict[str, dict[str, str]]] = {
         "forbidden by HR": "utesluten av HR",
         "seniority gap under": "erfarenhetsskillnad under",
         "years": "år",
-        "check_in_title": "Har ni träffats?",
-        "check_in_intro": "{person}, har du och {partner} träffats sedan förra avstämningen?",
-        "check_in_chosen": "{person}, du svarar på avstämningen för dig och {partner}."
-        " Bekräfta ditt svar:",
-        "pulse_title": "Halvvägs: hur går det?",
-        "pulse_intro": "{person}, hur värdefulla är dina möten med {partner} hittills, från 1"
-        " (inte alls) till 5 (mycket)?",
-        "answer_yes": "Ja, vi har träffats",
-        "answer_not_yet": "Inte än",
-        "answer_need_help": "Vi behöver stöd",
-        "check_in_thanks_title": "Tack",
-        "check_in_thanks_yes": "Vad bra. Fortsätt i samma takt!",
-        "check_in_thanks_not_yet": "Tack. Boka gärna en tid nu, medan du tänker på det.",
-        "check_in_thanks_need_help": "Programmets HR-kontakter har fått veta det och hör av sig"
-        " till dig.",
-        "check_in_thanks_pulse": "Tack för ditt svar.",
-        "check_in_already_title": "Redan besvarad",
-        "check_in_already_body": "Du har redan svarat på den här avstämningen: {answer}.",
-        "pair_closed_title": "Paret har avslutats",
-        "pair_closed_body": "Paret är inte längre aktivt, så avstämningen kan inte besvaras.",
     },
 }
 
