@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import icalendar
+import icalendar  # type: ignore[import-untyped]
 import yaml
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
