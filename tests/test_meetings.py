@@ -316,3 +316,89 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
     # Nothing was sent twice.
     assert all(n == 1 for n in Counter(m.message_id for m in mail_catcher.messages()).values())
     assert not re.search(r"None|\{\{", " ".join(m.body("plain") for m in mail_catcher.messages()))
+
+
+async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
+    time_skipping_env: WorkflowEnvironment,
+    worker_settings: Settings,
+    mail_catcher: MailCatcher,
+    store: Store,
+    task_queue: str,
+    web: Web,
+    database_url: str,
+) -> None:
+    env = time_skipping_env
+    definition = pilot()
+    late_adept = "chef6@fagerhult.example.org"  # the seventh adept: over the cap of six
+    cli_env = {
+        "MENTORFLOW_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "MENTORFLOW_DATABASE_URL": database_url,
+    }
+    async with create_worker(env.client, worker_settings, store):
+        program = await start_program(env.client, definition, task_queue=task_queue)
+        await wait_for(lambda: store.program(definition.id), within=20)
+        await env.sleep(local("2027-08-17T10:00") - await env.get_current_time())
+        for email in [*PARTICIPANTS, late_adept]:
+            response = await web.http.post(
+                f"/programs/{definition.id}/apply",
+                params={"profile": "young-leader" if email in MENTORS else "senior-leader"},
+                data=form(email),
+            )
+            assert response.status_code == 200, response.text
+        await env.sleep(local("2027-10-02T10:00") - await env.get_current_time())
+        await until_phase(program, ProgramPhase.RUNNING)
+        await wait_for(lambda: all(len(invitations(mail_catcher, p)) == 2 for p in PARTICIPANTS))
+        rows = {row.email: row for row in await store.applications(definition.id)}
+        assert rows[late_adept].selection == "waitlisted"
+        pair = next(p for p in await store.pairs(definition.id) if p.status == "active")
+        leaving = next(e for e, r in rows.items() if r.id == pair.adept_application_id)
+        remaining = next(e for e, r in rows.items() if r.id == pair.mentor_application_id)
+
+        # HR records the withdrawal: the pair closes; the partner and HR are told.
+        withdrawn = await asyncio.to_thread(
+            mentorflow,
+            "pair", "withdraw", definition.id, leaving, "--reason", "Ny tjänst",
+            env=cli_env,
+        )  # fmt: skip
+        assert withdrawn.returncode == 0, withdrawn.stderr
+        assert "is closed" in withdrawn.stdout
+        await wait_for(lambda: subjects(mail_catcher, remaining, "Ert par i"))
+        await wait_for(lambda: subjects(mail_catcher, COORDINATOR, "Ett par i"))
+        (to_hr,) = subjects(mail_catcher, COORDINATOR, "Ett par i")
+        assert "Ny tjänst" in to_hr.body("plain") and leaving in to_hr.body("plain")
+        assert not subjects(mail_catcher, leaving, "Ert par i")
+        status = await until_phase(program, ProgramPhase.RUNNING)
+        assert status.pairs == {"active": 5, "closed": 1}
+
+        # Someone who is not on the wait-list is refused, with the reason.
+        wrong = await asyncio.to_thread(
+            mentorflow,
+            "pair", "rematch", definition.id, "--remaining", remaining, "--with", ADEPTS[1],
+            env=cli_env,
+        )  # fmt: skip
+        assert wrong.returncode == 1 and "is not on the wait-list" in wrong.stderr
+        rematched = await asyncio.to_thread(
+            mentorflow,
+            "pair", "rematch", definition.id, "--remaining", remaining, "--with", late_adept,
+            env=cli_env,
+        )  # fmt: skip
+        assert rematched.returncode == 0, rematched.stderr
+
+        # Both are introduced; the newcomer gets the joint events in the calendar, nobody twice.
+        await wait_for(lambda: len(invitations(mail_catcher, late_adept)) == 2)
+        intro = [
+            m
+            for m in mail_catcher.messages()
+            if late_adept in m.recipients and m.subject.startswith("Välkommen till")
+        ]
+        assert len(intro) == 1 and remaining in intro[0].body("plain")
+        status = await program.query(ProgramWorkflow.status)
+        assert status.pairs == {"active": 6, "closed": 1}
+        assert (await store.application(rows[late_adept].id)).selection == "accepted"  # type: ignore[union-attr]
+
+        # The new pair runs: its first check-in comes two weeks after the start.
+        await env.sleep(local("2027-10-15T12:00") - await env.get_current_time())
+        await wait_for(lambda: subjects(mail_catcher, late_adept, "Har ni träffats"))
+
+    assert [len(invitations(mail_catcher, p)) for p in [*PARTICIPANTS, late_adept]] == [2] * 13
+    assert all(n == 1 for n in Counter(m.message_id for m in mail_catcher.messages()).values())
