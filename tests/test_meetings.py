@@ -367,8 +367,12 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         (to_hr,) = subjects(mail_catcher, COORDINATOR, "Ett par i")
         assert "Ny tjänst" in to_hr.body("plain") and leaving in to_hr.body("plain")
         assert not subjects(mail_catcher, leaving, "Ert par i")
-        status = await until_phase(program, ProgramPhase.RUNNING)
-        assert status.pairs == {"active": 5, "closed": 1}
+
+        async def pairs_now() -> dict[str, int]:
+            return (await program.query(ProgramWorkflow.status)).pairs
+
+        await wait_for(lambda: pairs_now(), within=10)
+        assert await pairs_now() == {"active": 5, "closed": 1}
 
         # Someone who is not on the wait-list is refused, with the reason.
         wrong = await asyncio.to_thread(
@@ -400,5 +404,21 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         await env.sleep(local("2027-10-15T12:00") - await env.get_current_time())
         await wait_for(lambda: subjects(mail_catcher, late_adept, "Har ni träffats"))
 
-    assert [len(invitations(mail_catcher, p)) for p in [*PARTICIPANTS, late_adept]] == [2] * 13
+        # HR cancels the session: it leaves every current participant's calendar.
+        cancelled = await asyncio.to_thread(
+            mentorflow,
+            "program", "reschedule", definition.id, "--cancel-event", "halfway",
+            env=cli_env,
+        )  # fmt: skip
+        assert cancelled.returncode == 0, cancelled.stderr
+        everyone = [p for p in [*PARTICIPANTS, late_adept] if p != leaving]
+        await wait_for(lambda: all(len(invitations(mail_catcher, p)) == 3 for p in everyone))
+
+    for person in everyone:
+        *_, last = invitations(mail_catcher, person)
+        calendar, event = event_of(last)
+        assert calendar["method"] == "CANCEL" and event["status"] == "CANCELLED"
+        assert str(event["uid"]).startswith(f"{definition.id}.halfway@")
+        assert event["sequence"] == 1 and last.subject.startswith("Inställt: Halvtidsträff")
+    assert len(invitations(mail_catcher, leaving)) == 2  # who left is not written to again
     assert all(n == 1 for n in Counter(m.message_id for m in mail_catcher.messages()).values())

@@ -122,7 +122,6 @@ class PairWorkflow:
 
     async def _close(self, closure: PairClosure) -> None:
         """A participant left: record it, tell the other one and HR, and the program."""
-        self._status = "closed"
         await self._record(status="closed", closed_reason=closure.reason or "withdrawn")
         remaining = (
             self._input.adept_id
@@ -142,6 +141,8 @@ class PairWorkflow:
                     remaining_id=remaining,
                 ),
             )
+        # Only now: the withdrawal update returns once everyone has been told.
+        self._status = "closed"
 
     # --- Handlers -------------------------------------------------------------------------
 
