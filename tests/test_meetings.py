@@ -368,11 +368,11 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         assert "Ny tjänst" in to_hr.body("plain") and leaving in to_hr.body("plain")
         assert not subjects(mail_catcher, leaving, "Ert par i")
 
-        async def pairs_now() -> dict[str, int]:
-            return (await program.query(ProgramWorkflow.status)).pairs
+        async def one_closed() -> bool:
+            pairs = (await program.query(ProgramWorkflow.status)).pairs
+            return pairs == {"active": 5, "closed": 1}
 
-        await wait_for(lambda: pairs_now(), within=10)
-        assert await pairs_now() == {"active": 5, "closed": 1}
+        await wait_for(one_closed, within=10)
 
         # Someone who is not on the wait-list is refused, with the reason.
         wrong = await asyncio.to_thread(
