@@ -182,7 +182,14 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
     await asyncio.sleep(2)
     await stack.start()
 
-    later = (datetime.now(UTC) + timedelta(seconds=30)).isoformat(timespec="seconds")
+    # Thirty seconds from now, but never the deadline it already has (a move of nothing).
+    before = stack.cli("program", "status", program_id, "--json")
+    assert before.returncode == 0, before.stderr
+    deadline = datetime.fromisoformat(json.loads(before.stdout)["dates"]["deadline"])
+    target = datetime.now(UTC) + timedelta(seconds=30)
+    if abs(target - deadline) < timedelta(seconds=5):
+        target += timedelta(seconds=10)
+    later = target.isoformat(timespec="seconds")
     moved = stack.cli("program", "reschedule", program_id, "--deadline", later)
     assert moved.returncode == 0, moved.stderr
     assert "moved deadline" in moved.stdout

@@ -422,6 +422,10 @@ class ProgramWorkflow:
                 raise ValueError(f"the event {event_id!r} is cancelled")
             if entry.event.starts <= now:
                 raise ValueError(f"the event {event_id!r} has already taken place")
+        same_dates = self._moved_dates(request) == self._dates
+        same_events = all(self._calendar[e].event.starts == t for e, t in request.events.items())
+        if same_dates and same_events and not request.cancel_events:
+            raise ValueError("nothing to move: the program already has these dates")
         for event_id, starts in request.events.items():
             if starts <= now:
                 raise ValueError(
