@@ -16,14 +16,13 @@ from mentorflow.mail.message import address_is_valid, build_message, email_key, 
 from mentorflow.mail.render import RenderedEmail, render
 from mentorflow.models import (
     CalendarEmailInput,
-    CalendarEmailResult,
+    DeliveryCounts,
     EmailBatch,
     EmailBatchResult,
     EmailFacts,
     EmailTemplate,
     LinkRequest,
     OutcomeNoticesInput,
-    OutcomeNoticesResult,
     PairEmailInput,
     PairEmailResult,
     RejectedEmail,
@@ -98,7 +97,7 @@ class EmailActivities:
         return result
 
     @activity.defn
-    async def send_outcome_notices(self, notices: OutcomeNoticesInput) -> OutcomeNoticesResult:
+    async def send_outcome_notices(self, notices: OutcomeNoticesInput) -> DeliveryCounts:
         """Tell each approved applicant, and their manager, how HR's decision and matching ended.
 
         Matched participants get their pair introduction, the others a kind
@@ -155,14 +154,10 @@ class EmailActivities:
                     render("manager_outcome", facts),
                 )
             )
-        result = EmailBatchResult(sent=0, already_sent=0)
-        await self._deliver(notices.program_id, notices.facts.language, outgoing, result)
-        return OutcomeNoticesResult(
-            sent=result.sent, already_sent=result.already_sent, rejected=len(result.rejected)
-        )
+        return await self._deliver_counted(notices.program_id, notices.facts.language, outgoing)
 
     @activity.defn
-    async def send_calendar_emails(self, request: CalendarEmailInput) -> CalendarEmailResult:
+    async def send_calendar_emails(self, request: CalendarEmailInput) -> DeliveryCounts:
         """An invitation (or its update or cancellation), or a reminder, for one joint event.
 
         Every participant of an active pair gets it once per version of the
@@ -218,11 +213,7 @@ class EmailActivities:
             outgoing.append(
                 _Outgoing(f"event/{source.id}", str(entry.sequence), row.email, template, rendered)
             )
-        result = EmailBatchResult(sent=0, already_sent=0)
-        await self._deliver(request.program_id, request.facts.language, outgoing, result)
-        return CalendarEmailResult(
-            sent=result.sent, already_sent=result.already_sent, rejected=len(result.rejected)
-        )
+        return await self._deliver_counted(request.program_id, request.facts.language, outgoing)
 
     @activity.defn
     async def send_pair_email(self, request: PairEmailInput) -> PairEmailResult:
@@ -286,6 +277,15 @@ class EmailActivities:
         await self._deliver(request.program_id, request.facts.language, outgoing, batch)
         result.sent, result.already_sent = batch.sent, batch.already_sent
         return result
+
+    async def _deliver_counted(
+        self, program_id: str, language: str, outgoing: list[_Outgoing]
+    ) -> DeliveryCounts:
+        result = EmailBatchResult(sent=0, already_sent=0)
+        await self._deliver(program_id, language, outgoing, result)
+        return DeliveryCounts(
+            sent=result.sent, already_sent=result.already_sent, rejected=len(result.rejected)
+        )
 
     async def _deliver(
         self,

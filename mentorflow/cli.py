@@ -529,7 +529,6 @@ def capacity_decide(
     by: Annotated[str, typer.Option(help="Who decides (recorded with the decision).")] = "",
 ) -> None:
     """Decide who of an organisation's approved applicants takes part, within its caps."""
-    from temporalio.client import WorkflowUpdateFailedError
 
     from mentorflow.models import CapacityDecision, Selection
     from workflows.program import ProgramWorkflow
@@ -567,25 +566,33 @@ def capacity_decide(
         handle = client.get_workflow_handle_for(
             ProgramWorkflow.run, program_workflow_id(program_id)
         )
-        try:
-            return await handle.execute_update(
-                ProgramWorkflow.decide_capacity,
-                CapacityDecision(
-                    organisation_id=organisation,
-                    selections=selections,
-                    decided_by=by or os.environ.get("USER", "cli"),
-                    channel="cli",
-                ),
-            )
-        except WorkflowUpdateFailedError as error:
-            reason = getattr(error.cause, "message", str(error.cause))
-            fail(f"refused: {reason}")
+        return await _update(
+            handle,
+            ProgramWorkflow.decide_capacity,
+            CapacityDecision(
+                organisation_id=organisation,
+                selections=selections,
+                decided_by=by or os.environ.get("USER", "cli"),
+                channel="cli",
+            ),
+        )
 
     result = _run(decide)
     typer.echo(
         f"{organisation}: accepted {result.accepted}, wait-listed {result.waitlisted},"
         f" not selected {result.declined}"
     )
+
+
+async def _update(handle: Any, update: Any, argument: Any) -> Any:
+    """Run a workflow update; a refusal by its validator is one line on stderr and exit 1."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    try:
+        return await handle.execute_update(update, argument)
+    except WorkflowUpdateFailedError as error:
+        fail(f"refused: {getattr(error.cause, 'message', str(error.cause))}")
+        raise  # unreachable: fail() exits
 
 
 # --- pairs -----------------------------------------------------------------------------------
@@ -634,7 +641,6 @@ def pair_withdraw(
     reason: Annotated[str, typer.Option(help="Why; told to HR, not to the partner.")] = "",
 ) -> None:
     """Record that a participant leaves: the pair closes, the partner and HR are told."""
-    from temporalio.client import WorkflowUpdateFailedError
 
     from mentorflow.models import PairClosure, pair_workflow_id
     from workflows.pair import PairWorkflow
@@ -660,15 +666,11 @@ def pair_withdraw(
         handle = client.get_workflow_handle_for(
             PairWorkflow.run, pair_workflow_id(program_id, pair.id)
         )
-        try:
-            return await handle.execute_update(
-                PairWorkflow.withdraw,
-                PairClosure(
-                    application_id=person.id, reason=reason, by=os.environ.get("USER", "cli")
-                ),
-            )
-        except WorkflowUpdateFailedError as error:
-            fail(f"refused: {getattr(error.cause, 'message', str(error.cause))}")
+        return await _update(
+            handle,
+            PairWorkflow.withdraw,
+            PairClosure(application_id=person.id, reason=reason, by=os.environ.get("USER", "cli")),
+        )
 
     status = _run(withdraw)
     typer.echo(
@@ -684,7 +686,6 @@ def pair_rematch(
     with_: Annotated[str, typer.Option("--with", help="Who from the wait-list (email).")],
 ) -> None:
     """Pair the remaining participant of a closed pair with someone from the wait-list."""
-    from temporalio.client import WorkflowUpdateFailedError
 
     from mentorflow.models import RematchRequest
     from workflows.program import ProgramWorkflow
@@ -699,16 +700,14 @@ def pair_rematch(
         handle = client.get_workflow_handle_for(
             ProgramWorkflow.run, program_workflow_id(program_id)
         )
-        try:
-            return await handle.execute_update(
-                ProgramWorkflow.rematch,
-                RematchRequest(
-                    remaining_id=left.id, partner_id=partner.id, by=os.environ.get("USER", "cli")
-                ),
-            )
-        except WorkflowUpdateFailedError as error:
-            fail(f"refused: {getattr(error.cause, 'message', str(error.cause))}")
-            raise
+        pair_id: str = await _update(
+            handle,
+            ProgramWorkflow.rematch,
+            RematchRequest(
+                remaining_id=left.id, partner_id=partner.id, by=os.environ.get("USER", "cli")
+            ),
+        )
+        return pair_id
 
     pair_id = _run(rematch)
     typer.echo(

@@ -7,7 +7,7 @@ a running workflow's history.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -593,7 +593,12 @@ class OutcomeNoticesInput(BaseModel):
     organisation_names: dict[str, str]
 
 
-class OutcomeNoticesResult(BaseModel):
+class DeliveryCounts(BaseModel):
+    """What an email activity that reads its recipients from the database reports.
+
+    Counts only: the addresses stay out of the workflow's history.
+    """
+
     sent: int
     already_sent: int
     rejected: int
@@ -615,10 +620,6 @@ class CalendarEntry(BaseModel):
     sent_sequence: int | None = None  # the sequence every current participant has been sent
     reminders_done: list[str] = Field(default_factory=list)
 
-    @property
-    def ends(self) -> datetime:
-        return self.event.starts + self.event.duration
-
 
 class PairEntry(BaseModel):
     """A running pair as the program tracks it: ids only, no personal data."""
@@ -627,7 +628,7 @@ class PairEntry(BaseModel):
     adept_id: str
     status: Literal["active", "closed", "ended"] = "active"
     started: bool = False  # its workflow has been started
-    rematch_of: str | None = None  # the pair it replaces after a withdrawal
+    rematch: bool = False  # paired by HR after a withdrawal: its workflow introduces the two
 
 
 class OpenPairsInput(BaseModel):
@@ -667,12 +668,6 @@ class CalendarEmailInput(BaseModel):
     at: AwareDatetime  # when this version of the event was decided (the DTSTAMP)
 
 
-class CalendarEmailResult(BaseModel):
-    sent: int
-    already_sent: int
-    rejected: int = 0
-
-
 CheckInAnswer = Literal["yes", "not_yet", "need_help", "1", "2", "3", "4", "5"]
 CHECK_IN_ANSWERS: tuple[str, ...] = ("yes", "not_yet", "need_help")
 PULSE_ANSWERS: tuple[str, ...] = ("1", "2", "3", "4", "5")
@@ -688,7 +683,6 @@ class PairState(BaseModel):
     answers: dict[str, dict[str, str]] = Field(default_factory=dict)  # number -> role -> answer
     stalled_flagged_for: AwareDatetime | None = None  # the last_met a stall was flagged for
     pulse_sent: bool = False
-    help_requests: int = 0
     fingerprints: dict[str, str] = Field(default_factory=dict)  # fingerprint -> role
     runs: int = 1
 
@@ -705,6 +699,7 @@ class PairInput(BaseModel):
     meetings: Meetings
     facts: EmailFacts
     hr: list[str]  # who hears of a stalled pair or a call for help: the coordinators
+    introduce: bool = False  # a re-match: introduce the two first (matching introduced the rest)
     state: PairState | None = None
     check_ins_per_run: int = Field(
         12, ge=1, description="Check-ins after which the pair continues as new."

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -229,4 +229,40 @@ async def until_phase(handle: Any, phase: Any, within: float = 60.0) -> Any:
     return await handle.query(ProgramWorkflow.status)
 
 
-__all__ = ["Client", "Web", "free_port", "links_in", "settings_for", "until_phase", "wait_for"]
+async def run_histories(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """The history of every run of a workflow, first to last, following continue-as-new."""
+    latest = await client.get_workflow_handle(workflow_id).fetch_history()
+    start = latest.events[0].workflow_execution_started_event_attributes
+    histories = []
+    run_id: str | None = start.first_execution_run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        histories.append(history)
+        last = history.events[-1]
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else None
+        )
+    return histories
+
+
+def cli_env(env: WorkflowEnvironment, database_url: str) -> dict[str, str]:
+    """What the ``mentorflow`` command needs to reach a test's Temporal server and database."""
+    return {
+        "MENTORFLOW_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "MENTORFLOW_DATABASE_URL": database_url,
+    }
+
+
+__all__ = [
+    "Client",
+    "Web",
+    "cli_env",
+    "free_port",
+    "links_in",
+    "run_histories",
+    "settings_for",
+    "until_phase",
+    "wait_for",
+]

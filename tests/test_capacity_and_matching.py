@@ -24,7 +24,7 @@ from mentorflow.models import ProgramPhase
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
-from tests.conftest import Web, links_in, until_phase, wait_for
+from tests.conftest import Web, cli_env, links_in, until_phase, wait_for
 from tests.programs import mentorflow
 from worker.main import create_worker
 from workflows.program import ProgramWorkflow
@@ -167,14 +167,11 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
         assert "Antagna: 5. På reservlistan: 1. Inte antagna: 0." in decided.text
 
         # Naturvårdsverket decides with the CLI; an unknown email is refused first.
-        cli_env = {
-            "MENTORFLOW_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-            "MENTORFLOW_DATABASE_URL": database_url,
-        }
+        command_env = cli_env(env, database_url)
         base = ("capacity", "decide", definition.id, "--organisation", "naturvardsverket")
         # The CLI runs as a child process; a thread keeps this loop (and the worker) going.
         wrong = await asyncio.to_thread(
-            mentorflow, *base, "--accept", "nobody@nv.example.org", env=cli_env
+            mentorflow, *base, "--accept", "nobody@nv.example.org", env=command_env
         )
         assert wrong.returncode == 1
         assert "not an approved applicant of naturvardsverket: nobody@nv.example.org" in (
@@ -189,7 +186,7 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
             "a4@nv.example.org",
             "--by",
             "hr@naturvardsverket.example.org",
-            env=cli_env,
+            env=command_env,
         )
         assert cli.returncode == 0, cli.stderr
         assert "accepted 4, wait-listed 0, not selected 1" in cli.stdout

@@ -13,7 +13,7 @@ from mentorflow.models import ApplicationSubmission, Person, ProgramPhase
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
-from tests.conftest import until_phase, wait_for
+from tests.conftest import run_histories, until_phase, wait_for
 from tests.programs import fast_definition
 from worker.main import create_worker
 from workflows.program import ProgramWorkflow
@@ -69,20 +69,7 @@ async def test_many_applications_continue_as_new_with_every_count_kept(
                 ),
             )
         status = await until_phase(program, ProgramPhase.RUNNING, within=120)
-        runs = []
-        run_id: str | None = program.first_execution_run_id
-        while run_id:
-            history = await dev_env.client.get_workflow_handle(
-                program.id, run_id=run_id
-            ).fetch_history()
-            runs.append(len(history.events))
-            last = history.events[-1]
-            attributes = last.workflow_execution_continued_as_new_event_attributes
-            run_id = (
-                attributes.new_execution_run_id
-                if last.HasField("workflow_execution_continued_as_new_event_attributes")
-                else None
-            )
+        runs = [len(h.events) for h in await run_histories(dev_env.client, program.id)]
 
     assert status.phase is ProgramPhase.RUNNING
     assert len(runs) >= 2, runs  # it continued as new at least once ...

@@ -28,7 +28,7 @@ from mentorflow.models import ProgramPhase, pair_workflow_id
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
-from tests.conftest import Web, links_in, until_phase, wait_for
+from tests.conftest import Web, cli_env, links_in, run_histories, until_phase, wait_for
 from tests.programs import mentorflow
 from worker.main import create_worker
 from workflows.pair import PairWorkflow
@@ -85,6 +85,25 @@ def form(email: str) -> dict[str, Any]:
     }
 
 
+async def apply_in_the_window(
+    env: WorkflowEnvironment,
+    store: Store,
+    web: Web,
+    definition: ProgramDefinition,
+    emails: list[str],
+) -> None:
+    """Each of ``emails`` applies through the web form, the day after the window opens."""
+    await wait_for(lambda: store.program(definition.id), within=20)
+    await env.sleep(local("2027-08-17T10:00") - await env.get_current_time())
+    for email in emails:
+        response = await web.http.post(
+            f"/programs/{definition.id}/apply",
+            params={"profile": "young-leader" if email in MENTORS else "senior-leader"},
+            data=form(email),
+        )
+        assert response.status_code == 200, response.text
+
+
 def invitations(catcher: MailCatcher, recipient: str) -> list[CaughtMessage]:
     return [m for m in catcher.messages() if recipient in m.recipients and m.calendar]
 
@@ -106,12 +125,7 @@ def subjects(catcher: MailCatcher, recipient: str, start: str) -> list[CaughtMes
 async def check_in_times(client: Client, workflow_id: str) -> dict[str, datetime]:
     """When each check-in email of a pair was scheduled, by the workflow's own clock."""
     found = {}
-    run_id: str | None = (await client.get_workflow_handle(workflow_id).describe()).run_id
-    # Back from the last run would need the chain; forward from the first is simpler.
-    first = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    run_id = first.events[0].workflow_execution_started_event_attributes.first_execution_run_id
-    while run_id:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    for history in await run_histories(client, workflow_id):
         for event in history.events:
             if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 attributes = event.activity_task_scheduled_event_attributes
@@ -119,12 +133,6 @@ async def check_in_times(client: Client, workflow_id: str) -> dict[str, datetime
                 if data.get("template") == "check_in":
                     number = data["facts"]["check_in_number"]
                     found[number] = event.event_time.ToDatetime().replace(tzinfo=ZoneInfo("UTC"))
-        last = history.events[-1]
-        run_id = (
-            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-            if last.HasField("workflow_execution_continued_as_new_event_attributes")
-            else None
-        )
     return found
 
 
@@ -139,21 +147,10 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
 ) -> None:
     env = time_skipping_env
     definition = pilot()
-    cli_env = {
-        "MENTORFLOW_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-        "MENTORFLOW_DATABASE_URL": database_url,
-    }
+    command_env = cli_env(env, database_url)
     async with create_worker(env.client, worker_settings, store):
         program = await start_program(env.client, definition, task_queue=task_queue)
-        await wait_for(lambda: store.program(definition.id), within=20)
-        await env.sleep(local("2027-08-17T10:00") - await env.get_current_time())
-        for email in PARTICIPANTS:
-            response = await web.http.post(
-                f"/programs/{definition.id}/apply",
-                params={"profile": "young-leader" if email in MENTORS else "senior-leader"},
-                data=form(email),
-            )
-            assert response.status_code == 200, response.text
+        await apply_in_the_window(env, store, web, definition, PARTICIPANTS)
 
         # HR's deadline passes (accepting up to the caps), pairs are confirmed and told,
         # and the kick-off and the session go into every participant's calendar.
@@ -170,7 +167,7 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
         refused = await asyncio.to_thread(
             mentorflow,
             "program", "reschedule", definition.id, "--start", "2027-10-15 09:00",
-            env=cli_env,
+            env=command_env,
         )  # fmt: skip
         assert refused.returncode == 1
         assert "is outside the program" in refused.stderr and "Gemensam kick-off" in refused.stderr
@@ -181,7 +178,7 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
             "program", "reschedule", definition.id,
             "--start", "2027-10-15 09:00", "--event", "kickoff=2027-10-19 08:30",
             "--reason", "Senarelagd start",
-            env=cli_env,
+            env=command_env,
         )  # fmt: skip
         assert moved.returncode == 0, moved.stderr
         assert "moved start, event:kickoff" in moved.stdout
@@ -252,6 +249,9 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
 
     assert result.phase is ProgramPhase.ENDED
     assert final.dates.start == local("2027-10-15T09:00")
+    # A check-in link after the pair has ended is refused politely.
+    late = await web.http.post(links_in(mail_catcher, MENTORS[2], "k")[-1], data={"choice": "yes"})
+    assert late.status_code == 410 and "Paret har avslutats" in late.text
     assert all(status.status == "ended" for status in ended.values())
 
     # Every calendar part parses, in Europe/Stockholm, with its VTIMEZONE.
@@ -330,21 +330,10 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
     env = time_skipping_env
     definition = pilot()
     late_adept = "chef6@fagerhult.example.org"  # the seventh adept: over the cap of six
-    cli_env = {
-        "MENTORFLOW_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-        "MENTORFLOW_DATABASE_URL": database_url,
-    }
+    command_env = cli_env(env, database_url)
     async with create_worker(env.client, worker_settings, store):
         program = await start_program(env.client, definition, task_queue=task_queue)
-        await wait_for(lambda: store.program(definition.id), within=20)
-        await env.sleep(local("2027-08-17T10:00") - await env.get_current_time())
-        for email in [*PARTICIPANTS, late_adept]:
-            response = await web.http.post(
-                f"/programs/{definition.id}/apply",
-                params={"profile": "young-leader" if email in MENTORS else "senior-leader"},
-                data=form(email),
-            )
-            assert response.status_code == 200, response.text
+        await apply_in_the_window(env, store, web, definition, [*PARTICIPANTS, late_adept])
         await env.sleep(local("2027-10-02T10:00") - await env.get_current_time())
         await until_phase(program, ProgramPhase.RUNNING)
         await wait_for(lambda: all(len(invitations(mail_catcher, p)) == 2 for p in PARTICIPANTS))
@@ -358,7 +347,7 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         withdrawn = await asyncio.to_thread(
             mentorflow,
             "pair", "withdraw", definition.id, leaving, "--reason", "Ny tjänst",
-            env=cli_env,
+            env=command_env,
         )  # fmt: skip
         assert withdrawn.returncode == 0, withdrawn.stderr
         assert "is closed" in withdrawn.stdout
@@ -367,6 +356,10 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         (to_hr,) = subjects(mail_catcher, COORDINATOR, "Ett par i")
         assert "Ny tjänst" in to_hr.body("plain") and leaving in to_hr.body("plain")
         assert not subjects(mail_catcher, leaving, "Ert par i")
+        again = await asyncio.to_thread(
+            mentorflow, "pair", "withdraw", definition.id, leaving, env=command_env
+        )
+        assert again.returncode == 1 and "is not in a running pair" in again.stderr
 
         async def one_closed() -> bool:
             pairs = (await program.query(ProgramWorkflow.status)).pairs
@@ -378,13 +371,13 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         wrong = await asyncio.to_thread(
             mentorflow,
             "pair", "rematch", definition.id, "--remaining", remaining, "--with", ADEPTS[1],
-            env=cli_env,
+            env=command_env,
         )  # fmt: skip
         assert wrong.returncode == 1 and "is not on the wait-list" in wrong.stderr
         rematched = await asyncio.to_thread(
             mentorflow,
             "pair", "rematch", definition.id, "--remaining", remaining, "--with", late_adept,
-            env=cli_env,
+            env=command_env,
         )  # fmt: skip
         assert rematched.returncode == 0, rematched.stderr
 
@@ -408,7 +401,7 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         cancelled = await asyncio.to_thread(
             mentorflow,
             "program", "reschedule", definition.id, "--cancel-event", "halfway",
-            env=cli_env,
+            env=command_env,
         )  # fmt: skip
         assert cancelled.returncode == 0, cancelled.stderr
         everyone = [p for p in [*PARTICIPANTS, late_adept] if p != leaving]

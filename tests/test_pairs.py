@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import CadenceStep, Language, Meetings
@@ -22,26 +21,12 @@ from mentorflow.models import (
 )
 from mentorflow.settings import Settings
 from mentorflow.store import Store
+from tests.conftest import run_histories
 from worker.main import create_worker
 from workflows.pair import PairWorkflow
 
 # Temporal warns at 10,240 events; a pair stays two orders of magnitude below it.
 EVENT_BOUND = 250
-
-
-async def history_lengths(client: Client, workflow_id: str, first_run: str) -> list[int]:
-    lengths = []
-    run_id: str | None = first_run
-    while run_id:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        lengths.append(len(history.events))
-        last = history.events[-1]
-        run_id = (
-            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-            if last.HasField("workflow_execution_continued_as_new_event_attributes")
-            else None
-        )
-    return lengths
 
 
 async def pair_rows(store: Store, program_id: str, at: datetime) -> tuple[str, str, str]:
@@ -132,8 +117,7 @@ async def test_a_weekly_pair_over_two_years_keeps_a_bounded_history(
             PairWorkflow.check_in, CheckInRequest(number="1", answer="yes", fingerprint=fingerprint)
         )
         final = await handle.result()
-        assert handle.first_execution_run_id is not None
-        lengths = await history_lengths(env.client, handle.id, handle.first_execution_run_id)
+        lengths = [len(h.events) for h in await run_histories(env.client, handle.id)]
 
     weeks = (end - start).days // 7  # one check-in a week, the last one before the end
     assert final.status == "ended"

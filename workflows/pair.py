@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         program_workflow_id,
     )
     from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
+    from workflows.timers import sleep_until
 
 PAIR_CLOSED_SIGNAL = "pair_closed"
 # How long after the program's end a check-in link still takes an answer.
@@ -75,6 +77,8 @@ class PairWorkflow:
             raise
 
     async def _meet(self, input: PairInput) -> PairStatus:
+        if input.introduce and input.state is None:  # a re-match: the two have not met yet
+            await self._email_pair("pair_introduction", "1")
         while self._closure is None:
             await self._tell_hr_of_calls_for_help()
             now = workflow.now()
@@ -171,7 +175,6 @@ class PairWorkflow:
         if request.answer == "yes":
             self._state.last_met = workflow.now()
         elif request.answer == "need_help":
-            self._state.help_requests += 1
             self._calls_for_help.append((request.number, role))
         self._revision += 1
         await self._record(check_in=request.number, role=role, answer=request.answer)
@@ -266,17 +269,13 @@ class PairWorkflow:
         return min(moments)
 
     async def _sleep_until(self, moment: datetime) -> None:
-        """The updatable timer: wake at ``moment``, on an answer, a closure or moved dates."""
-        remaining = moment - workflow.now()
-        if remaining <= timedelta(0):
-            return
+        """Wake at ``moment``, on an answer, a closure or moved dates; then re-plan."""
         revision = self._revision
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: self._revision != revision or self._closure is not None,
-                timeout=remaining,
-                timeout_summary="next check-in, pulse, stall check or the end",
-            )
+        await sleep_until(
+            moment,
+            lambda: self._revision != revision or self._closure is not None,
+            "next check-in, pulse, stall check or the end",
+        )
 
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -300,6 +299,7 @@ class PairWorkflow:
         next_meeting_by: datetime | None = None,
         only: str | None = None,
     ) -> None:
+        """An email to both participants (or ``only`` one), with a check-in link if it asks."""
         links = []
         if template in ("check_in", "pulse"):
             links.append(
@@ -311,32 +311,12 @@ class PairWorkflow:
                     path="/k/",
                 )
             )
-        result = await workflow.execute_activity_method(
-            EmailActivities.send_pair_email,
-            PairEmailInput(
-                program_id=self._input.program_id,
-                pair_id=self._input.pair_id,
-                template=template,
-                step=f"pair/{self._input.pair_id}/{template}/{number}",
-                to="pair",
-                only=only,
-                facts=self._input.facts.model_copy(
-                    update={
-                        "start": self._start,
-                        "end": self._end,
-                        "check_in_number": number,
-                        "next_meeting_by": next_meeting_by,
-                        "meeting_length": self._input.meetings.length,
-                    }
-                ),
-                links=links,
-            ),
-            start_to_close_timeout=timedelta(seconds=90),
-            heartbeat_timeout=timedelta(seconds=60),
-            retry_policy=EMAIL_RETRY,
-            summary=f"{template} {number}",
-        )
-        self._state.fingerprints.update(result.fingerprints)
+        facts = {
+            "check_in_number": number,
+            "next_meeting_by": next_meeting_by,
+            "meeting_length": self._input.meetings.length,
+        }
+        await self._send(template, f"{template}/{number}", facts, to="pair", only=only, links=links)
 
     async def _email_hr(
         self,
@@ -346,32 +326,47 @@ class PairWorkflow:
         last_met: datetime | None = None,
         answer: str | None = None,
     ) -> None:
+        """A notice to the program's coordinators about this pair."""
         if not self._input.hr:
             return
-        await workflow.execute_activity_method(
+        facts = {
+            "last_met": last_met or self._state.last_met,
+            "answer": answer,
+            "reason": self._closure.reason if self._closure else "",
+        }
+        await self._send(template, step, facts, to="hr")
+
+    async def _send(
+        self,
+        template: EmailTemplate,
+        step: str,
+        facts: Mapping[str, object],
+        *,
+        to: Literal["pair", "hr"],
+        only: str | None = None,
+        links: list[LinkRequest] | None = None,
+    ) -> None:
+        result = await workflow.execute_activity_method(
             EmailActivities.send_pair_email,
             PairEmailInput(
                 program_id=self._input.program_id,
                 pair_id=self._input.pair_id,
                 template=template,
                 step=f"pair/{self._input.pair_id}/{step}",
-                to="hr",
-                hr=self._input.hr,
+                to=to,
+                only=only,
+                hr=self._input.hr if to == "hr" else [],
                 facts=self._input.facts.model_copy(
-                    update={
-                        "start": self._start,
-                        "end": self._end,
-                        "last_met": last_met or self._state.last_met,
-                        "answer": answer,
-                        "reason": self._closure.reason if self._closure else "",
-                    }
+                    update={"start": self._start, "end": self._end, **facts}
                 ),
+                links=links or [],
             ),
             start_to_close_timeout=timedelta(seconds=90),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=EMAIL_RETRY,
-            summary=template,
+            summary=f"{template} ({step})",
         )
+        self._state.fingerprints.update(result.fingerprints)
 
     async def _record(
         self,

@@ -63,7 +63,6 @@ with workflow.unsafe.imports_passed_through():
         OutcomeNoticesInput,
         PairClosed,
         PairDates,
-        PairEmailInput,
         PairEntry,
         PairInput,
         PairRef,
@@ -89,6 +88,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.application import APPLICATION_RESULT_SIGNAL, ApplicationWorkflow
     from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
     from workflows.pair import PAIR_CLOSED_SIGNAL, PairWorkflow
+    from workflows.timers import sleep_until
 
 
 @workflow.defn
@@ -801,21 +801,13 @@ class ProgramWorkflow:
     async def _sleep_until(
         self, moment: datetime, summary: str, unless: Callable[[], bool] = lambda: False
     ) -> None:
-        """Sleep until ``moment``, a date moves, or ``unless()``; then the caller re-plans.
-
-        This is the updatable timer: the deadline is state, and the timer is
-        only ever "the current value of it, or a change to it".
-        """
-        remaining = moment - workflow.now()
-        if remaining <= timedelta(0):
-            return
+        """Sleep until ``moment``, a date moves, or ``unless()``; then the caller re-plans."""
         revision = self._revision
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: self._revision != revision or self._history_is_long() or unless(),
-                timeout=remaining,
-                timeout_summary=summary,
-            )
+        await sleep_until(
+            moment,
+            lambda: self._revision != revision or self._history_is_long() or unless(),
+            summary,
+        )
 
     def _reminder_plan(self) -> list[tuple[str, datetime, timedelta]]:
         """(key, when, time left) of every reminder for the current deadline."""
@@ -1127,6 +1119,7 @@ class ProgramWorkflow:
             meetings=d.meetings,
             facts=self._facts().model_copy(update={"introduction": d.matching.introduction}),
             hr=[c.email for c in d.coordinators()],
+            introduce=pair.rematch,
         )
 
     async def _tell_pairs_of_moved_dates(self) -> None:
@@ -1251,8 +1244,8 @@ class ProgramWorkflow:
     async def rematch(self, request: RematchRequest) -> str:
         """HR pairs the remaining participant of a closed pair with someone from the wait-list.
 
-        Returns the new pair's id; its workflow starts, both are introduced and
-        get the upcoming joint events in their calendars.
+        Returns the new pair's id; its workflow starts and introduces the two,
+        and both get the upcoming joint events in their calendars.
         """
         partner = self._applications[request.partner_id]
         if partner.selection is not Selection.ACCEPTED:
@@ -1270,28 +1263,13 @@ class ProgramWorkflow:
                 at=workflow.now(),
             )
         )
-        await workflow.execute_activity_method(
-            EmailActivities.send_pair_email,
-            PairEmailInput(
-                program_id=self._definition.id,
-                pair_id=pair_id,
-                template="pair_introduction",
-                step=f"pair/{pair_id}/introduction",
-                to="pair",
-                facts=self._facts().model_copy(
-                    update={"introduction": self._definition.matching.introduction}
-                ),
-            ),
-            start_to_close_timeout=timedelta(seconds=90),
-            heartbeat_timeout=timedelta(seconds=60),
-            retry_policy=EMAIL_RETRY,
-            summary="introduce the re-matched pair",
-        )
+        self._pairs[pair_id].rematch = True  # its workflow introduces the two
         for entry in self._calendar.values():
             # The newcomer gets the current version; the ledger skips everyone else.
             if not entry.cancelled and entry.sent_sequence is not None:
                 entry.sent_sequence = None
-        self._revision += 1  # wakes the loop, which starts the pair and sends the invitations
+        # Wakes the loop, which starts the pair (it introduces the two) and sends the invitations.
+        self._revision += 1
         await self._record(
             "pair",
             f"rematch-{pair_id}",
