@@ -21,6 +21,8 @@ from mentorflow.models import (
     EmailBatchResult,
     EmailFacts,
     EmailTemplate,
+    EvaluationEmailInput,
+    EvaluationEmailResult,
     LinkRequest,
     OutcomeNoticesInput,
     PairEmailInput,
@@ -31,6 +33,7 @@ from mentorflow.settings import Settings
 from mentorflow.store import Store
 
 TEMPORARY_SMTP_FAILURE = "TemporarySmtpFailure"
+EVALUATION_LINK_GRACE = timedelta(days=90)
 EMAIL_IN_FLIGHT = "EmailInFlight"
 
 
@@ -277,6 +280,58 @@ class EmailActivities:
         await self._deliver(request.program_id, request.facts.language, outgoing, batch)
         result.sent, result.already_sent = batch.sent, batch.already_sent
         return result
+
+    @activity.defn
+    async def send_evaluation_emails(self, request: EvaluationEmailInput) -> EvaluationEmailResult:
+        """The closing evaluation to every participant; a reminder to those who have not answered.
+
+        Everyone who is or was in a pair that was not broken off is asked.
+        """
+        people = await self._store.participants(request.program_id, ("active", "ended"))
+        answered = {
+            r.application_id for r in await self._store.evaluation_responses(request.program_id)
+        }
+        facts = request.facts.model_copy(
+            update={"evaluation_closes": request.closes, "time_left": request.time_left}
+        )
+        # Valid well after the close, so a late click is told "closed", not "expired".
+        link = LinkRequest(
+            name="evaluation_url",
+            purpose="evaluation",
+            application_id="",
+            expires_at=request.closes + EVALUATION_LINK_GRACE,
+            path="/e/",
+        )
+        template: EmailTemplate = (
+            "evaluation" if request.kind == "invitation" else "evaluation_reminder"
+        )
+        step = f"evaluation/{request.kind}" + (
+            f"/{request.reminder_key}" if request.reminder_key else ""
+        )
+        outgoing = []
+        for row, _role in people:
+            if request.kind == "reminder" and row.id in answered:
+                continue
+            links = self._links(
+                request.program_id, [link.model_copy(update={"application_id": row.id})], row.email
+            )
+            personal = facts.model_copy(update={"applicant_name": row.name})
+            outgoing.append(
+                _Outgoing(
+                    step,
+                    request.closes.isoformat(),
+                    row.email,
+                    template,
+                    render(template, personal, links=links),
+                )
+            )
+        counts = await self._deliver_counted(request.program_id, request.facts.language, outgoing)
+        return EvaluationEmailResult(
+            invited=len(people),
+            sent=counts.sent,
+            already_sent=counts.already_sent,
+            already_answered=len(answered),
+        )
 
     async def _deliver_counted(
         self, program_id: str, language: str, outgoing: list[_Outgoing]

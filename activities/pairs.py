@@ -58,3 +58,5 @@ class PairActivities:
             await self._store.set_pair_status(
                 record.pair_id, record.status, record.at, record.closed_reason
             )
+        if record.withdrawn_id is not None:
+            await self._store.set_application_status(record.withdrawn_id, "withdrawn", record.at)

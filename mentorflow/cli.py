@@ -48,7 +48,9 @@ capacity_app = typer.Typer(
     help="HR's decision on who takes part (the CLI twin of the emailed decision page).",
     no_args_is_help=True,
 )
+person_app = typer.Typer(help="One person's data, on request.", no_args_is_help=True)
 app.add_typer(program_app, name="program")
+app.add_typer(person_app, name="person")
 app.add_typer(capacity_app, name="capacity")
 app.add_typer(pair_app, name="pair")
 app.add_typer(db_app, name="db")
@@ -291,6 +293,12 @@ def program_reschedule(
         str | None, typer.Option(help="New opening of the application window.")
     ] = None,
     end: Annotated[str | None, typer.Option(help="New end of the program.")] = None,
+    evaluation_opens: Annotated[
+        str | None, typer.Option(help="New opening of the closing evaluation.")
+    ] = None,
+    evaluation_closes: Annotated[
+        str | None, typer.Option(help="New closing date of the closing evaluation.")
+    ] = None,
     event: Annotated[
         list[str] | None,
         typer.Option(
@@ -309,8 +317,13 @@ def program_reschedule(
 
     events = event or []
     cancelled = cancel_event or []
-    if not any((deadline, start, opens, end, events, cancelled)):
-        fail("say what to move: --deadline, --start, --opens, --end, --event or --cancel-event")
+    if not any(
+        (deadline, start, opens, end, evaluation_opens, evaluation_closes, events, cancelled)
+    ):
+        fail(
+            "say what to move: --deadline, --start, --opens, --end, --evaluation-opens,"
+            " --evaluation-closes, --event or --cancel-event"
+        )
     for item in events:
         if "=" not in item:
             fail(f"--event {item!r}: write ID=WHEN, e.g. kickoff='2027-10-19 08:30'")
@@ -336,6 +349,18 @@ def program_reschedule(
             ),
             start=_parse_moment(start, current.start, zone, "start") if start else None,
             end=_parse_moment(end, current.end, zone, "end") if end else None,
+            evaluation_opens=(
+                _parse_moment(evaluation_opens, current.evaluation_opens, zone, "evaluation opens")
+                if evaluation_opens
+                else None
+            ),
+            evaluation_closes=(
+                _parse_moment(
+                    evaluation_closes, current.evaluation_closes, zone, "evaluation closes"
+                )
+                if evaluation_closes
+                else None
+            ),
             events=moves,
             cancel_events=[c.strip() for c in cancelled],
             reason=reason,
@@ -350,7 +375,8 @@ def program_reschedule(
     )
     typer.echo(
         f"Now: opens {_local(d.opens, zone)} · deadline {_local(d.deadline, zone)} ·"
-        f" start {_local(d.start, zone)} · end {_local(d.end, zone)}"
+        f" start {_local(d.start, zone)} · end {_local(d.end, zone)} ·"
+        f" evaluation {_local(d.evaluation_opens, zone)} – {_local(d.evaluation_closes, zone)}"
     )
 
 
@@ -375,6 +401,120 @@ def program_cancel(
         f"Cancellation of {program_id} requested; `mentorflow program status {program_id}`"
         " shows when it is done."
     )
+
+
+@program_app.command("report")
+def program_report(
+    program_id: Annotated[str, typer.Argument(help="The program id.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The file to write: .html (charts) or .csv.")
+    ],
+) -> None:
+    """Write the program's report (the same as HR's report page) to a file.
+
+    A completed program's stored report; a program still running, its figures so far.
+    """
+    from mentorflow.report import report_csv, report_html
+    from mentorflow.store import Store, migrate
+    from mentorflow.web.reports import current_report
+
+    if output.suffix.lower() not in (".html", ".csv"):
+        fail(f"{output}: write the report to a .html or a .csv file")
+    settings = _settings()
+
+    async def make() -> Any:
+        await asyncio.to_thread(migrate, settings.effective_database_url)
+        store = Store(settings.effective_database_url)
+        try:
+            if await store.program(program_id) is None:
+                fail(f"no program with id {program_id!r} in the database")
+            return await current_report(store, program_id)
+        finally:
+            await store.close()
+
+    report = _run(make)
+    content = report_csv(report) if output.suffix.lower() == ".csv" else report_html(report)
+    output.write_text(content, encoding="utf-8")
+    summary = report.summary()
+    typer.echo(
+        f"Wrote {output}: applied {summary.applied}, matched {summary.matched},"
+        f" completed {summary.completed}, withdrew {summary.withdrawn};"
+        f" evaluation {summary.responses}/{summary.invited} answered."
+    )
+
+
+@program_app.command("purge")
+def program_purge(
+    program_id: Annotated[str, typer.Argument(help="The program id.")],
+    reason: Annotated[str, typer.Option(help="Why now (recorded).")] = "",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a finished program's personal data now; its report's figures remain.
+
+    Completed programs purge themselves at the end of the definition's retention
+    period; this does it earlier, or for a program that was cancelled.
+    """
+    from mentorflow.models import PurgeRequest
+    from mentorflow.programs import purge_program
+    from mentorflow.store import Store, migrate
+
+    if not yes and not typer.confirm(
+        f"Remove every applicant's and participant's data in {program_id}? This cannot be undone.",
+        default=False,
+    ):
+        typer.echo("Nothing was changed.")
+        raise typer.Exit(1)
+    settings = _settings()
+
+    async def run() -> Any:
+        await asyncio.to_thread(migrate, settings.effective_database_url)
+        store = Store(settings.effective_database_url)
+        try:
+            request = PurgeRequest(requested_by="cli", reason=reason)
+            return await purge_program(await connect(settings), program_id, request, store)
+        finally:
+            await store.close()
+
+    result = _run(run)
+    typer.echo(
+        f"Purged {program_id}: {result.applications} applications,"
+        f" {result.evaluation_responses} evaluation answers and {result.emails} email records"
+        f" removed; {result.events_scrubbed} log entries cleaned. The report's figures remain."
+    )
+
+
+# --- people ----------------------------------------------------------------------------------
+
+
+@person_app.command("export")
+def person_export(
+    email: Annotated[str, typer.Argument(help="The person's email address.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the JSON here (default: stdout).")
+    ] = None,
+) -> None:
+    """Everything mentorflow holds about one person, as JSON (a data subject access request)."""
+    from mentorflow.store import Store, migrate
+
+    settings = _settings()
+
+    async def export() -> list[dict[str, Any]]:
+        await asyncio.to_thread(migrate, settings.effective_database_url)
+        store = Store(settings.effective_database_url)
+        try:
+            return await store.person(email)
+        finally:
+            await store.close()
+
+    found = _run(export)
+    document = json.dumps(
+        {"email": email.strip().lower(), "records": found}, indent=2, ensure_ascii=False
+    )
+    if output is None:
+        typer.echo(document)
+    else:
+        output.write_text(document + "\n", encoding="utf-8")
+        typer.echo(f"Wrote {output}: {len(found)} record(s) about {email}.")
 
 
 # --- applications ----------------------------------------------------------------------------

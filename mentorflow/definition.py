@@ -536,6 +536,17 @@ def consistency_problems(d: ProgramDefinition) -> Iterator[Problem]:
             "the evaluation closes before it opens",
             "set evaluation.closes after evaluation.opens",
         )
+    for question in ev.questions:
+        if question.nps and (question.kind, question.scale_min, question.scale_max) != (
+            "scale",
+            0,
+            10,
+        ):
+            yield Problem(
+                f"evaluation question {question.id!r}",
+                "an NPS question must be a 0-10 scale",
+                "use kind: scale, scale_min: 0, scale_max: 10, or drop nps",
+            )
     for i, question in enumerate([*ev.questions, *(q for p in d.profiles for q in p.questions)]):
         if question.kind in ("choice", "multi_choice") and not question.options:
             yield Problem(

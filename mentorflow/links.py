@@ -24,6 +24,8 @@ class Purpose(StrEnum):
     CAPACITY = "capacity"  # an organisation's HR decides who takes part (names the organisation)
     REVIEW = "review"  # a coordinator reviews the proposed pairs (names the program)
     CHECK_IN = "check_in"  # a participant answers a check-in (names "<pair id>/<number>")
+    EVALUATION = "evaluation"  # a participant answers the closing evaluation
+    REPORT = "report"  # a coordinator reads the program's report (names the program)
 
 
 class LinkError(Exception):

@@ -41,7 +41,9 @@ class ProgramPhase(StrEnum):
     MATCH_REVIEW = "match_review"  # pairs are proposed; HR reviews and confirms them
     MATCHED = "matched"  # pairs confirmed and told
     RUNNING = "running"  # kick-off, joint sessions and pair meetings, until the end date
-    ENDED = "ended"  # the end date passed; the closing evaluation comes next
+    ENDED = "ended"  # the end date passed; the closing evaluation is open until it closes
+    COMPLETED = "completed"  # the report is made and sent; personal data kept until retention
+    PURGED = "purged"  # personal data removed; only the aggregate report remains
     CANCELLED = "cancelled"
 
 
@@ -54,9 +56,9 @@ NEXT_STEP = {
     ProgramPhase.MATCH_REVIEW: "HR reviews the proposed pairs and confirms them",
     ProgramPhase.MATCHED: "pairs are told; calendar invitations and pair meetings follow",
     ProgramPhase.RUNNING: "pairs meet and check in; joint sessions on their dates, until the end",
-    # The closing evaluation is not built yet; the program ends here and the
-    # status says so rather than pretending to go on.
-    ProgramPhase.ENDED: "closing evaluation (not yet automated by mentorflow)",
+    ProgramPhase.ENDED: "participants answer the closing evaluation until it closes",
+    ProgramPhase.COMPLETED: "personal data is purged at the end of the retention period",
+    ProgramPhase.PURGED: "nothing: only the aggregate report remains",
     ProgramPhase.CANCELLED: "nothing: the program was cancelled",
 }
 
@@ -76,6 +78,35 @@ class ProgramDates(BaseModel):
     deadline: AwareDatetime
     start: AwareDatetime
     end: AwareDatetime
+    evaluation_opens: AwareDatetime
+    evaluation_closes: AwareDatetime
+
+
+EVALUATION_OPEN_FOR = timedelta(days=14)  # a closing evaluation without a closing date
+
+
+class EvaluationProgress(BaseModel):
+    """The closing evaluation as the program workflow tracks it (counts only)."""
+
+    invited: int | None = None  # None until the invitations went out
+    reminders_done: list[str] = Field(default_factory=list)
+    closed: bool = False
+    report_sent: bool = False
+
+
+class ReportSummary(BaseModel):
+    """The headline figures of a program's report (the full report lives in the database)."""
+
+    applied: int
+    matched: int
+    completed: int
+    withdrawn: int
+    invited: int  # to the closing evaluation
+    responses: int
+    response_rate: float | None  # responses / invited; None when nobody was invited
+    nps: dict[str, float | None] = Field(default_factory=dict)  # question id -> score
+    total_cost: float | None = None
+    currency: str | None = None
 
 
 class ApplicationEntry(BaseModel):
@@ -151,6 +182,10 @@ class ProgramState(BaseModel):
     calendar: dict[str, CalendarEntry] = Field(default_factory=dict)
     pairs: dict[str, PairEntry] = Field(default_factory=dict)
     pairs_to_tell: list[str] = Field(default_factory=list)
+    evaluation: EvaluationProgress = Field(default_factory=EvaluationProgress)
+    report: ReportSummary | None = None
+    purge_at: AwareDatetime | None = None
+    purge_request: PurgeRequest | None = None
 
 
 class ProgramInput(BaseModel):
@@ -171,6 +206,7 @@ class ProgramResult(BaseModel):
     phase: ProgramPhase
     finished_at: AwareDatetime
     reminders_sent: int
+    report: ReportSummary | None = None
 
 
 class RescheduleRequest(BaseModel):
@@ -184,6 +220,8 @@ class RescheduleRequest(BaseModel):
     deadline: AwareDatetime | None = None
     start: AwareDatetime | None = None
     end: AwareDatetime | None = None
+    evaluation_opens: AwareDatetime | None = None
+    evaluation_closes: AwareDatetime | None = None
     events: dict[str, AwareDatetime] = Field(default_factory=dict)
     cancel_events: list[str] = Field(default_factory=list)
     reason: str = Field("", max_length=500)
@@ -225,6 +263,9 @@ class ProgramStatus(BaseModel):
     confirmed_by: str | None = None
     calendar: list[CalendarEntry] = Field(default_factory=list)
     pairs: dict[str, int] = Field(default_factory=dict)  # per pair status: active, closed, ended
+    evaluation: EvaluationProgress = Field(default_factory=EvaluationProgress)
+    report: ReportSummary | None = None
+    purge_at: AwareDatetime | None = None
 
 
 # --- Activities ------------------------------------------------------------------------------
@@ -251,6 +292,9 @@ EventKind = Literal[
     "notified",
     "calendar",
     "pair",
+    "evaluation",
+    "report",
+    "purged",
 ]
 
 
@@ -293,6 +337,9 @@ EmailTemplate = Literal[
     "pair_stalled",
     "help_requested",
     "pair_closed",
+    "evaluation",
+    "evaluation_reminder",
+    "program_report",
 ]
 
 
@@ -349,6 +396,10 @@ class EmailFacts(BaseModel):
     last_met: AwareDatetime | None = None
     pair_label: str | None = None  # "mentor name & adept name", for HR
     answer: str | None = None
+    # The closing evaluation and the report
+    evaluation_closes: AwareDatetime | None = None
+    report: ReportSummary | None = None
+    purge_at: AwareDatetime | None = None
 
 
 class CapacityRow(BaseModel):
@@ -389,11 +440,15 @@ class EmailBatchResult(BaseModel):
 
 
 def program_dates(definition: ProgramDefinition) -> ProgramDates:
+    evaluation = definition.evaluation
+    evaluation_opens = evaluation.opens or definition.schedule.end
     return ProgramDates(
         opens=definition.application.opens,
         deadline=definition.application.deadline,
         start=definition.schedule.start,
         end=definition.schedule.end,
+        evaluation_opens=evaluation_opens,
+        evaluation_closes=evaluation.closes or evaluation_opens + EVALUATION_OPEN_FOR,
     )
 
 
@@ -496,7 +551,9 @@ class LinkRequest(BaseModel):
     """A signed link the email activity makes for each recipient."""
 
     name: str  # the template variable, e.g. "approve_url"
-    purpose: Literal["approval", "withdrawal", "capacity", "review", "check_in"]
+    purpose: Literal[
+        "approval", "withdrawal", "capacity", "review", "check_in", "evaluation", "report"
+    ]
     # What the link acts on: the application, or for HR's links the organisation
     # (capacity) or the program (review).
     application_id: str
@@ -734,11 +791,12 @@ class PairClosure(BaseModel):
 
 
 class PairClosed(BaseModel):
-    """The pair's word to its program: who left and who remains."""
+    """The pair's word to its program: it ran to the end, or who left and who remains."""
 
     pair_id: str
-    withdrawn_id: str
-    remaining_id: str
+    status: Literal["closed", "ended"] = "closed"
+    withdrawn_id: str | None = None  # with "closed"
+    remaining_id: str | None = None
 
 
 class RematchRequest(BaseModel):
@@ -786,7 +844,56 @@ class PairRecordInput(BaseModel):
     pair_id: str
     status: Literal["active", "closed", "ended"] | None = None
     closed_reason: str | None = None
+    withdrawn_id: str | None = None  # with "closed": the application that withdrew
     check_in: str | None = None
     role: str | None = None
     answer: str | None = None
     at: AwareDatetime
+
+
+# --- The closing evaluation, the report, retention ---------------------------------------------
+
+
+class EvaluationEmailInput(BaseModel):
+    """The survey (or its reminder) to every participant who has not answered yet."""
+
+    program_id: str
+    kind: Literal["invitation", "reminder"]
+    reminder_key: str = ""  # with "reminder": which reminder, for the email's business key
+    facts: EmailFacts
+    closes: AwareDatetime
+    time_left: timedelta | None = None
+
+
+class EvaluationEmailResult(BaseModel):
+    invited: int  # participants the survey is for
+    sent: int
+    already_sent: int
+    already_answered: int
+
+
+class ReportInput(BaseModel):
+    program_id: str
+    at: AwareDatetime
+
+
+class PurgeInput(BaseModel):
+    program_id: str
+    at: AwareDatetime
+    reason: str = ""
+
+
+class PurgeResult(BaseModel):
+    """What a purge removed (counts only) and the report it kept."""
+
+    applications: int
+    evaluation_responses: int
+    emails: int
+    events_scrubbed: int
+
+
+class PurgeRequest(BaseModel):
+    """HR asks to purge a finished program's personal data now, before its retention date."""
+
+    requested_by: str = Field("", max_length=200)
+    reason: str = Field("", max_length=500)

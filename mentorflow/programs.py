@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from temporalio.client import (
     Client,
@@ -26,10 +26,14 @@ from mentorflow.models import (
     ProgramInput,
     ProgramResult,
     ProgramStatus,
+    PurgeRequest,
+    PurgeResult,
     RescheduleRequest,
     RescheduleResult,
     program_workflow_id,
 )
+from mentorflow.report import purge
+from mentorflow.store import Store
 from workflows.program import ProgramWorkflow
 
 
@@ -129,6 +133,33 @@ async def cancel_program(client: Client, program_id: str) -> None:
     if state != "running":
         raise ProgramError(f"program {program_id!r} is {state}; there is nothing to cancel")
     await handle.cancel()
+
+
+async def purge_program(
+    client: Client, program_id: str, request: PurgeRequest, store: Store
+) -> PurgeResult:
+    """Purge a finished program's personal data now, keeping its report's figures.
+
+    A completed program's own workflow does it (and then closes, as ``purged``);
+    a program whose workflow has closed another way (cancelled, terminated) is
+    purged here, straight in the database.
+    """
+    report = await store.report(program_id)
+    if report is not None and report.purged_at is not None:
+        raise ProgramError(
+            f"program {program_id!r} has already been purged ({report.purged_at:%Y-%m-%d})"
+        )
+    handle = handle_for(client, program_id)
+    state = await _describe_or_fail(handle)
+    if state == "running":
+        try:
+            return await handle.execute_update(ProgramWorkflow.purge, request)
+        except WorkflowUpdateFailedError as error:
+            reason = error.cause.message if hasattr(error.cause, "message") else str(error.cause)
+            raise ProgramError(f"refused: {reason}; nothing was removed") from None
+    if await store.program(program_id) is None:
+        raise ProgramError(f"no program with id {program_id!r} in the database")
+    return PurgeResult(**await purge(store, program_id, datetime.now(UTC)))
 
 
 async def list_programs(client: Client, limit: int = 200) -> list[ProgramSummary]:

@@ -16,6 +16,7 @@ from activities.email import EmailActivities
 from activities.matching import MatchingActivities
 from activities.pairs import PairActivities
 from activities.records import ProgramRecordActivities
+from activities.reports import ReportActivities
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
 from workflows.application import ApplicationWorkflow
@@ -33,11 +34,15 @@ def activities_for(store: Store, settings: Settings) -> list[Any]:
     applications = ApplicationRecordActivities(store)
     matching = MatchingActivities(store)
     pairs = PairActivities(store)
+    reports = ReportActivities(store)
     return [
         email.send_email_batch,
         email.send_outcome_notices,
         email.send_calendar_emails,
         email.send_pair_email,
+        email.send_evaluation_emails,
+        reports.make_report,
+        reports.purge_personal_data,
         pairs.open_pairs,
         pairs.record_pair,
         records.register_program,

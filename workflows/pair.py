@@ -99,8 +99,15 @@ class PairWorkflow:
         else:
             self._status = "ended"
             await self._record(status="ended")
+            await self._tell_program(PairClosed(pair_id=input.pair_id, status="ended"))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
+
+    async def _tell_program(self, closed: PairClosed) -> None:
+        with contextlib.suppress(Exception):  # a program that already finished needs no word
+            await workflow.get_external_workflow_handle(
+                program_workflow_id(self._input.program_id)
+            ).signal(PAIR_CLOSED_SIGNAL, closed)
 
     async def _send_check_in(self) -> None:
         number = str(self._state.check_ins_sent + 1)
@@ -126,7 +133,11 @@ class PairWorkflow:
 
     async def _close(self, closure: PairClosure) -> None:
         """A participant left: record it, tell the other one and HR, and the program."""
-        await self._record(status="closed", closed_reason=closure.reason or "withdrawn")
+        await self._record(
+            status="closed",
+            closed_reason=closure.reason or "withdrawn",
+            withdrawn_id=closure.application_id,
+        )
         remaining = (
             self._input.adept_id
             if closure.application_id == self._input.mentor_id
@@ -134,17 +145,13 @@ class PairWorkflow:
         )
         await self._email_pair("pair_closed", "closed", only=remaining)
         await self._email_hr("pair_closed", "closed")
-        with contextlib.suppress(Exception):  # a program that already ended needs no word
-            await workflow.get_external_workflow_handle(
-                program_workflow_id(self._input.program_id)
-            ).signal(
-                PAIR_CLOSED_SIGNAL,
-                PairClosed(
-                    pair_id=self._input.pair_id,
-                    withdrawn_id=closure.application_id,
-                    remaining_id=remaining,
-                ),
+        await self._tell_program(
+            PairClosed(
+                pair_id=self._input.pair_id,
+                withdrawn_id=closure.application_id,
+                remaining_id=remaining,
             )
+        )
         # Only now: the withdrawal update returns once everyone has been told.
         self._status = "closed"
 
@@ -373,6 +380,7 @@ class PairWorkflow:
         *,
         status: Literal["closed", "ended"] | None = None,
         closed_reason: str | None = None,
+        withdrawn_id: str | None = None,
         check_in: str | None = None,
         role: str | None = None,
         answer: str | None = None,
@@ -384,6 +392,7 @@ class PairWorkflow:
                 pair_id=self._input.pair_id,
                 status=status,
                 closed_reason=closed_reason,
+                withdrawn_id=withdrawn_id,
                 check_in=check_in,
                 role=role,
                 answer=answer,

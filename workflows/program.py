@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.matching import MatchingActivities
     from activities.pairs import PairActivities
     from activities.records import ProgramRecordActivities
+    from activities.reports import ReportActivities
     from mentorflow import search_attributes as sa
     from mentorflow.definition import (
         ProgramDefinition,
@@ -52,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
         EmailBatch,
         EmailFacts,
         EmailTemplate,
+        EvaluationEmailInput,
+        EvaluationProgress,
         EventKind,
         LinkRequest,
         MatchingState,
@@ -74,9 +78,14 @@ with workflow.unsafe.imports_passed_through():
         ProgramStatus,
         ProposeMatchesInput,
         ProposeMatchesResult,
+        PurgeInput,
+        PurgeRequest,
+        PurgeResult,
         RecordEventInput,
         RegisterProgramInput,
         RematchRequest,
+        ReportInput,
+        ReportSummary,
         RescheduleRequest,
         RescheduleResult,
         Selection,
@@ -115,6 +124,11 @@ class ProgramWorkflow:
         self._calendar = {e.id: CalendarEntry(event=e) for e in events}
         self._pairs: dict[str, PairEntry] = {}
         self._pairs_to_tell: list[str] = []  # pairs whose dates moved and that were not told
+        self._evaluation = EvaluationProgress()
+        self._report: ReportSummary | None = None
+        self._purge_at: datetime | None = None
+        self._purge_request: PurgeRequest | None = None
+        self._purged: PurgeResult | None = None
         if input.state is not None:  # continued as new: pick up where the last run was
             state = input.state
             self._phase, self._revision, self._dates = state.phase, state.revision, state.dates
@@ -130,6 +144,8 @@ class ProgramWorkflow:
             self._calendar = dict(state.calendar)
             self._pairs = dict(state.pairs)
             self._pairs_to_tell = list(state.pairs_to_tell)
+            self._evaluation, self._report = state.evaluation, state.report
+            self._purge_at, self._purge_request = state.purge_at, state.purge_request
         self._continue_as_new_after = input.continue_as_new_after
 
     # --- The lifecycle --------------------------------------------------------------------
@@ -164,6 +180,14 @@ class ProgramWorkflow:
             if self._phase is ProgramPhase.RUNNING:
                 await self._run_meetings()
                 await self._enter(ProgramPhase.ENDED)
+            if self._phase is ProgramPhase.ENDED:
+                await self._run_evaluation()
+                await self._report_to_hr()
+                await self._enter(ProgramPhase.COMPLETED)
+            if self._phase is ProgramPhase.COMPLETED:
+                await self._keep_until_retention_ends()
+                await self._purge()
+                await self._enter(ProgramPhase.PURGED)
         except asyncio.CancelledError:
             # Cancelled from the CLI or the Temporal UI: record it and tell the
             # people who were told about the program, then end as cancelled.
@@ -175,6 +199,7 @@ class ProgramWorkflow:
             phase=self._phase,
             finished_at=workflow.now(),
             reminders_sent=self._reminders_sent,
+            report=self._report,
         )
 
     async def _open_application_window(self) -> None:
@@ -290,8 +315,91 @@ class ProgramWorkflow:
             if due is not None:
                 await self._send_event_reminder(*due)
                 continue
+            # The closing evaluation may open before the end, e.g. at the closing session.
+            if await self._evaluation_step(now):
+                continue
             await self._continue_as_new_if_due()
-            await self._sleep_until(self._next_event_wake_up(), "next event reminder or the end")
+            await self._sleep_until(
+                min(self._next_event_wake_up(), self._next_evaluation_wake_up()),
+                "next event reminder, the evaluation or the end",
+            )
+
+    async def _run_evaluation(self) -> None:
+        """The closing evaluation: invitations, reminders to those who have not answered, close."""
+        while not self._evaluation.closed:
+            now = workflow.now()
+            if await self._evaluation_step(now):
+                continue
+            if now >= self._dates.evaluation_closes or not self._has_evaluation():
+                self._evaluation.closed = True
+                await self._record("evaluation", "evaluation-closed")
+                return
+            await self._continue_as_new_if_due()
+            await self._sleep_until(self._next_evaluation_wake_up(), "the evaluation closes")
+
+    async def _report_to_hr(self) -> None:
+        """Make the report, keep it, and send its link to the program's coordinators."""
+        # Pairs end on their own at the end date; the report counts them once they have
+        # (but a pair that cannot finish does not hold the report up for long).
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: not any(p.started and p.status == "active" for p in self._pairs.values()),
+                timeout=timedelta(hours=1),
+                timeout_summary="pairs end",
+            )
+        if self._report is None:
+            self._report = await workflow.execute_activity_method(
+                ReportActivities.make_report,
+                ReportInput(program_id=self._definition.id, at=workflow.now()),
+                start_to_close_timeout=timedelta(minutes=5),
+                summary="make the program report",
+            )
+        retention = self._definition.retention.personal_data_after_end
+        self._purge_at = max(self._dates.end + retention, workflow.now())
+        if not self._evaluation.report_sent:
+            coordinators = [str(c.email) for c in self._definition.coordinators()]
+            link = LinkRequest(
+                name="report_url",
+                purpose="report",
+                application_id=self._definition.id,
+                expires_at=self._purge_at + retention,
+                path="/report/",
+            )
+            facts = self._facts().model_copy(
+                update={"report": self._report, "purge_at": self._purge_at}
+            )
+            await self._email(
+                "program_report", "report", "1", coordinators, facts=facts, links=[link]
+            )
+            self._evaluation.report_sent = True
+        await self._record("report", "report", detail=self._report.model_dump(mode="json"))
+
+    async def _keep_until_retention_ends(self) -> None:
+        """Personal data stays until the retention date, or until HR asks for a purge."""
+        assert self._purge_at is not None
+        while self._purge_request is None and workflow.now() < self._purge_at:
+            await self._continue_as_new_if_due()
+            await self._sleep_until(
+                self._purge_at, "personal data purged", lambda: self._purge_request is not None
+            )
+
+    async def _purge(self) -> None:
+        request = self._purge_request or PurgeRequest(reason="the retention period ended")
+        self._purged = await workflow.execute_activity_method(
+            ReportActivities.purge_personal_data,
+            PurgeInput(program_id=self._definition.id, at=workflow.now(), reason=request.reason),
+            start_to_close_timeout=timedelta(minutes=5),
+            summary="purge personal data",
+        )
+        await self._record(
+            "purged",
+            "purged",
+            detail={
+                **self._purged.model_dump(),
+                "requested_by": request.requested_by,
+                "reason": request.reason,
+            },
+        )
 
     # --- Handlers -------------------------------------------------------------------------
 
@@ -326,7 +434,26 @@ class ProgramWorkflow:
                 for status in ("active", "closed", "ended")
                 if any(p.status == status for p in self._pairs.values())
             },
+            evaluation=self._evaluation,
+            report=self._report,
+            purge_at=self._purge_at,
         )
+
+    @workflow.update
+    async def purge(self, request: PurgeRequest) -> PurgeResult:
+        """HR purges a completed program's personal data now, before the retention date."""
+        self._purge_request = request
+        await workflow.wait_condition(lambda: self._purged is not None)
+        assert self._purged is not None
+        return self._purged
+
+    @purge.validator
+    def _validate_purge(self, request: PurgeRequest) -> None:
+        if self._phase is not ProgramPhase.COMPLETED:
+            raise ValueError(
+                f"the program is {self._phase.value}; personal data is purged once it has"
+                " completed (its report made)"
+            )
 
     @workflow.update
     async def reschedule(self, request: RescheduleRequest) -> RescheduleResult:
@@ -335,7 +462,7 @@ class ProgramWorkflow:
         self._dates = self._moved_dates(request)
         moved = [
             name
-            for name in ("opens", "deadline", "start", "end")
+            for name in ProgramDates.model_fields
             if getattr(previous, name) != getattr(self._dates, name)
         ]
         for event_id, starts in request.events.items():
@@ -365,6 +492,7 @@ class ProgramWorkflow:
                 if pair.started and pair.status == "active"
             ]
         self._skip_passed_event_reminders()
+        self._skip_passed_evaluation_reminders()
         result = RescheduleResult(revision=self._revision, dates=self._dates, moved=moved)
         dates_moved = [n for n in moved if n in ProgramDates.model_fields]
         if self._phase is ProgramPhase.APPLICATION_WINDOW:
@@ -393,13 +521,24 @@ class ProgramWorkflow:
     def _validate_reschedule(self, request: RescheduleRequest) -> None:
         """Refuse at once, with the reason, a move the program cannot take."""
         now = workflow.now()
-        dates = ("opens", "deadline", "start", "end")
+        dates = tuple(ProgramDates.model_fields)
         if all(getattr(request, n) is None for n in dates) and not (
             request.events or request.cancel_events
         ):
-            raise ValueError("nothing to move: give a new opening, deadline, start, end or event")
-        if self._phase in (ProgramPhase.CANCELLED, ProgramPhase.ENDED):
+            raise ValueError(
+                "nothing to move: give a new opening, deadline, start, end, evaluation date"
+                " or event"
+            )
+        if self._phase in (ProgramPhase.CANCELLED, ProgramPhase.COMPLETED, ProgramPhase.PURGED):
             raise ValueError(f"the program is {self._phase.value}")
+        if self._phase is ProgramPhase.ENDED and any(
+            getattr(request, n) is not None for n in dates if n != "evaluation_closes"
+        ):
+            raise ValueError("the program has ended; only the evaluation's closing date can move")
+        if request.evaluation_opens is not None and self._evaluation.invited is not None:
+            raise ValueError("the evaluation is already open; its opening cannot move")
+        if request.evaluation_closes is not None and self._evaluation.closed:
+            raise ValueError("the evaluation has already closed")
         if request.opens is not None and self._phase is not ProgramPhase.SCHEDULED:
             raise ValueError("the application window is already open; its opening cannot move")
         if request.deadline is not None and self._phase not in (
@@ -456,6 +595,9 @@ class ProgramWorkflow:
             update={
                 "application": self._definition.application.model_copy(
                     update={"opens": dates.opens, "deadline": dates.deadline}
+                ),
+                "evaluation": self._definition.evaluation.model_copy(
+                    update={"opens": dates.evaluation_opens, "closes": dates.evaluation_closes}
                 ),
                 "schedule": schedule.model_copy(
                     update={
@@ -791,6 +933,10 @@ class ProgramWorkflow:
                     calendar=self._calendar,
                     pairs=self._pairs,
                     pairs_to_tell=self._pairs_to_tell,
+                    evaluation=self._evaluation,
+                    report=self._report,
+                    purge_at=self._purge_at,
+                    purge_request=self._purge_request,
                 ),
                 continue_as_new_after=self._continue_as_new_after,
             )
@@ -857,14 +1003,27 @@ class ProgramWorkflow:
             if upcoming:
                 return upcoming[0]
             return self._dates.end, "the program ends"
+        if self._phase is ProgramPhase.ENDED and self._has_evaluation():
+            return self._dates.evaluation_closes, "the closing evaluation closes"
+        if self._phase is ProgramPhase.COMPLETED:
+            return self._purge_at, "personal data is purged"
         return None, None
 
     def _moved_dates(self, request: RescheduleRequest) -> ProgramDates:
+        dates = self._dates
+        # A postponed end takes an evaluation that has not opened yet along with it.
+        shift = (
+            request.end - dates.end
+            if request.end is not None and self._evaluation.invited is None
+            else timedelta(0)
+        )
         return ProgramDates(
-            opens=request.opens or self._dates.opens,
-            deadline=request.deadline or self._dates.deadline,
-            start=request.start or self._dates.start,
-            end=request.end or self._dates.end,
+            opens=request.opens or dates.opens,
+            deadline=request.deadline or dates.deadline,
+            start=request.start or dates.start,
+            end=request.end or dates.end,
+            evaluation_opens=request.evaluation_opens or dates.evaluation_opens + shift,
+            evaluation_closes=request.evaluation_closes or dates.evaluation_closes + shift,
         )
 
     # --- HR's capacity decision -------------------------------------------------------------
@@ -1227,12 +1386,96 @@ class ProgramWorkflow:
         entry.reminders_done.append(key)
         await self._calendar_email(entry, "reminder", key.partition("@")[0], time_left)
 
+    # --- The closing evaluation -------------------------------------------------------------
+
+    def _has_evaluation(self) -> bool:
+        return bool(self._definition.evaluation.questions)
+
+    def _evaluation_reminder_plan(self) -> list[tuple[str, datetime, timedelta]]:
+        """(key, when, time left) of each reminder before the current closing date."""
+        closes = self._dates.evaluation_closes
+        return [
+            (f"{int(before.total_seconds())}s@{closes.isoformat()}", closes - before, before)
+            for before in sorted(self._definition.evaluation.reminders_before_close, reverse=True)
+        ]
+
+    def _skip_passed_evaluation_reminders(self) -> None:
+        """A reminder whose time passed before the survey opened (or moved) is not sent late."""
+        now = workflow.now()
+        for key, at, _ in self._evaluation_reminder_plan():
+            if at <= now and key not in self._evaluation.reminders_done:
+                self._evaluation.reminders_done.append(key)
+
+    async def _evaluation_step(self, now: datetime) -> bool:
+        """Open the evaluation, or send a reminder, if one is due; whether one was."""
+        if not self._has_evaluation() or self._evaluation.closed:
+            return False
+        if self._evaluation.invited is None:
+            if now < self._dates.evaluation_opens:
+                return False
+            self._skip_passed_evaluation_reminders()
+            self._evaluation.invited = await self._evaluation_email("invitation")
+            await self._record(
+                "evaluation",
+                "evaluation-opened",
+                detail={
+                    "invited": self._evaluation.invited,
+                    "evaluation_closes": self._dates.evaluation_closes.isoformat(),
+                },
+            )
+            self._publish()
+            return True
+        for key, at, before in self._evaluation_reminder_plan():
+            if at <= now and key not in self._evaluation.reminders_done:
+                self._evaluation.reminders_done.append(key)
+                await self._evaluation_email("reminder", key, before)
+                return True
+        return False
+
+    def _next_evaluation_wake_up(self) -> datetime:
+        if not self._has_evaluation() or self._evaluation.closed:
+            return self._dates.evaluation_closes
+        if self._evaluation.invited is None:
+            return self._dates.evaluation_opens
+        pending = [
+            at
+            for key, at, _ in self._evaluation_reminder_plan()
+            if key not in self._evaluation.reminders_done
+        ]
+        return min([*pending, self._dates.evaluation_closes])
+
+    async def _evaluation_email(
+        self,
+        kind: Literal["invitation", "reminder"],
+        key: str = "",
+        time_left: timedelta | None = None,
+    ) -> int:
+        people = 2 * len(self._pairs)
+        result = await workflow.execute_activity_method(
+            EmailActivities.send_evaluation_emails,
+            EvaluationEmailInput(
+                program_id=self._definition.id,
+                kind=kind,
+                reminder_key=key.partition("@")[0],
+                facts=self._facts(),
+                closes=self._dates.evaluation_closes,
+                time_left=time_left,
+            ),
+            start_to_close_timeout=timedelta(seconds=120 + 2 * people),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=EMAIL_RETRY,
+            summary=f"closing evaluation: {kind}",
+        )
+        return result.invited
+
     @workflow.signal(name=PAIR_CLOSED_SIGNAL)
     def pair_closed(self, closed: PairClosed) -> None:
-        """A pair closed after a withdrawal: its remaining participant may be re-matched."""
+        """A pair ended, or closed after a withdrawal (its remaining partner may be re-matched)."""
         pair = self._pairs.get(closed.pair_id)
         if pair is not None:
-            pair.status = "closed"
+            pair.status = closed.status
+        if closed.withdrawn_id is None:
+            return
         entry = self._applications.get(closed.withdrawn_id)
         if entry is not None:
             self._applications[closed.withdrawn_id] = entry.model_copy(

@@ -235,3 +235,39 @@ class CheckIn(Base):
     role: Mapped[str] = mapped_column(String(10))  # mentor | adept
     answer: Mapped[str] = mapped_column(String(20))  # yes | not_yet | need_help | 1..5
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EvaluationResponse(Base):
+    """One participant's answers to the closing evaluation: one per person and program.
+
+    Answers are written here by the web page, not sent through the workflow, so
+    that a purge removes them for good: nothing of them is in Temporal's history.
+    """
+
+    __tablename__ = "evaluation_responses"
+    __table_args__ = (UniqueConstraint("program_id", "application_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    program_id: Mapped[str] = mapped_column(
+        ForeignKey("programs.id", ondelete="CASCADE"), index=True
+    )
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProgramReport(Base):
+    """A finished program's report: aggregate figures that outlive the personal data.
+
+    ``report`` is :class:`mentorflow.report.ProgramReport` as JSON; a purge keeps
+    its figures and removes its free-text answers.
+    """
+
+    __tablename__ = "program_reports"
+
+    program_id: Mapped[str] = mapped_column(
+        ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True
+    )
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

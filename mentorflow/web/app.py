@@ -95,13 +95,17 @@ def create_app(
     if temporal is not None:
         from mentorflow.links import LinkSigner
         from mentorflow.web.check_ins import check_in_router
+        from mentorflow.web.evaluation import evaluation_router
         from mentorflow.web.hr import hr_router
         from mentorflow.web.participants import participant_router
+        from mentorflow.web.reports import report_router
 
         signer = LinkSigner(settings.secret_keys)
         app.include_router(participant_router(store, temporal, signer))
         app.include_router(hr_router(store, temporal, signer))
         app.include_router(check_in_router(store, temporal, signer))
+        app.include_router(evaluation_router(store, signer))
+        app.include_router(report_router(store, signer))
     if inbox is not None:
         _add_inbox(app, inbox)
     return app

@@ -137,6 +137,25 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "check_in_already_body": "You have already answered this check-in: {answer}.",
         "pair_closed_title": "This pair has ended",
         "pair_closed_body": "This pair is no longer running, so the check-in cannot be answered.",
+        "evaluation_title": "Closing evaluation",
+        "evaluation_intro": "Hello {name}, tell us how {program} went. Answers are summarised"
+        " without names. The evaluation closes {when}.",
+        "evaluation_submit": "Send my answers",
+        "evaluation_optional": "(optional)",
+        "evaluation_yes": "Yes",
+        "evaluation_no": "No",
+        "evaluation_out_of_range": "Please choose a value from {low} to {high}.",
+        "evaluation_not_a_number": "Please give a number.",
+        "evaluation_problems": "Some answers need another look; see below.",
+        "evaluation_thanks_title": "Thank you for your answers",
+        "evaluation_thanks_body": "Your answers were recorded {when}.",
+        "evaluation_done_title": "You have answered",
+        "evaluation_done_body": "You answered the closing evaluation {when}. Each person answers"
+        " once; thank you.",
+        "evaluation_closed_title": "The evaluation is closed",
+        "evaluation_closed_body": "The closing evaluation of this program has closed; answers"
+        " are no longer taken.",
+        "your_answers": "Your answers",
     },
     "sv": {
         "apply_title": "Ansök",
@@ -271,6 +290,25 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "check_in_already_body": "Du har redan svarat på den här avstämningen: {answer}.",
         "pair_closed_title": "Paret har avslutats",
         "pair_closed_body": "Paret är inte längre aktivt, så avstämningen kan inte besvaras.",
+        "evaluation_title": "Slututvärdering",
+        "evaluation_intro": "Hej {name}, berätta hur {program} var. Svaren sammanställs utan"
+        " namn. Utvärderingen stänger {when}.",
+        "evaluation_submit": "Skicka mina svar",
+        "evaluation_optional": "(frivillig)",
+        "evaluation_yes": "Ja",
+        "evaluation_no": "Nej",
+        "evaluation_out_of_range": "Välj ett värde från {low} till {high}.",
+        "evaluation_not_a_number": "Ange ett tal.",
+        "evaluation_problems": "Några svar behöver ses över, se nedan.",
+        "evaluation_thanks_title": "Tack för dina svar",
+        "evaluation_thanks_body": "Dina svar registrerades {when}.",
+        "evaluation_done_title": "Du har svarat",
+        "evaluation_done_body": "Du svarade på slututvärderingen {when}. Var och en svarar en"
+        " gång; tack.",
+        "evaluation_closed_title": "Utvärderingen är stängd",
+        "evaluation_closed_body": "Slututvärderingen av programmet har stängt; svar tas inte"
+        " längre emot.",
+        "your_answers": "Dina svar",
     },
 }
 

@@ -1,0 +1,252 @@
+"""The closing evaluation page participants reach from the survey email.
+
+The answers go straight into the database (one row per person, made unique
+there), not through the program workflow: they are personal data that a purge
+must be able to remove for good, and nothing of them belongs in Temporal's
+history. The workflow decides when the survey opens and closes and records
+the close, which this page reads.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import FormData
+
+from mentorflow.definition import ProgramDefinition, Question
+from mentorflow.links import Link, LinkError, LinkSigner, Purpose
+from mentorflow.models import program_dates
+from mentorflow.store import Store
+from mentorflow.store.tables import Application
+from mentorflow.web.participants import (
+    TEMPLATES,
+    load_definition_of,
+    render_notice,
+    text,
+    when,
+)
+from mentorflow.web.texts import TEXTS
+
+EVALUATION_CLOSED = "evaluation-closed"  # the program event the workflow records at the close
+
+
+def read_answers(
+    definition: ProgramDefinition, form: FormData
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """(answers, problems by question id, the values as given, to show again)."""
+    t = TEXTS[definition.language.value]
+    answers: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    given: dict[str, Any] = {}
+    for q in definition.evaluation.questions:
+        if q.kind == "multi_choice":
+            chosen = [str(v) for v in form.getlist(q.id)]
+            given[q.id] = chosen
+            if any(c not in q.options for c in chosen):
+                problems[q.id] = t["choose"]
+            elif chosen:
+                answers[q.id] = chosen
+        else:
+            value = str(form.get(q.id, "")).strip()[:4000]
+            given[q.id] = value
+            if value:
+                problem, answer = _checked(q, value, t)
+                if problem:
+                    problems[q.id] = problem
+                else:
+                    answers[q.id] = answer
+        if q.required and q.id not in answers and q.id not in problems:
+            problems[q.id] = t["required"] if q.kind in ("text", "number") else t["choose"]
+    return answers, problems, given
+
+
+def _checked(q: Question, value: str, t: dict[str, str]) -> tuple[str | None, Any]:
+    if q.kind == "scale":
+        if not value.lstrip("-").isdigit() or not q.scale_min <= int(value) <= q.scale_max:
+            return t["evaluation_out_of_range"].format(low=q.scale_min, high=q.scale_max), None
+        return None, int(value)
+    if q.kind == "number":
+        try:
+            return None, float(value)
+        except ValueError:
+            return t["evaluation_not_a_number"], None
+    if q.kind == "yes_no" and value not in ("yes", "no"):
+        return t["choose"], None
+    if q.kind == "choice" and value not in q.options:
+        return t["choose"], None
+    return None, value
+
+
+def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
+    router = APIRouter()
+
+    async def open_link(
+        request: Request, token: str
+    ) -> tuple[Link, ProgramDefinition, Application] | HTMLResponse:
+        try:
+            link = signer.check(token, Purpose.EVALUATION)
+        except LinkError as error:
+            definition = (
+                await load_definition_of(store, error.link.program_id) if error.link else None
+            )
+            if error.reason == "expired" and definition is not None:
+                return render_notice(request, definition, "evaluation_closed", 410)
+            return render_notice(request, definition, "invalid", 400)
+        definition = await load_definition_of(store, link.program_id)
+        if definition is None:
+            return render_notice(request, None, "invalid", 400)
+        person = await store.application(link.application_id)
+        if person is None:  # purged with the rest of a finished program's personal data
+            return render_notice(request, definition, "evaluation_closed", 410)
+        if person.program_id != link.program_id or not signer.is_for(link, person.email):
+            return render_notice(request, definition, "not_yours", 403)
+        return link, definition, person
+
+    def shown(definition: ProgramDefinition) -> Any:
+        t = TEXTS[definition.language.value]
+
+        def show(question: Question, answer: Any) -> str:
+            if isinstance(answer, list):
+                return ", ".join(answer)
+            if question.kind == "yes_no":
+                return t[f"evaluation_{answer}"]
+            return f"{answer:g}" if isinstance(answer, float) else str(answer)
+
+        return show
+
+    def form_page(
+        request: Request,
+        token: str,
+        definition: ProgramDefinition,
+        person: Application,
+        *,
+        title: str,
+        intro: str,
+        form: bool,
+        answers: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "evaluation.html",
+            {
+                "lang": definition.language.value,
+                "t": TEXTS[definition.language.value],
+                "program": definition,
+                "title": title,
+                "intro": intro,
+                "questions": definition.evaluation.questions,
+                "form": form,
+                "action": f"/e/{token}",
+                "answers": answers,
+                "errors": errors or {},
+                "values": values or {},
+                "shown": shown(definition),
+            },
+            status_code=status,
+        )
+
+    async def answered_page(
+        request: Request,
+        token: str,
+        definition: ProgramDefinition,
+        person: Application,
+        status: int,
+    ) -> HTMLResponse | None:
+        response = await store.evaluation_response(definition.id, person.id)
+        if response is None:
+            return None
+        return form_page(
+            request,
+            token,
+            definition,
+            person,
+            title=text(definition, "evaluation_done_title"),
+            intro=text(
+                definition, "evaluation_done_body", when=when(response.submitted_at, definition)
+            ),
+            form=False,
+            answers=response.answers,
+            status=status,
+        )
+
+    @router.api_route("/e/{token}", methods=["GET", "HEAD"])
+    async def evaluation_page(request: Request, token: str) -> HTMLResponse:
+        opened = await open_link(request, token)
+        if isinstance(opened, HTMLResponse):
+            return opened
+        _, definition, person = opened
+        done = await answered_page(request, token, definition, person, 200)
+        if done is not None:
+            return done
+        if await store.has_event(definition.id, EVALUATION_CLOSED):
+            return render_notice(request, definition, "evaluation_closed", 410)
+        # The latest closing date the program recorded (at the opening, or a later move).
+        closes = next(
+            (
+                datetime.fromisoformat(e.detail["evaluation_closes"])
+                for e in reversed(await store.events(definition.id))
+                if "evaluation_closes" in e.detail
+            ),
+            program_dates(definition).evaluation_closes,
+        )
+        intro = text(
+            definition,
+            "evaluation_intro",
+            name=person.name,
+            program=definition.name,
+            when=when(closes, definition),
+        )
+        title = text(definition, "evaluation_title")
+        return form_page(request, token, definition, person, title=title, intro=intro, form=True)
+
+    @router.post("/e/{token}")
+    async def evaluation_answer(request: Request, token: str) -> HTMLResponse:
+        opened = await open_link(request, token)
+        if isinstance(opened, HTMLResponse):
+            return opened
+        _, definition, person = opened
+        done = await answered_page(request, token, definition, person, 409)
+        if done is not None:
+            return done
+        if await store.has_event(definition.id, EVALUATION_CLOSED):
+            return render_notice(request, definition, "evaluation_closed", 410)
+        answers, problems, given = read_answers(definition, await request.form())
+        if problems:
+            return form_page(
+                request,
+                token,
+                definition,
+                person,
+                title=text(definition, "evaluation_title"),
+                intro="",
+                form=True,
+                errors=problems,
+                values=given,
+                status=422,
+            )
+        now = datetime.now(UTC)
+        recorded = await store.record_evaluation_response(
+            program_id=definition.id, application_id=person.id, answers=answers, at=now
+        )
+        if recorded is None:  # a second tab, a double click: the first answer stands
+            done = await answered_page(request, token, definition, person, 409)
+            assert done is not None
+            return done
+        return form_page(
+            request,
+            token,
+            definition,
+            person,
+            title=text(definition, "evaluation_thanks_title"),
+            intro=text(definition, "evaluation_thanks_body", when=when(now, definition)),
+            form=False,
+            answers=answers,
+        )
+
+    return router
