@@ -248,6 +248,30 @@ def program_status_command(
             if status.matching
             else ()
         ),
+        (
+            "Evaluation",
+            f"{_local(d.evaluation_opens, zone)} – {_local(d.evaluation_closes, zone)}"
+            + (
+                f"; {status.evaluation.invited} invited"
+                if status.evaluation.invited is not None
+                else ""
+            )
+            + ("; closed" if status.evaluation.closed else ""),
+        ),
+        *(
+            (
+                (
+                    "Report",
+                    f"applied {status.report.applied}, matched {status.report.matched},"
+                    f" completed {status.report.completed}, withdrew {status.report.withdrawn};"
+                    f" evaluation {status.report.responses}/{status.report.invited} answered"
+                    f" (`mentorflow program report {status.program_id} -o report.html`)",
+                ),
+            )
+            if status.report
+            else ()
+        ),
+        *((("Purge", _local(status.purge_at, zone)),) if status.purge_at else ()),
         ("Temporal UI", _ui_link(settings, program_workflow_id(status.program_id))),
         (
             "Apply page",

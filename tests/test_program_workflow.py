@@ -101,10 +101,10 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
         workflows=[ProgramWorkflow], data_converter=pydantic_data_converter
     ).replay_workflow(history)
 
-    assert outcome.phase is ProgramPhase.ENDED
+    assert outcome.phase is ProgramPhase.PURGED
     # (Search attributes are checked on the dev server: the time-skipping server
     # keeps an unset Datetime attribute as null, which the SDK cannot decode.)
-    assert final.phase is ProgramPhase.ENDED and final.next_deadline is None
+    assert final.phase is ProgramPhase.PURGED and final.next_deadline is None
 
     # Reminders and closing happened at the moved times (the workflow's own clock).
     events = {e.key: e for e in await store.events(definition.id)}

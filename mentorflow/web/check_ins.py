@@ -56,8 +56,10 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
         definition = await load_definition_of(store, link.program_id)
         pair_id, _, number = link.application_id.partition("/")
         pair = await store.pair(pair_id)
-        if definition is None or pair is None or not number:
+        if definition is None or not number:
             return notice(request, definition, "invalid", 400)
+        if pair is None:  # a signed link to a pair that is gone: purged after the program
+            return notice(request, definition, "pair_closed", 410)
         mentor = await store.application(pair.mentor_application_id)
         adept = await store.application(pair.adept_application_id)
         assert mentor is not None and adept is not None
