@@ -14,6 +14,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,22 @@ async def until_phase(handle: Any, phase: Any, within: float = 60.0) -> Any:
 
     await wait_for(reached, within=within, interval=0.2)
     return await handle.query(ProgramWorkflow.status)
+
+
+async def until_completed(env: Any, handle: Any, within: float = 120.0) -> Any:
+    """Skip time (a week at a step) until the program has completed: its report made, its
+    personal data not yet purged (that waits for the retention period). Its status back."""
+    from workflows.program import ProgramWorkflow
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within
+    while True:
+        status = await handle.query(ProgramWorkflow.status)
+        if status.phase.value in ("completed", "purged", "cancelled"):
+            return status
+        assert loop.time() < end, f"still {status.phase.value} after {within} s"
+        await env.sleep(timedelta(days=7))
+        await asyncio.sleep(0.2)
 
 
 async def run_histories(client: Client, workflow_id: str) -> list[WorkflowHistory]:

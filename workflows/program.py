@@ -1668,6 +1668,12 @@ class ProgramWorkflow:
         if self._applications:
             totals = ", ".join(f"{k}: {v}" for k, v in self._totals().items())
             details += f"  \n**Applications:** {totals}"
+        if self._report is not None:
+            r = self._report
+            details += (
+                f"  \n**Report:** matched {r.matched}, completed {r.completed},"
+                f" withdrew {r.withdrawn}; evaluation {r.responses}/{r.invited} answered"
+            )
         workflow.set_current_details(details)
 
     # --- Activities -----------------------------------------------------------------------
