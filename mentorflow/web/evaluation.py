@@ -175,17 +175,22 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
             status=status,
         )
 
-    @router.api_route("/e/{token}", methods=["GET", "HEAD"])
-    async def evaluation_page(request: Request, token: str) -> HTMLResponse:
+    async def open_survey(
+        request: Request, token: str, answered_status: int
+    ) -> tuple[ProgramDefinition, Application] | HTMLResponse:
+        """The program and the person, if they may still answer; else the page to show."""
         opened = await open_link(request, token)
         if isinstance(opened, HTMLResponse):
             return opened
         _, definition, person = opened
-        done = await answered_page(request, token, definition, person, 200)
+        done = await answered_page(request, token, definition, person, answered_status)
         if done is not None:
             return done
         if await store.has_event(definition.id, EVALUATION_CLOSED):
             return render_notice(request, definition, "evaluation_closed", 410)
+        return definition, person
+
+    async def intro(definition: ProgramDefinition, person: Application) -> str:
         # The latest closing date the program recorded (at the opening, or a later move).
         closes = next(
             (
@@ -195,27 +200,37 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
             ),
             program_dates(definition).evaluation_closes,
         )
-        intro = text(
+        return text(
             definition,
             "evaluation_intro",
             name=person.name,
             program=definition.name,
             when=when(closes, definition),
         )
+
+    @router.api_route("/e/{token}", methods=["GET", "HEAD"])
+    async def evaluation_page(request: Request, token: str) -> HTMLResponse:
+        opened = await open_survey(request, token, 200)
+        if isinstance(opened, HTMLResponse):
+            return opened
+        definition, person = opened
         title = text(definition, "evaluation_title")
-        return form_page(request, token, definition, person, title=title, intro=intro, form=True)
+        return form_page(
+            request,
+            token,
+            definition,
+            person,
+            title=title,
+            intro=await intro(definition, person),
+            form=True,
+        )
 
     @router.post("/e/{token}")
     async def evaluation_answer(request: Request, token: str) -> HTMLResponse:
-        opened = await open_link(request, token)
+        opened = await open_survey(request, token, 409)
         if isinstance(opened, HTMLResponse):
             return opened
-        _, definition, person = opened
-        done = await answered_page(request, token, definition, person, 409)
-        if done is not None:
-            return done
-        if await store.has_event(definition.id, EVALUATION_CLOSED):
-            return render_notice(request, definition, "evaluation_closed", 410)
+        definition, person = opened
         answers, problems, given = read_answers(definition, await request.form())
         if problems:
             return form_page(
@@ -224,7 +239,7 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
                 definition,
                 person,
                 title=text(definition, "evaluation_title"),
-                intro="",
+                intro=await intro(definition, person),
                 form=True,
                 errors=problems,
                 values=given,
