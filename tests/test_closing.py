@@ -179,6 +179,14 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
         answering = dict(zip(mentors_in[:3] + adepts_in[:3], VALUES, strict=True))
         first_person = mentors_in[0]
 
+        # Once open, the survey's opening cannot move (its closing date still can).
+        refused = await asyncio.to_thread(
+            mentorflow,
+            "program", "reschedule", definition.id, "--evaluation-opens", "2028-03-25 09:00",
+            env=command_env,
+        )  # fmt: skip
+        assert refused.returncode == 1 and "the evaluation is already open" in refused.stderr
+
         # Through the links: a GET shows the form; a missing answer is asked again (422);
         # the answer is recorded once; a reused link shows the first answer (409).
         first_link = links_in(mail_catcher, first_person, "e")[0]

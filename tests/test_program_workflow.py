@@ -134,7 +134,10 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
         assert per_recipient_subject[(recipient, "Nu kan du ansöka")] == 1
         assert per_recipient_subject[(recipient, "Påminnelse")] == 3
         assert per_recipient_subject[(recipient, f"Nya datum för {definition.name}")] == 2
-    assert len(caught) == 3 * 6
+    # ... plus the report to the program's coordinator once it completed.
+    (report,) = [m for m in caught if m.subject.startswith("Rapport:")]
+    assert report.recipients == ["mentorskap@ei.example.org"]
+    assert len(caught) == 3 * 6 + 1
 
     # ... and the ledger agrees with what the server received.
     ledger = await store.emails(definition.id)
