@@ -22,7 +22,7 @@ class ReportActivities:
         Made again on a retry (the same figures), and never after a purge.
         """
         stored = await self._store.report(request.program_id)
-        if stored is not None and stored.purged_at is not None:
+        if stored is not None and stored.purged_at is not None:  # nothing left to count
             return ProgramReport.model_validate(stored.report).summary()
         report = await build_report(self._store, request.program_id, request.at)
         await self._store.save_report(

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -438,9 +438,8 @@ def program_report(
 
     A completed program's stored report; a program still running, its figures so far.
     """
-    from mentorflow.report import report_csv, report_html
+    from mentorflow.report import current_report, report_csv, report_html
     from mentorflow.store import Store, migrate
-    from mentorflow.web.reports import current_report
 
     if output.suffix.lower() not in (".html", ".csv"):
         fail(f"{output}: write the report to a .html or a .csv file")
@@ -452,7 +451,7 @@ def program_report(
         try:
             if await store.program(program_id) is None:
                 fail(f"no program with id {program_id!r} in the database")
-            return await current_report(store, program_id)
+            return await current_report(store, program_id, datetime.now(UTC))
         finally:
             await store.close()
 

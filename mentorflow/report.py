@@ -194,13 +194,18 @@ async def build_report(store: Store, program_id: str, at: datetime) -> ProgramRe
     )
 
 
-async def purge(store: Store, program_id: str, at: datetime) -> dict[str, int]:
-    """Remove a program's personal data; keep its report's figures (made now if need be)."""
+async def current_report(store: Store, program_id: str, at: datetime) -> ProgramReport:
+    """The stored report (the only one left after a purge), else one computed at ``at``."""
     stored = await store.report(program_id)
     if stored is not None:
-        report = ProgramReport.model_validate(stored.report)
-    else:  # never reported (e.g. cancelled): the figures as they stand now
-        report = await build_report(store, program_id, at)
+        return ProgramReport.model_validate(stored.report)
+    return await build_report(store, program_id, at)
+
+
+async def purge(store: Store, program_id: str, at: datetime) -> dict[str, int]:
+    """Remove a program's personal data; keep its report's figures (made now if need be,
+    e.g. for a cancelled program that never reported)."""
+    report = await current_report(store, program_id, at)
     return await store.purge_personal_data(
         program_id, report.without_comments().model_dump(mode="json"), at
     )

@@ -335,6 +335,12 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
         record = json.loads(exported.stdout)["records"][0]
         assert record["application"]["email"] == first_person
         assert record["evaluation"]["answers"]["learned"].startswith("Jag lärde mig")
+        own = await asyncio.to_thread(mentorflow, "person", "export", MENTORS[0], env=command_env)
+        check_ins = json.loads(own.stdout)["records"][0]["check_ins"]
+        assert [(c["number"], c["role"], c["answer"]) for c in check_ins] == [
+            ("1", "mentor", "yes"),
+            ("2", "mentor", "yes"),
+        ]  # their own answers only, not their partner's
 
         # HR purges now (the retention date is in September): no personal data remains.
         early = await asyncio.to_thread(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -791,15 +791,23 @@ class Store:
                         )
                     )
                     entry["pairs"] = [_row(p) for p in pairs]
-                    entry["check_ins"] = [
-                        _row(c)
-                        for c in await session.scalars(
-                            select(CheckIn)
-                            .where(CheckIn.pair_id.in_([p.id for p in pairs]))
-                            .order_by(CheckIn.id)
-                        )
-                        if c.role == ("mentor" if _is_mentor(row.id, pairs, c.pair_id) else "adept")
+                    # Their own answers: their role in each of their pairs.
+                    roles = [
+                        (p.id, "mentor" if p.mentor_application_id == row.id else "adept")
+                        for p in pairs
                     ]
+                    entry["check_ins"] = (
+                        [
+                            _row(c)
+                            for c in await session.scalars(
+                                select(CheckIn)
+                                .where(tuple_(CheckIn.pair_id, CheckIn.role).in_(roles))
+                                .order_by(CheckIn.id)
+                            )
+                        ]
+                        if roles
+                        else []
+                    )
                     response = await session.scalar(
                         select(EvaluationResponse).where(
                             EvaluationResponse.application_id == row.id
@@ -821,10 +829,6 @@ class Store:
                 for e in emails
             ]
         return [*found, {"emails": ledger}] if ledger else found
-
-
-def _is_mentor(application_id: str, pairs: list[Pair], pair_id: str) -> bool:
-    return any(p.id == pair_id and p.mentor_application_id == application_id for p in pairs)
 
 
 def _row(row: Any) -> dict[str, Any]:

@@ -8,17 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from mentorflow.links import LinkError, LinkSigner, Purpose
-from mentorflow.report import ProgramReport, build_report, report_csv, report_html
+from mentorflow.report import current_report, report_csv, report_html
 from mentorflow.store import Store
 from mentorflow.web.participants import load_definition_of, render_notice
-
-
-async def current_report(store: Store, program_id: str) -> ProgramReport:
-    """The stored report (the only one after a purge), else one computed now."""
-    stored = await store.report(program_id)
-    if stored is not None:
-        return ProgramReport.model_validate(stored.report)
-    return await build_report(store, program_id, datetime.now(UTC))
 
 
 def report_router(store: Store, signer: LinkSigner) -> APIRouter:
@@ -41,7 +33,7 @@ def report_router(store: Store, signer: LinkSigner) -> APIRouter:
         program_id = await program_of(request, token)
         if isinstance(program_id, Response):
             return program_id
-        report = await current_report(store, program_id)
+        report = await current_report(store, program_id, datetime.now(UTC))
         return HTMLResponse(report_html(report, csv_url=f"/report/{token}/report.csv"))
 
     @router.get("/report/{token}/report.csv")
@@ -49,7 +41,7 @@ def report_router(store: Store, signer: LinkSigner) -> APIRouter:
         program_id = await program_of(request, token)
         if isinstance(program_id, Response):
             return program_id
-        report = await current_report(store, program_id)
+        report = await current_report(store, program_id, datetime.now(UTC))
         return PlainTextResponse(
             report_csv(report),
             media_type="text/csv; charset=utf-8",
