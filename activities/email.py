@@ -351,6 +351,10 @@ class EmailActivities:
     ) -> None:
         """Send each email once through the ledger, on one SMTP connection."""
         smtp: aiosmtplib.SMTP | None = None
+        # Beside the SDK's own metrics: what ops alert on (refusals, SMTP failures).
+        emails = activity.metric_meter().create_counter(
+            "mentorflow_emails", description="Emails handled, by outcome and template."
+        )
         try:
             for done, email in enumerate(outgoing):
                 activity.heartbeat(done)
@@ -374,9 +378,11 @@ class EmailActivities:
                     )
                 if claim.status != "claimed":
                     result.already_sent += 1
+                    emails.add(1, {"outcome": "already_sent", "template": email.template})
                     continue
                 if not address_is_valid(email.recipient):
                     await self._store.mark_email(key, "rejected", error="invalid address")
+                    emails.add(1, {"outcome": "rejected", "template": email.template})
                     result.rejected.append(
                         RejectedEmail(recipient=email.recipient, reason="invalid address")
                     )
@@ -400,10 +406,12 @@ class EmailActivities:
                         RejectedEmail(recipient=email.recipient, reason=str(refusal))
                     )
                     activity.logger.warning("email refused for good: %s", refusal)
+                    emails.add(1, {"outcome": "rejected", "template": email.template})
                     continue
                 except (aiosmtplib.SMTPException, OSError) as error:
                     reason = f"{error.__class__.__name__}: {error}"
                     await self._store.release_email(key, reason)
+                    emails.add(1, {"outcome": "smtp_failed", "template": email.template})
                     raise ApplicationError(
                         f"SMTP at {self._settings.smtp_host}:{self._settings.smtp_port}"
                         f" failed temporarily ({reason}); will retry",
@@ -411,6 +419,13 @@ class EmailActivities:
                     ) from error
                 await self._store.mark_email(key, "sent")
                 result.sent += 1
+                emails.add(1, {"outcome": "sent", "template": email.template})
+            activity.logger.info(
+                "emails: %d sent, %d sent before, %d refused",
+                result.sent,
+                result.already_sent,
+                len(result.rejected),
+            )
         finally:
             if smtp is not None and smtp.is_connected:
                 try:

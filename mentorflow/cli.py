@@ -933,18 +933,33 @@ def dev(
 
 
 @app.command()
-def setup() -> None:
-    """Prepare a Temporal namespace and the database (idempotent): for new environments."""
+def setup(
+    retention_days: Annotated[
+        int,
+        typer.Option(
+            min=1, help="For a new namespace: days Temporal keeps a closed workflow's history."
+        ),
+    ] = 30,
+) -> None:
+    """Prepare a new environment (idempotent): namespace, search attributes, database."""
+    from datetime import timedelta
+
     from mentorflow.store import migrate
-    from mentorflow.temporal import register_search_attributes
+    from mentorflow.temporal import ensure_namespace, register_search_attributes
 
     settings = _settings()
+    namespace = settings.temporal_namespace
 
-    async def prepare() -> list[str]:
+    async def prepare() -> tuple[bool, list[str]]:
         client = await connect(settings)
-        return await register_search_attributes(client, settings.temporal_namespace)
+        created = await ensure_namespace(client, namespace, timedelta(days=retention_days))
+        return created, await register_search_attributes(client, namespace)
 
-    added = _run(prepare)
+    created, added = _run(prepare)
+    typer.echo(
+        f"Namespace {namespace}: "
+        + (f"created (retention {retention_days} days)" if created else "already there")
+    )
     typer.echo(f"Search attributes added: {', '.join(added) if added else 'none (all present)'}")
     migrate(settings.effective_database_url)
     typer.echo("Database schema is up to date.")

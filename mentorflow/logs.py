@@ -8,8 +8,36 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from mentorflow.models import program_id_of
+
 # Attributes every LogRecord has; anything else was passed as ``extra`` and is kept.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+
+# The SDK's workflow and activity loggers put their context in these extras.
+_TEMPORAL_CONTEXT = {"temporal_workflow", "temporal_activity"}
+_TEMPORAL_FIELDS = (
+    "workflow_id",
+    "run_id",
+    "workflow_run_id",
+    "workflow_type",
+    "activity_id",
+    "activity_type",
+    "attempt",
+    "task_queue",
+    "namespace",
+)
+
+
+def _temporal_fields(context: dict[str, Any]) -> dict[str, Any]:
+    """Flat, searchable fields: the workflow's ids, the activity's, and the program's id."""
+    fields = {key: context[key] for key in _TEMPORAL_FIELDS if context.get(key) is not None}
+    if "workflow_run_id" in fields:
+        fields["run_id"] = fields.pop("workflow_run_id")
+    program_id = program_id_of(str(fields.get("workflow_id", "")))
+    if program_id:
+        fields["program_id"] = program_id
+    return fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,7 +51,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key in _TEMPORAL_CONTEXT and isinstance(value, dict):
+                entry.update(_temporal_fields(value))
+            elif key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)

@@ -7,6 +7,7 @@ a running workflow's history.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -468,6 +469,19 @@ def pair_workflow_id(program_id: str, pair_id: str) -> str:
 def application_workflow_id(program_id: str, application_id: str) -> str:
     """The workflow id of one application: program id and a random id, no personal data."""
     return f"application-{program_id}-{application_id}"
+
+
+_CHILD_ID = re.compile(r"^(?:application|pair)-(?P<program>[a-z0-9][a-z0-9-]*)-[0-9a-f]{16}$")
+
+
+def program_id_of(workflow_id: str) -> str | None:
+    """The program a workflow belongs to, read from its id (for logs); None if not ours."""
+    child = _CHILD_ID.match(workflow_id)
+    if child:
+        return child["program"]
+    if workflow_id.startswith(WORKFLOW_ID_PREFIX):
+        return workflow_id[len(WORKFLOW_ID_PREFIX) :]
+    return None
 
 
 class Person(BaseModel):

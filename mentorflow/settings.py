@@ -16,7 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Everything the CLI, the worker and the web app read from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="MENTORFLOW_", env_file=".env", extra="ignore")
+    # An empty variable counts as unset: compose passes `${X:-}` for every optional one.
+    model_config = SettingsConfigDict(
+        env_prefix="MENTORFLOW_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     data_dir: Path = Field(
         Path(".mentorflow"),
@@ -59,6 +62,27 @@ class Settings(BaseSettings):
     previous_secret_keys: list[SecretStr] = Field(
         default_factory=list,
         description="Earlier secret keys (JSON list): links signed with them still work.",
+    )
+
+    metrics_address: str | None = Field(
+        None,
+        description="host:port where the worker serves Temporal SDK metrics for Prometheus.",
+    )
+
+    payload_key_id: str = Field(
+        "default", description="Name of the payload key, stored beside each encrypted payload."
+    )
+    payload_key: SecretStr | None = Field(
+        None,
+        description="Base64 of a 32-byte AES key: when set, workflow payloads are encrypted.",
+    )
+    previous_payload_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Earlier payload keys by id (JSON object): older histories still decrypt.",
+    )
+    codec_tokens: list[SecretStr] = Field(
+        default_factory=list,
+        description="Tokens (JSON list) that open the codec endpoint for authorised people.",
     )
 
     @property

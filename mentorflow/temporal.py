@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 import sysconfig
+from datetime import timedelta
 from pathlib import Path
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from mentorflow import search_attributes
+from mentorflow.codec import data_converter
 from mentorflow.settings import Settings
+
+# One runtime per metrics address: a runtime binds its Prometheus port once.
+_runtimes: dict[str, Runtime] = {}
+
+
+def runtime_for(settings: Settings) -> Runtime | None:
+    """A runtime serving the SDK's metrics at ``metrics_address``, or None (the default)."""
+    address = settings.metrics_address
+    if not address:
+        return None
+    if address not in _runtimes:
+        _runtimes[address] = Runtime(
+            telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address))
+        )
+    return _runtimes[address]
 
 
 class TemporalUnavailable(Exception):
@@ -31,7 +51,8 @@ async def connect(settings: Settings) -> Client:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(settings),
+            runtime=runtime_for(settings),
             tls=settings.temporal_tls,
             api_key=(
                 settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
@@ -80,6 +101,38 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
     return sorted(missing)
+
+
+async def ensure_namespace(client: Client, namespace: str, retention: timedelta) -> bool:
+    """Register ``namespace`` unless it exists; True when it was created.
+
+    A new namespace takes a few seconds to reach every frontend's cache, so this
+    waits until it answers before returning.
+    """
+    created = True
+    ttl = Duration()
+    ttl.FromTimedelta(retention)
+    try:
+        await client.workflow_service.register_namespace(
+            RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=ttl)
+        )
+    except RPCError as error:
+        if error.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
+        created = False
+    for _ in range(60):
+        try:
+            await client.operator_service.list_search_attributes(
+                ListSearchAttributesRequest(namespace=namespace)
+            )
+            return created
+        except RPCError as error:
+            if error.status == RPCStatusCode.UNIMPLEMENTED:
+                return created  # the time-skipping test server cannot list them
+            if error.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.UNAVAILABLE):
+                raise
+            await asyncio.sleep(0.5)
+    raise TemporalUnavailable(f"namespace {namespace} was registered but does not answer")
 
 
 def search_attribute_flags() -> list[str]:

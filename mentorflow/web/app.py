@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from temporalio.client import Client
 
 from mentorflow import __version__
+from mentorflow.codec import codec_for
 from mentorflow.mail.catcher import CatchingHandler
 from mentorflow.settings import Settings
 from mentorflow.store import Store, StoreUnavailable
@@ -106,6 +107,11 @@ def create_app(
         app.include_router(check_in_router(store, temporal, signer))
         app.include_router(evaluation_router(store, signer))
         app.include_router(report_router(store, signer))
+    codec = codec_for(settings)
+    if codec is not None:
+        from mentorflow.web.codec import codec_router
+
+        app.include_router(codec_router(settings, codec))
     if inbox is not None:
         _add_inbox(app, inbox)
     return app

@@ -1,0 +1,123 @@
+"""Optional encryption of workflow payloads, so Temporal never stores readable data.
+
+Workflows keep ids and counts rather than names, but their inputs (a program's
+definition, with its coordinators' addresses), update arguments (an applicant's
+answers) and failure messages still pass through Temporal. With
+``MENTORFLOW_PAYLOAD_KEY`` set, every payload is sealed with AES-256-GCM before
+it leaves the process; the key's id travels in the payload's metadata, so a key
+can be rotated while earlier histories stay readable with
+``MENTORFLOW_PREVIOUS_PAYLOAD_KEYS``. Search attributes and memos are not
+payload-encoded, which is why they never hold personal data.
+
+The same codec serves the Temporal UI and CLI through the web app's ``/codec``
+endpoint (:mod:`mentorflow.web.codec`), for authorised people only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
+
+from mentorflow.settings import Settings
+
+ENCODING = b"binary/encrypted"
+KEY_ID = "encryption-key-id"
+_NONCE = 12
+
+
+class PayloadKeyError(ValueError):
+    """A payload key is malformed, or a payload was sealed with a key we do not have."""
+
+
+def parse_key(name: str, text: str) -> bytes:
+    """A 32-byte key from its base64 text, or :class:`PayloadKeyError` saying how to make one."""
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise PayloadKeyError(
+            f"{name} must be the base64 of 32 random bytes; make one with"
+            ' python3 -c "import os,base64; print(base64.b64encode(os.urandom(32)).decode())"'
+        )
+    return key
+
+
+class EncryptionCodec(PayloadCodec):
+    """AES-256-GCM over each serialized payload; decodes with the current or an earlier key."""
+
+    def __init__(self, key_id: str, key: bytes, previous: Mapping[str, bytes] | None = None):
+        self._key_id = key_id
+        self._current = AESGCM(key)
+        self._keys = {name: AESGCM(k) for name, k in (previous or {}).items()}
+        self._keys[key_id] = self._current
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [
+            Payload(
+                metadata={"encoding": ENCODING, KEY_ID: self._key_id.encode()},
+                data=self._seal(payload.SerializeToString()),
+            )
+            for payload in payloads
+        ]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        decoded = []
+        for payload in payloads:
+            if payload.metadata.get("encoding") != ENCODING:
+                # Written before encryption was switched on: still readable as it is.
+                decoded.append(payload)
+                continue
+            key_id = payload.metadata.get(KEY_ID, b"").decode()
+            cipher = self._keys.get(key_id)
+            if cipher is None:
+                raise PayloadKeyError(
+                    f"payload sealed with key {key_id!r}, which is neither"
+                    " MENTORFLOW_PAYLOAD_KEY_ID nor in MENTORFLOW_PREVIOUS_PAYLOAD_KEYS"
+                )
+            data = payload.data
+            decoded.append(Payload.FromString(cipher.decrypt(data[:_NONCE], data[_NONCE:], None)))
+        return decoded
+
+    def _seal(self, data: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + self._current.encrypt(nonce, data, None)
+
+
+def codec_for(settings: Settings) -> EncryptionCodec | None:
+    """The settings' codec, or None when payload encryption is off."""
+    if settings.payload_key is None:
+        return None
+    return EncryptionCodec(
+        settings.payload_key_id,
+        parse_key("MENTORFLOW_PAYLOAD_KEY", settings.payload_key.get_secret_value()),
+        {
+            name: parse_key(f"MENTORFLOW_PREVIOUS_PAYLOAD_KEYS[{name!r}]", key.get_secret_value())
+            for name, key in settings.previous_payload_keys.items()
+        },
+    )
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic payloads; sealed, with failure messages sealed too, when a key is set."""
+    codec = codec_for(settings)
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        # Error messages can quote what a person typed: encode them as well.
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
