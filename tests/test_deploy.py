@@ -1,0 +1,255 @@
+"""The production stack: docker-compose.yml, the Dockerfile and .env.example, checked statically.
+
+No Docker engine runs here, so these tests read the files as Compose and Docker
+would: the services and their order, pinned images, healthchecks behind every
+``service_healthy``, every setting the app reads, every ``${VAR}`` documented,
+and a Dockerfile that installs and runs the project the way README says. The
+same topology runs as local processes in ``test_production_processes.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mentorflow.settings import Settings
+
+ROOT = Path(__file__).parent.parent
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+APP_SERVICES = ("mentorflow-setup", "worker", "web")
+ONE_SHOT = {"temporal-schema", "mentorflow-setup"}
+README = (ROOT / "README.md").read_text()
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?(?P<op>[-?])(?P<arg>[^}]*))?\}")
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+def interpolate(value: str, variables: dict[str, str]) -> str:
+    """Compose's ``${X}``, ``${X:-default}`` and ``${X:?error}``, as ``docker compose`` does."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        given = variables.get(name, "")
+        if given:
+            return given
+        if op == "?":
+            raise LookupError(f"{name}: {arg}")
+        return arg if op == "-" else ""
+
+    return _VARIABLE.sub(one, value)
+
+
+def app_environment(variables: dict[str, str]) -> dict[str, str]:
+    environment = SERVICES["worker"]["environment"]
+    return {key: interpolate(str(value), variables) for key, value in environment.items()}
+
+
+def test_the_stack_has_every_part_in_order() -> None:
+    assert set(SERVICES) == {
+        "postgres",
+        "temporal-schema",
+        "temporal",
+        "temporal-ui",
+        "mentorflow-setup",
+        "worker",
+        "web",
+        "mailpit",
+    }
+    images = {name: service.get("image", "") for name, service in SERVICES.items()}
+    assert images["temporal"].startswith("temporalio/server:")
+    assert "auto-setup" not in " ".join(images.values())
+    assert images["temporal-schema"].startswith("temporalio/admin-tools:")
+    assert images["temporal-ui"].startswith("temporalio/ui:")
+    assert images["mailpit"].startswith("axllent/mailpit:")
+    # One image built from the repo, used by setup, worker and web.
+    assert SERVICES["mentorflow-setup"]["build"] == "."
+    assert {images[name] for name in APP_SERVICES} == {images["mentorflow-setup"]}
+    assert [SERVICES[name]["command"][0] for name in APP_SERVICES] == ["setup", "worker", "web"]
+
+    # Who waits for whom, and on what.
+    def needs(name: str) -> dict[str, str]:
+        return {dep: spec["condition"] for dep, spec in SERVICES[name]["depends_on"].items()}
+
+    assert needs("temporal-schema") == {"postgres": "service_healthy"}
+    assert needs("temporal") == {"temporal-schema": "service_completed_successfully"}
+    assert needs("temporal-ui") == {"temporal": "service_healthy"}
+    assert needs("mentorflow-setup") == {"temporal": "service_healthy", "postgres": "service_healthy"}
+    assert needs("worker")["mentorflow-setup"] == "service_completed_successfully"
+    assert needs("web")["mentorflow-setup"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_images_are_pinned_and_health_is_checked(name: str) -> None:
+    service = SERVICES[name]
+    image = service["image"]
+    if not image.startswith("mentorflow:"):  # the project's own image is built, not pulled
+        repository, _, tag = image.rpartition(":")
+        assert repository and re.fullmatch(r"v?\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?", tag), (
+            f"{name}: pin {image} to a version"
+        )
+    if name in ONE_SHOT:
+        assert service["restart"].startswith("on-failure"), f"{name} must run once, retried"
+        assert "healthcheck" not in service
+    else:
+        assert service["restart"] == "unless-stopped"
+        check = service["healthcheck"]
+        assert check["test"][0] in ("CMD", "CMD-SHELL") and check["retries"] >= 5
+    for dependency, spec in service.get("depends_on", {}).items():
+        if spec["condition"] == "service_healthy":
+            assert "healthcheck" in SERVICES[dependency], f"{dependency} has no healthcheck"
+        else:
+            assert spec["condition"] == "service_completed_successfully"
+            assert dependency in ONE_SHOT
+
+
+def test_the_schema_job_sets_up_both_temporal_databases() -> None:
+    (mount,) = SERVICES["temporal-schema"]["volumes"]
+    script = ROOT / mount.split(":")[0]
+    text = script.read_text()
+    for database, folder in (("temporal", "temporal"), ("temporal_visibility", "visibility")):
+        assert f"--db {database} setup-schema -v 0.0" in text
+        assert f"postgresql/v12/{folder}/versioned" in text
+    assert SERVICES["temporal"]["environment"]["DB"] == "postgres12"
+    (config,) = SERVICES["temporal"]["volumes"]
+    folder = ROOT / config.split(":")[0]
+    wanted = SERVICES["temporal"]["environment"]["DYNAMIC_CONFIG_FILE_PATH"].split("/")[-1]
+    assert yaml.safe_load((folder / wanted).read_text())
+
+
+def test_every_setting_the_app_reads_is_provided() -> None:
+    provided = app_environment(env_example() | {"POSTGRES_PASSWORD": "x", "SECRET_KEY": "y"})
+    fields = {f"MENTORFLOW_{name.upper()}" for name in Settings.model_fields}
+    read_from_environment = fields | {"MENTORFLOW_LOG_FORMAT", "MENTORFLOW_LOG_LEVEL"}
+    # Settings whose defaults are right inside a container, each with its reason.
+    defaults_fit = {
+        "MENTORFLOW_DATA_DIR": "the image sets it; only the local stack uses it",
+        "MENTORFLOW_TEMPORAL_TLS": "the compose Temporal is on the private network",
+        "MENTORFLOW_TEMPORAL_API_KEY": "Temporal Cloud only",
+        "MENTORFLOW_SMTP_TIMEOUT_SECONDS": "30 s suits a relay",
+    }
+    assert set(provided) <= read_from_environment, "a MENTORFLOW_ name the app does not read"
+    assert read_from_environment - set(provided) == set(defaults_fit)
+    for name in APP_SERVICES:
+        assert SERVICES[name]["environment"] == SERVICES["worker"]["environment"]
+
+    # The values parse as the app parses them (empty optional values count as unset).
+    settings = Settings.model_validate(
+        {key.removeprefix("MENTORFLOW_").lower(): value for key, value in provided.items()}
+        | {"previous_secret_keys": [], "previous_payload_keys": {}, "codec_tokens": []}
+    )
+    assert settings.effective_database_url.startswith("postgresql://mentorflow:x@postgres:5432/")
+    assert settings.temporal_address == "temporal:7233"
+    assert settings.smtp_host == "mailpit"
+
+
+def test_settings_read_from_the_environment_treat_empty_as_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provided = app_environment(env_example() | {"POSTGRES_PASSWORD": "x", "SECRET_KEY": "y"})
+    for key, value in provided.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.previous_secret_keys == [] and settings.codec_tokens == []
+    assert settings.payload_key is None and settings.smtp_username is None
+    assert settings.metrics_address == "0.0.0.0:9464"
+    assert settings.secret_key.get_secret_value() == "y"
+
+
+def test_every_variable_is_documented_and_secrets_are_required() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = {m["name"]: m["op"] for m in _VARIABLE.finditer(text)}
+    example = env_example()
+    assert set(used) == set(example), "docker-compose.yml and .env.example disagree"
+    required = {name for name, op in used.items() if op == "?"}
+    assert required == {"POSTGRES_PASSWORD", "SECRET_KEY"}
+    assert all(example[name] == "" for name in required), "no default secret in .env.example"
+    with pytest.raises(LookupError, match="SECRET_KEY"):
+        app_environment(example | {"POSTGRES_PASSWORD": "x"})
+
+
+def test_ports_match_the_settings() -> None:
+    environment = SERVICES["worker"]["environment"]
+    assert SERVICES["web"]["ports"] == [f"127.0.0.1:{environment['MENTORFLOW_WEB_PORT']}:8000"]
+    assert environment["MENTORFLOW_WEB_PORT"] == 8000
+    metrics_port = environment["MENTORFLOW_METRICS_ADDRESS"].rsplit(":", 1)[1]
+    assert SERVICES["worker"]["expose"] == [metrics_port]
+    assert f"127.0.0.1:{metrics_port}/metrics" in " ".join(SERVICES["worker"]["healthcheck"]["test"])
+    assert "127.0.0.1:8000/health" in " ".join(SERVICES["web"]["healthcheck"]["test"])
+    assert environment["MENTORFLOW_TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert "127.0.0.1:7233:7233" in SERVICES["temporal"]["ports"]
+    # Workers scale with --scale: no fixed name, no host port.
+    assert "container_name" not in SERVICES["worker"] and "ports" not in SERVICES["worker"]
+    assert all("container_name" not in service for service in SERVICES.values())
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", DOCKERFILE)
+    instructions = []
+    for line in joined.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def test_the_dockerfile_installs_and_runs_as_the_readme_says() -> None:
+    instructions = _dockerfile_instructions()
+    (base,) = [rest for keyword, rest in instructions if keyword == "FROM"]
+    match = re.fullmatch(r"python:(\d+)\.(\d+)\.\d+-slim-\w+", base)
+    assert match, f"pin the base image: {base}"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11" and (int(match[1]), int(match[2])) >= (3, 11)
+
+    copied = [rest.split()[0] for keyword, rest in instructions if keyword == "COPY"]
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for pattern in packages["packages"]["find"]["include"]:
+        assert pattern.rstrip("*") in copied, f"the image misses the {pattern} package"
+    for path in copied:
+        assert (ROOT / path).exists(), f"COPY {path}: no such file in the repo"
+    runs = [rest for keyword, rest in instructions if keyword == "RUN"]
+    assert "pip install ." in runs
+    assert [rest for keyword, rest in instructions if keyword == "ENTRYPOINT"] == ['["mentorflow"]']
+    assert [rest for keyword, rest in instructions if keyword == "USER"] == ["mentorflow"]
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".env", ".mentorflow", ".git"} <= set(ignored)
+
+    # README's production section installs the same way and runs the same commands.
+    production = README[README.index("## Production") :]
+    production = production[: production.index("\n## ", 4)]
+    assert "pip install ." in production
+    for command in ("mentorflow setup", "mentorflow worker", "mentorflow web"):
+        assert command in production
+    assert "docker compose up" in production and "--scale worker=" in production
+
+
+@pytest.mark.parametrize("command", ["setup", "worker", "web"])
+def test_the_commands_compose_runs_exist(command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mentorflow", command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout
+    flags = SERVICES["mentorflow-setup"]["command"][1:]
+    if command == "setup":
+        assert flags[0] in done.stdout
