@@ -893,7 +893,7 @@ def worker() -> None:
     configure_logging()
 
     async def main(stop: asyncio.Event) -> None:
-        await run_worker(settings, await connect(settings), stop)
+        await run_worker(settings, await connect(settings, serve_metrics=True), stop)
 
     run_until_signalled(main)
 
@@ -910,7 +910,7 @@ def web() -> None:
 
     async def main(stop: asyncio.Event) -> None:
         # The pages linked from emails answer through Temporal.
-        await serve(settings, stop, temporal=await connect(settings))
+        await serve(settings, stop, temporal=await connect(settings, serve_metrics=True))
 
     run_until_signalled(main)
 

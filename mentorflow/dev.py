@@ -107,7 +107,7 @@ async def wait_for_temporal(
                 f" see {settings.data_dir / 'temporal.log'}"
             )
         try:
-            return await connect(settings)
+            return await connect(settings, serve_metrics=True)
         except TemporalUnavailable:
             if loop.time() > deadline:
                 raise

@@ -45,14 +45,18 @@ class TemporalUnavailable(Exception):
     """Temporal could not be reached; the message names the address tried."""
 
 
-async def connect(settings: Settings) -> Client:
-    """A client with the pydantic data converter, or :class:`TemporalUnavailable`."""
+async def connect(settings: Settings, *, serve_metrics: bool = False) -> Client:
+    """A client with the settings' data converter, or :class:`TemporalUnavailable`.
+
+    ``serve_metrics``: the long-running services (worker, web, dev stack) serve
+    the SDK's metrics at ``metrics_address``; one-off commands never bind it.
+    """
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             data_converter=data_converter(settings),
-            runtime=runtime_for(settings),
+            runtime=runtime_for(settings) if serve_metrics else None,
             tls=settings.temporal_tls,
             api_key=(
                 settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None

@@ -90,7 +90,10 @@ def test_the_stack_has_every_part_in_order() -> None:
     assert needs("temporal-schema") == {"postgres": "service_healthy"}
     assert needs("temporal") == {"temporal-schema": "service_completed_successfully"}
     assert needs("temporal-ui") == {"temporal": "service_healthy"}
-    assert needs("mentorflow-setup") == {"temporal": "service_healthy", "postgres": "service_healthy"}
+    assert needs("mentorflow-setup") == {
+        "temporal": "service_healthy",
+        "postgres": "service_healthy",
+    }
     assert needs("worker")["mentorflow-setup"] == "service_completed_successfully"
     assert needs("web")["mentorflow-setup"] == "service_completed_successfully"
 
@@ -190,7 +193,9 @@ def test_ports_match_the_settings() -> None:
     assert environment["MENTORFLOW_WEB_PORT"] == 8000
     metrics_port = environment["MENTORFLOW_METRICS_ADDRESS"].rsplit(":", 1)[1]
     assert SERVICES["worker"]["expose"] == [metrics_port]
-    assert f"127.0.0.1:{metrics_port}/metrics" in " ".join(SERVICES["worker"]["healthcheck"]["test"])
+    assert f"127.0.0.1:{metrics_port}/metrics" in " ".join(
+        SERVICES["worker"]["healthcheck"]["test"]
+    )
     assert "127.0.0.1:8000/health" in " ".join(SERVICES["web"]["healthcheck"]["test"])
     assert environment["MENTORFLOW_TEMPORAL_ADDRESS"] == "temporal:7233"
     assert "127.0.0.1:7233:7233" in SERVICES["temporal"]["ports"]
