@@ -168,7 +168,7 @@ def test_settings_read_from_the_environment_treat_empty_as_unset(
     provided = app_environment(env_example() | {"POSTGRES_PASSWORD": "x", "SECRET_KEY": "y"})
     for key, value in provided.items():
         monkeypatch.setenv(key, value)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.previous_secret_keys == [] and settings.codec_tokens == []
     assert settings.payload_key is None and settings.smtp_username is None
     assert settings.metrics_address == "0.0.0.0:9464"
