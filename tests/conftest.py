@@ -8,8 +8,10 @@ binaries, the SMTP server is aiosmtpd, PostgreSQL is this machine's.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -264,6 +266,42 @@ async def run_histories(client: Client, workflow_id: str) -> list[WorkflowHistor
     return histories
 
 
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def keep_histories(client: Client, program: Any, scenario: str) -> None:
+    """With ``MENTORFLOW_RECORD_HISTORIES=1``: keep the histories ``test_replay`` replays.
+
+    Writes the program's runs and its children's (applications, pairs) to
+    ``tests/histories/<scenario>/``, one file per distinct shape (sequence of
+    event types), so each path through the code is kept once.
+    """
+    if not os.environ.get("MENTORFLOW_RECORD_HISTORIES"):
+        return
+    folder = HISTORIES / scenario
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    runs = await run_histories(client, program.id)
+    children = sorted(
+        {
+            event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            for history in runs
+            for event in history.events
+            if event.HasField("start_child_workflow_execution_initiated_event_attributes")
+        }
+    )
+    shapes: set[tuple[int, ...]] = set()
+    for workflow_id in [program.id, *children]:
+        for history in await run_histories(client, workflow_id):
+            shape = tuple(event.event_type for event in history.events)
+            if shape in shapes:
+                continue
+            shapes.add(shape)
+            kind = workflow_id.split("-", 1)[0]
+            compact = json.dumps(json.loads(history.to_json()), separators=(",", ":"))
+            (folder / f"{len(shapes):03d}-{kind}.json").write_text(compact)
+
+
 def cli_env(env: WorkflowEnvironment, database_url: str) -> dict[str, str]:
     """What the ``mentorflow`` command needs to reach a test's Temporal server and database."""
     return {
@@ -277,6 +315,7 @@ __all__ = [
     "Web",
     "cli_env",
     "free_port",
+    "keep_histories",
     "links_in",
     "run_histories",
     "settings_for",

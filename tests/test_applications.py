@@ -23,7 +23,7 @@ from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
 from mentorflow.store.tables import ApprovalDecision
-from tests.conftest import Web, links_in, until_completed, wait_for
+from tests.conftest import Web, keep_histories, links_in, until_completed, wait_for
 from worker.main import create_worker
 from workflows.application import ApplicationWorkflow
 from workflows.program import ProgramWorkflow
@@ -237,6 +237,7 @@ async def test_twenty_applicants_managers_answer_by_email_link(
     assert all(n == 1 for n in Counter(m.message_id for m in caught).values())
     assert not any("<script>" in m.body("html") for m in caught)
     assert not any("Applicant <" in m.body("html") for m in caught)
+    await keep_histories(env.client, program, "manager-answers")
 
 
 async def test_every_bad_link_is_refused_politely_and_changes_nothing(

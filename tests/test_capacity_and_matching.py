@@ -24,7 +24,7 @@ from mentorflow.models import ProgramPhase
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
-from tests.conftest import Web, cli_env, links_in, until_phase, wait_for
+from tests.conftest import Web, cli_env, keep_histories, links_in, until_phase, wait_for
 from tests.programs import mentorflow
 from worker.main import create_worker
 from workflows.program import ProgramWorkflow
@@ -372,6 +372,7 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
     events = {e.key for e in await store.events(definition.id)}
     assert {"phase-match_review", "matching-confirmed", "outcome-notices"} <= events
     assert re.search(r"capacity-ei-\d+", " ".join(events))
+    await keep_histories(env.client, program, "capacity-and-review")
 
 
 async def test_without_review_the_policy_accepts_up_to_the_cap_and_pairs_are_confirmed(

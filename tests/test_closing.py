@@ -34,7 +34,7 @@ from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
 from mentorflow.store.tables import Base
-from tests.conftest import Web, cli_env, links_in, until_phase, wait_for
+from tests.conftest import Web, cli_env, keep_histories, links_in, until_phase, wait_for
 from tests.programs import mentorflow
 from tests.test_meetings import (
     ADEPTS,
@@ -380,3 +380,4 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
             mentorflow, "person", "export", first_person, env=command_env
         )
         assert json.loads(nothing.stdout)["records"] == []
+    await keep_histories(env.client, program, "whole-program")

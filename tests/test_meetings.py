@@ -31,6 +31,7 @@ from mentorflow.store import Store
 from tests.conftest import (
     Web,
     cli_env,
+    keep_histories,
     links_in,
     run_histories,
     until_completed,
@@ -324,6 +325,7 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
     # Nothing was sent twice.
     assert all(n == 1 for n in Counter(m.message_id for m in mail_catcher.messages()).values())
     assert not re.search(r"None|\{\{", " ".join(m.body("plain") for m in mail_catcher.messages()))
+    await keep_histories(env.client, program, "postponed-start")
 
 
 async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
@@ -423,3 +425,4 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         assert event["sequence"] == 1 and last.subject.startswith("Inställt: Halvtidsträff")
     assert len(invitations(mail_catcher, leaving)) == 2  # who left is not written to again
     assert all(n == 1 for n in Counter(m.message_id for m in mail_catcher.messages()).values())
+    await keep_histories(env.client, program, "withdrawal-and-rematch")
