@@ -25,7 +25,6 @@ from tests.changed_workflows import PatchedChange, UnsafeChange
 from tests.conftest import HISTORIES
 from worker.main import WORKFLOWS
 
-
 # Pydantic loads email_validator lazily inside the sandbox on the first replay: harmless.
 pytestmark = pytest.mark.filterwarnings("ignore:Module email_validator:UserWarning")
 
