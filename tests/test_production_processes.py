@@ -149,7 +149,7 @@ async def test_the_compose_topology_runs_as_processes_with_logs_metrics_and_encr
 
         # Metrics: the SDK's and mentorflow's own, in Prometheus' text format.
         metrics = (await http.get(f"http://{env['MENTORFLOW_METRICS_ADDRESS']}/metrics")).text
-        assert "temporal_workflow_completed" in metrics or "temporal_workflow_task" in metrics
+        assert "temporal_workflow_task_execution_latency" in metrics
         assert "temporal_activity_execution_latency" in metrics
         sent = [
             line
