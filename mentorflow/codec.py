@@ -21,6 +21,7 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -88,7 +89,14 @@ class EncryptionCodec(PayloadCodec):
                     " MENTORFLOW_PAYLOAD_KEY_ID nor in MENTORFLOW_PREVIOUS_PAYLOAD_KEYS"
                 )
             data = payload.data
-            decoded.append(Payload.FromString(cipher.decrypt(data[:_NONCE], data[_NONCE:], None)))
+            try:
+                opened = cipher.decrypt(data[:_NONCE], data[_NONCE:], None)
+            except InvalidTag:
+                raise PayloadKeyError(
+                    f"payload does not open with key {key_id!r}: altered, or a different key"
+                    " under the same id"
+                ) from None
+            decoded.append(Payload.FromString(opened))
         return decoded
 
     def _seal(self, data: bytes) -> bytes:

@@ -184,17 +184,18 @@ async def web(
         serve(settings, stop, temporal=time_skipping_env.client, store=store)
     )
     async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http:
-
-        async def up() -> bool:
-            try:
-                return (await http.get("/health")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(up, within=20)
+        await wait_for(lambda: is_healthy(http), within=20)
         yield Web(http, settings.public_base_url)
     stop.set()
     await server
+
+
+async def is_healthy(http: httpx.AsyncClient) -> bool:
+    """Whether the web app behind ``http`` answers ``/health`` with 200 yet."""
+    try:
+        return (await http.get("/health")).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def links_in(catcher: MailCatcher, recipient: str, kind: str) -> list[str]:
@@ -315,6 +316,7 @@ __all__ = [
     "Web",
     "cli_env",
     "free_port",
+    "is_healthy",
     "keep_histories",
     "links_in",
     "run_histories",

@@ -51,6 +51,11 @@ async def test_a_rotated_key_still_reads_older_payloads() -> None:
     assert await rotated.decode([plain("3")]) == [plain("3")]
     with pytest.raises(PayloadKeyError, match="sealed with key '2026-01'"):
         await EncryptionCodec("2026-11", new).decode(before)
+    with pytest.raises(PayloadKeyError, match="does not open with key '2026-01'"):
+        await EncryptionCodec("2026-01", new).decode(before)
+    tampered = Payload(metadata=before[0].metadata, data=before[0].data[:-1] + b"\0")
+    with pytest.raises(PayloadKeyError, match="altered"):
+        await EncryptionCodec("2026-01", old).decode([tampered])
 
 
 def test_a_malformed_key_says_how_to_make_one() -> None:

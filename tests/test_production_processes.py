@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import program_workflow_id
 from mentorflow.temporal import binary
-from tests.conftest import free_port, wait_for
+from tests.conftest import free_port, is_healthy, wait_for
 from tests.programs import fast_definition, mentorflow, spawn_mentorflow
 from tests.test_deploy import app_environment, env_example
 
@@ -113,14 +113,7 @@ async def test_the_compose_topology_runs_as_processes_with_logs_metrics_and_encr
     base = env["MENTORFLOW_PUBLIC_BASE_URL"]
     namespace = env["MENTORFLOW_TEMPORAL_NAMESPACE"]
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-
-        async def healthy() -> bool:
-            try:
-                return (await http.get("/health")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(healthy, within=60)
+        await wait_for(lambda: is_healthy(http), within=60)
         assert (await http.get("/health")).json()["temporal"] == "ok"
 
         definition, program_id = fast_definition(tmp_path, opens=1, deadline=600)
