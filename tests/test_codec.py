@@ -53,7 +53,8 @@ async def test_a_rotated_key_still_reads_older_payloads() -> None:
         await EncryptionCodec("2026-11", new).decode(before)
     with pytest.raises(PayloadKeyError, match="does not open with key '2026-01'"):
         await EncryptionCodec("2026-01", new).decode(before)
-    tampered = Payload(metadata=before[0].metadata, data=before[0].data[:-1] + b"\0")
+    sealed = before[0].data
+    tampered = Payload(metadata=before[0].metadata, data=sealed[:-1] + bytes([sealed[-1] ^ 1]))
     with pytest.raises(PayloadKeyError, match="altered"):
         await EncryptionCodec("2026-01", old).decode([tampered])
 
