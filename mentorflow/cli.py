@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from mentorflow.codec import PayloadKeyError
 from mentorflow.definition import DefinitionError, load_definition
 from mentorflow.models import ProgramDates, RescheduleRequest, program_workflow_id
 from mentorflow.settings import Settings
@@ -999,7 +1000,7 @@ def main() -> None:
     except SystemExit as exit_:
         # Typer ends every command (and usage errors, --help) with SystemExit.
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    except (Failure, ProgramError, TemporalUnavailable, StoreUnavailable) as error:
+    except (Failure, ProgramError, TemporalUnavailable, StoreUnavailable, PayloadKeyError) as error:
         typer.echo(f"error: {error}", err=True)
         code = 1
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from mentorflow.codec import (
     parse_key,
 )
 from mentorflow.settings import Settings
+from tests.programs import mentorflow
 
 
 def key() -> bytes:
@@ -80,3 +81,10 @@ def test_settings_switch_encryption_on_and_seal_failures_too() -> None:
     broken = Settings(previous_payload_keys={"old": SecretStr("x")}, payload_key=on.payload_key)
     with pytest.raises(PayloadKeyError, match=r"MENTORFLOW_PREVIOUS_PAYLOAD_KEYS\['old'\]"):
         codec_for(broken)
+
+
+def test_the_cli_names_a_bad_key_instead_of_a_traceback() -> None:
+    done = mentorflow("program", "list", env={"MENTORFLOW_PAYLOAD_KEY": "not-a-key"})
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: MENTORFLOW_PAYLOAD_KEY must be the base64 of 32")
+    assert "Traceback" not in done.stderr

@@ -39,6 +39,8 @@ def _origin(url: str) -> str:
 
 
 def codec_router(settings: Settings, codec: EncryptionCodec) -> APIRouter:
+    # Imported here: mentorflow.web.app includes this router, so a module-level
+    # import would be circular.
     from mentorflow.web.app import TEMPLATES
 
     router = APIRouter(prefix="/codec")
