@@ -207,6 +207,9 @@ async def test_the_compose_topology_runs_as_processes_with_logs_metrics_and_encr
         body = {"payloads": [json.loads(_payload_json(payload))]}
         ui = env["MENTORFLOW_TEMPORAL_UI_URL"]
         assert (await http.post("/codec/decode", json=body)).status_code == 401
+        bearer = {"Authorization": f"Bearer {CODEC_TOKEN}"}
+        garbled = await http.post("/codec/decode", content=b"not json", headers=bearer)
+        assert garbled.status_code == 400 and garbled.json()["message"]
         preflight = await http.options("/codec/decode", headers={"Origin": ui})
         assert preflight.headers["access-control-allow-origin"] == ui
         assert preflight.headers["access-control-allow-credentials"] == "true"
