@@ -18,6 +18,7 @@ from mentorflow.definition import ProgramDefinition, Question
 from mentorflow.models import ApplicationSubmission, Person, program_workflow_id
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
+from mentorflow.temporal import execute_update_when_admitted
 from mentorflow.web.texts import TEXTS
 from workflows.program import ProgramWorkflow
 
@@ -63,7 +64,8 @@ async def submit_application(
         ProgramWorkflow.run, program_workflow_id(definition.id)
     )
     try:
-        await handle.execute_update(
+        await execute_update_when_admitted(
+            handle,
             ProgramWorkflow.submit_application,
             ApplicationSubmission(
                 application_id=saved.id,

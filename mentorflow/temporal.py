@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import sys
 import sysconfig
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
@@ -16,7 +18,7 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
@@ -67,6 +69,29 @@ async def connect(settings: Settings, *, serve_metrics: bool = False) -> Client:
             f"cannot reach Temporal at {settings.temporal_address}"
             f" (namespace {settings.temporal_namespace}): {_short_reason(error)}"
         ) from error
+
+
+async def execute_update_when_admitted(
+    handle: WorkflowHandle[Any, Any], update: Any, argument: Any, *, within: float = 60.0
+) -> Any:
+    """``handle.execute_update``, waiting its turn while the server is busy with the workflow.
+
+    The server admits only a few updates to one workflow at a time (ten by
+    default) and refuses the rest with RESOURCE_EXHAUSTED, which the client does
+    not retry; a program taking many applications at once gets there. Such a
+    refusal is retried with jittered backoff for up to ``within`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + within
+    delay = 0.05
+    while True:
+        try:
+            return await handle.execute_update(update, argument)
+        except RPCError as error:
+            if error.status is not RPCStatusCode.RESOURCE_EXHAUSTED or loop.time() > give_up:
+                raise
+        await asyncio.sleep(random.uniform(delay / 2, delay))
+        delay = min(delay * 2, 2.0)
 
 
 def _short_reason(error: BaseException) -> str:

@@ -8,6 +8,7 @@ binaries, the SMTP server is aiosmtpd, PostgreSQL is this machine's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -176,18 +177,24 @@ async def web(
     time_skipping_env: WorkflowEnvironment, worker_settings: Settings, store: Store
 ) -> AsyncIterator[Web]:
     """The web app under uvicorn on its own port, talking to the time-skipping server."""
+    async with serving(worker_settings, time_skipping_env.client, store) as web:
+        yield web
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, temporal: Client, store: Store) -> AsyncIterator[Web]:
+    """The web app under uvicorn at ``settings.public_base_url``, until the block ends."""
     from mentorflow.web.app import serve
 
-    settings = worker_settings
     stop = asyncio.Event()
-    server = asyncio.create_task(
-        serve(settings, stop, temporal=time_skipping_env.client, store=store)
-    )
-    async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http:
-        await wait_for(lambda: is_healthy(http), within=20)
-        yield Web(http, settings.public_base_url)
-    stop.set()
-    await server
+    server = asyncio.create_task(serve(settings, stop, temporal=temporal, store=store))
+    try:
+        async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http:
+            await wait_for(lambda: is_healthy(http), within=20)
+            yield Web(http, settings.public_base_url)
+    finally:
+        stop.set()
+        await server
 
 
 async def is_healthy(http: httpx.AsyncClient) -> bool:
@@ -320,6 +327,7 @@ __all__ = [
     "keep_histories",
     "links_in",
     "run_histories",
+    "serving",
     "settings_for",
     "until_phase",
     "wait_for",

@@ -1,4 +1,5 @@
-"""Faults on the real dev server, in real time: a killed worker, an SMTP outage.
+"""Faults on the real dev server, in real time: a killed worker, a restarted server,
+an SMTP outage, the database gone for a while.
 
 The worker runs as its own process (``mentorflow worker``), exactly as ops run
 it, so it can be killed with SIGKILL mid-phase.
@@ -14,16 +15,31 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from temporalio.api.enums.v1 import EventType
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from mentorflow import search_attributes
 from mentorflow.definition import load_definition
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import ProgramPhase
-from mentorflow.programs import start_program
+from mentorflow.programs import handle_for, start_program
 from mentorflow.store import Store
-from tests.conftest import free_port, settings_for, until_phase, wait_for
+from mentorflow.temporal import binary
+from tests.conftest import (
+    POSTGRES_URL,
+    free_port,
+    run_histories,
+    settings_for,
+    until_phase,
+    wait_for,
+)
 from tests.programs import fast_definition, spawn_mentorflow
 from worker.main import create_worker
+from workflows.program import ProgramWorkflow
 
 
 def worker_env(
@@ -136,3 +152,130 @@ async def test_smtp_outage_delays_emails_but_loses_none(
     # The first recipient was attempted during the outage, and the ledger keeps why it was late.
     assert max(e.attempts for e in announcement) >= 2
     assert any("Connect" in (e.last_error or "") for e in announcement)
+
+
+async def dev_server_at(port: int, database: Path) -> WorkflowEnvironment:
+    """A dev server on a fixed port with a persistent database, so it can be restarted."""
+    return await WorkflowEnvironment.start_local(
+        port=port,
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(binary("temporal")),
+        dev_server_database_filename=str(database),
+        search_attributes=list(search_attributes.ALL),
+    )
+
+
+async def test_dev_server_restarted_mid_program_loses_nothing(
+    mail_catcher: MailCatcher, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    port, database = free_port(), tmp_path / "temporal.db"
+    # The reminder falls due while the server is down.
+    file, program_id = fast_definition(tmp_path, opens=2, deadline=45, reminders=(33,))
+    definition = load_definition(file)
+    recipients = list(definition.announcement.recipients)
+    env = await dev_server_at(port, database)
+    worker = spawn_mentorflow(
+        "worker",
+        env=worker_env(env, task_queue, database_url, mail_catcher.port),
+        log=tmp_path / "w",
+    )
+    try:
+        handle = await start_program(env.client, definition, task_queue=task_queue)
+
+        async def announced() -> bool:
+            status = await handle.query(ProgramWorkflow.status)
+            return bool(status.counts["announcement_recipients"] == len(recipients))
+
+        # Down once the announcement is on record: an activity whose completion
+        # cannot be reported is retried only after its timeout (65 s), past the
+        # deadline, and the program would then rightly skip the reminder.
+        await wait_for(announced, within=30)
+        await env.shutdown()
+        await asyncio.sleep(10)  # the worker keeps polling a server that is not there
+        assert worker.poll() is None
+        env = await dev_server_at(port, database)
+        handle = handle_for(env.client, program_id)
+        status = await until_phase(handle, ProgramPhase.RUNNING, within=120)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        await env.shutdown()
+    assert status.counts["reminders_sent"] == 1
+    assert_each_email_once(mail_catcher, recipients, {"Applications are open": 1, "Reminder": 1})
+    store = Store(database_url)
+    try:
+        assert {e.status for e in await store.emails(program_id)} == {"sent"}
+        kinds = [e.kind for e in await store.events(program_id)]
+    finally:
+        await store.close()
+    assert kinds.count("phase") >= 3 and "reminder" in kinds
+
+
+def set_connections(database_url: str, *, allowed: bool) -> None:
+    """Open or close a PostgreSQL database to new connections; closing also drops the open ones."""
+    name = make_url(database_url).database
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+            if not allowed:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+    finally:
+        admin.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_database_briefly_down_activities_retry_and_nothing_is_lost(
+    dev_env: WorkflowEnvironment,
+    mail_catcher: MailCatcher,
+    database_url: str,
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    # The reminder falls due while the database refuses every connection.
+    file, program_id = fast_definition(tmp_path, opens=2, deadline=45, reminders=(33,))
+    definition = load_definition(file)
+    recipients = list(definition.announcement.recipients)
+    settings = settings_for(
+        task_queue=task_queue, database_url=database_url, smtp_port=mail_catcher.port
+    )
+    store = Store(database_url)
+    try:
+        async with create_worker(dev_env.client, settings, store):
+            handle = await start_program(dev_env.client, definition, task_queue=task_queue)
+            await wait_for(lambda: len(mail_catcher.messages()) >= len(recipients), within=30)
+            set_connections(database_url, allowed=False)
+            try:
+                await asyncio.sleep(15)
+                assert len(mail_catcher.messages()) == len(recipients)  # the reminder waits
+            finally:
+                set_connections(database_url, allowed=True)
+            status = await until_phase(handle, ProgramPhase.RUNNING, within=120)
+            ledger = await store.emails(program_id)
+            histories = await run_histories(dev_env.client, handle.id)
+    finally:
+        await store.close()
+    assert status.counts["reminders_sent"] == 1
+    assert_each_email_once(mail_catcher, recipients, {"Applications are open": 1, "Reminder": 1})
+    assert {e.status for e in ledger} == {"sent"} and len(ledger) == 2 * len(recipients)
+    retried = set()
+    for history in histories:  # event ids count per run
+        scheduled = {
+            event.event_id: event.activity_task_scheduled_event_attributes.activity_type.name
+            for event in history.events
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        }
+        retried |= {
+            scheduled[event.activity_task_started_event_attributes.scheduled_event_id]
+            for event in history.events
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+            and event.activity_task_started_event_attributes.attempt > 1
+        }
+    # The reminder's email could not claim its ledger row until the database was back.
+    assert "send_email_batch" in retried

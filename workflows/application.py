@@ -10,9 +10,12 @@ the wrong person, or too late.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/program.py)
@@ -54,6 +57,9 @@ class ApplicationWorkflow:
         self._program_closed = False
         self._manager = input.manager
         self._manager_changed = False
+        # Emails with a link that are being sent: their recipients' fingerprints are
+        # known only once the send returns, and a click can arrive before that.
+        self._links_in_flight = 0
 
     @workflow.run
     async def run(self, input: ApplicationInput) -> ApplicationResult:
@@ -202,6 +208,10 @@ class ApplicationWorkflow:
 
     @workflow.update
     async def decide(self, request: DecisionRequest) -> ApplicationStatus:
+        await self._await_links_sent()
+        # Checked again: the email may have gone to someone else, or a concurrent
+        # click of the same link may have answered while this one waited.
+        _refuse_with(self._validate_decide, request)
         self._decision = request
         self._decided_by = self._approvers.get(request.fingerprint, "unknown approver")
         await workflow.wait_condition(lambda: self._state not in ("awaiting_manager", "escalated"))
@@ -212,11 +222,13 @@ class ApplicationWorkflow:
         self._refuse_if_closed()
         if self._decision is not None or self._state in ("approved", "declined"):
             raise ValueError(f"already_answered: {self._state}")
-        if request.fingerprint not in self._approvers:
+        if request.fingerprint not in self._approvers and not self._links_in_flight:
             raise ValueError("not_your_link: this link is not for the person who may answer now")
 
     @workflow.update
     async def withdraw(self, request: WithdrawalRequest) -> ApplicationStatus:
+        await self._await_links_sent()
+        _refuse_with(self._validate_withdraw, request)
         self._withdrawn = True
         self._decided_by = "applicant"
         await workflow.wait_condition(lambda: self._state == "withdrawn")
@@ -227,8 +239,13 @@ class ApplicationWorkflow:
         self._refuse_if_closed()
         if self._state == "declined":
             raise ValueError("already_answered: declined")
-        if request.fingerprint != self._applicant:
+        if request.fingerprint != self._applicant and not self._links_in_flight:
             raise ValueError("not_your_link: this link is not the applicant's")
+
+    async def _await_links_sent(self) -> None:
+        """Let a click that raced its own email's send wait until the send has returned."""
+        if self._links_in_flight:
+            await workflow.wait_condition(lambda: not self._links_in_flight)
 
     @workflow.signal
     def manager_changed(self, manager: Person) -> None:
@@ -294,23 +311,29 @@ class ApplicationWorkflow:
                 "answer_by": answer_by,
             }
         )
-        result = await workflow.execute_activity_method(
-            EmailActivities.send_email_batch,
-            EmailBatch(
-                program_id=i.program_id,
-                step=f"{i.application_id}/{step}",
-                # Per manager: a replaced manager's successor gets their own request.
-                revision=self._manager.email if template != "application_received" else "1",
-                template=template,
-                recipients=[recipient],
-                facts=facts,
-                links=[link],
-            ),
-            start_to_close_timeout=timedelta(seconds=65),
-            heartbeat_timeout=timedelta(seconds=60),
-            retry_policy=EMAIL_RETRY,
-            summary=f"{template}",
-        )
+        self._links_in_flight += 1
+        try:
+            result = await workflow.execute_activity_method(
+                EmailActivities.send_email_batch,
+                EmailBatch(
+                    program_id=i.program_id,
+                    step=f"{i.application_id}/{step}",
+                    # Per manager: a replaced manager's successor gets their own request.
+                    revision=self._manager.email if template != "application_received" else "1",
+                    template=template,
+                    recipients=[recipient],
+                    facts=facts,
+                    links=[link],
+                ),
+                start_to_close_timeout=timedelta(seconds=65),
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=EMAIL_RETRY,
+                summary=f"{template}",
+            )
+        finally:
+            # The caller stores the fingerprint before its next await, so a waiting
+            # click sees it when it wakes.
+            self._links_in_flight -= 1
         fingerprint = result.fingerprints.get(recipient)
         if for_hr and fingerprint:
             self._approvers[fingerprint] = recipient
@@ -339,3 +362,11 @@ class ApplicationWorkflow:
             start_to_close_timeout=RECORD_TIMEOUT,
             summary=f"record {status}",
         )
+
+
+def _refuse_with(validator: Callable[[Any], None], request: Any) -> None:
+    """Run an update's validator inside its handler; a refusal fails the update, not the task."""
+    try:
+        validator(request)
+    except ValueError as error:
+        raise ApplicationError(str(error), non_retryable=True) from None

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from mentorflow.applications import check_application, submit_application
 from mentorflow.definition import ProgramDefinition
@@ -116,15 +116,35 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     # --- Applying ---------------------------------------------------------------------------
 
     async def window(program_id: str) -> tuple[ProgramPhase | None, datetime | None]:
-        """The program's phase and current deadline, as the workflow knows them."""
+        """The program's phase and current deadline, as the workflow knows them.
+
+        While a workflow task is in flight the server holds only one query per
+        workflow and refuses the rest ("consistent query buffer is full"); then
+        the database's copy answers instead.
+        """
         handle = temporal.get_workflow_handle_for(
             ProgramWorkflow.run, program_workflow_id(program_id)
         )
         try:
             status = await handle.query(ProgramWorkflow.status)
-        except RPCError:
-            return None, None
+        except RPCError as error:
+            if error.status is not RPCStatusCode.RESOURCE_EXHAUSTED:
+                return None, None
+            return await recorded_window(program_id)
         return status.phase, status.dates.deadline
+
+    async def recorded_window(program_id: str) -> tuple[ProgramPhase | None, datetime | None]:
+        """The phase and deadline the workflow last recorded in the database.
+
+        It can trail the workflow by a moment, so it only decides what to show;
+        whether an application is still taken is the workflow's to say.
+        """
+        program = await store.program(program_id)
+        if program is None:
+            return None, None
+        phase = ProgramPhase(program.phase)
+        # Only in the window is the recorded next deadline the application deadline.
+        return phase, program.next_deadline if phase is ProgramPhase.APPLICATION_WINDOW else None
 
     @router.api_route("/programs/{program_id}/apply", methods=["GET", "HEAD"])
     async def apply_form(request: Request, program_id: str, profile: str | None = None) -> Any:
@@ -179,8 +199,10 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         chosen = definition.profile(profile) if definition else None
         if definition is None or chosen is None:
             return notice(request, definition, "not_found", 404)
-        phase, deadline = await window(program_id)
-        if phase is not ProgramPhase.APPLICATION_WINDOW:
+        # Not a query: many applicants submit at once, and each query would wait its
+        # turn at the program's workflow. The update below is what decides.
+        phase, deadline = await recorded_window(program_id)
+        if phase not in (ProgramPhase.SCHEDULED, ProgramPhase.APPLICATION_WINDOW):
             return closed_page(request, definition, phase, deadline)
         form = await request.form()
         values: dict[str, Any] = {
@@ -196,7 +218,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             store, temporal, definition, chosen.id, values, channel="web_form"
         )
         if outcome.refusal == "closed":
-            return closed_page(request, definition, phase, deadline)
+            return closed_page(request, definition, *await window(program_id))
         if outcome.refusal == "already_answered":
             return notice(
                 request, definition, "already", 409, outcome=state_word(definition, outcome.detail)

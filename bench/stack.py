@@ -1,0 +1,224 @@
+"""What the benchmarks share: the project's stack as processes, and the bare worker."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from mentorflow import search_attributes
+from mentorflow.store import Store, migrate
+from mentorflow.temporal import binary
+
+ROOT = Path(__file__).resolve().parent.parent
+ORGANISATIONS = 10
+THEMES = ["climate", "digital tools", "leadership", "social media", "AI", "diversity", "agile"]
+TASK_QUEUE = "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, within: float) -> None:
+    end = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > end:
+            raise SystemExit(f"gave up waiting for {what} after {within:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+def wait_port(port: int, what: str, process: subprocess.Popen[bytes], within: float = 60) -> None:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}; see its log")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on port {port} within {within:.0f} s")
+
+
+def spawn(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+
+
+def progress(side: str, what: str, began: float) -> None:
+    print(f"  {side}: {what} after {time.perf_counter() - began:.1f} s", file=sys.stderr)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def dev_server(folder: Path) -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(binary("temporal")),
+        dev_server_database_filename=str(folder / "temporal.db"),
+        search_attributes=list(search_attributes.ALL),
+    )
+
+
+def definition_file(folder: Path, applicants: int) -> Path:
+    """The demo definition at an hour's scale, ten organisations, caps no program reaches."""
+    data: dict[str, Any] = yaml.safe_load((ROOT / "definitions" / "demo.yaml").read_text())
+    data["id"] = f"bench-{applicants}-{uuid.uuid4().hex[:6]}"
+    data["organisations"] = [
+        {
+            "id": f"org-{k:02d}",
+            "name": f"Organisation {k}",
+            "hr_contacts": [{"name": f"HR {k}", "email": f"hr@org-{k:02d}.example.org"}],
+        }
+        for k in range(ORGANISATIONS)
+    ]
+    data["application"].update(opens="+PT2S", deadline="+PT6H", reminders_before_deadline=[])
+    data["announcement"]["recipients"] = ["everyone@bench.example.org"]
+    data["approval"].update(answer_by="+PT7H", reminders_before_answer_by=["PT30M"])
+    data["capacity"].update(decision_by="+PT8H", reminders_before_decision=["PT30M"])
+    data["capacity"]["rules"] = [
+        {"profile": "mentor", "max_participants": applicants},
+        {"profile": "adept", "max_participants": applicants},
+    ]
+    data["schedule"].update(start="+PT9H", end="+PT20H")
+    data["schedule"]["kickoff"].update(starts="+PT9H30M", duration="PT1H")
+    data["meetings"] = {"cadence": [{"every": "PT2H"}], "length": "PT30M", "stalled_after": "PT5H"}
+    data["evaluation"].update(opens="+PT18H", closes="+PT19H30M", reminders_before_close=["PT30M"])
+    path = folder / f"{data['id']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def application_form(i: int, rng: random.Random) -> tuple[str, dict[str, str]]:
+    organisation = f"org-{i % ORGANISATIONS:02d}"
+    profile = "mentor" if i % 2 == 0 else "adept"
+    return profile, {
+        "name": f"Applicant {i}",
+        "email": f"applicant{i}@{organisation}.example.org",
+        "organisation": organisation,
+        "department": "Bench",
+        "manager_name": f"Manager {i // 5}",
+        "manager_email": f"manager{i // (5 * ORGANISATIONS)}@{organisation}.example.org",
+        "eligible_0": "yes",
+        "q_motivation": " and ".join(rng.sample(THEMES, 2)),
+    }
+
+
+class Inbox:
+    """Reads the catcher's Maildir as it fills: approval links, and every Message-ID."""
+
+    def __init__(self, maildir: Path) -> None:
+        self._new = maildir / "new"
+        self._seen: set[str] = set()
+        self.message_ids: Counter[str] = Counter()
+
+    def approval_links(self) -> list[str]:
+        links = []
+        for name in sorted(os.listdir(self._new)) if self._new.exists() else []:
+            if name in self._seen:
+                continue
+            self._seen.add(name)
+            parsed = email.message_from_bytes(
+                (self._new / name).read_bytes(), policy=email.policy.default
+            )
+            self.message_ids[str(parsed["Message-ID"])] += 1
+            body = parsed.get_body(preferencelist=("plain",))
+            text = body.get_content() if body is not None else ""
+            links += re.findall(r"http://127\.0\.0\.1:\d+(/a/[\w.\-]+)", text)
+        return links
+
+
+@dataclass
+class ProjectStack:
+    """A dev server, the mail catcher, ``mentorflow worker`` and ``mentorflow web``."""
+
+    env: WorkflowEnvironment
+    store: Store
+    inbox: Inbox
+    web_url: str
+    processes: list[subprocess.Popen[bytes]]
+
+    async def stop(self) -> None:
+        await self.store.close()
+        for process in reversed(self.processes):
+            stop(process)
+        await self.env.shutdown()
+
+
+async def start_project(folder: Path, database_url: str | None) -> ProjectStack:
+    """The production topology as processes on free ports, each with its log in ``folder``."""
+    env = await dev_server(folder)
+    smtp_port, web_port = free_port(), free_port()
+    url = database_url or f"sqlite:///{folder / 'mentorflow.db'}"
+    migrate(url)
+    variables = {
+        "MENTORFLOW_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+        "MENTORFLOW_TEMPORAL_TASK_QUEUE": TASK_QUEUE,
+        "MENTORFLOW_DATABASE_URL": url,
+        "MENTORFLOW_SMTP_PORT": str(smtp_port),
+        "MENTORFLOW_WEB_PORT": str(web_port),
+        "MENTORFLOW_PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
+        "MENTORFLOW_LOG_LEVEL": "WARNING",
+    }
+    maildir = folder / "mail"
+    catcher_code = (
+        "import sys, threading; from pathlib import Path;"
+        "from mentorflow.mail.catcher import MailCatcher;"
+        "MailCatcher(Path(sys.argv[1]), port=int(sys.argv[2])).start(); threading.Event().wait()"
+    )
+    command = [sys.executable, "-c", catcher_code, str(maildir), str(smtp_port)]
+    processes = [spawn(command, folder / "catcher.log")]
+    wait_port(smtp_port, "the mail catcher", processes[0])
+    mentorflow = [sys.executable, "-m", "mentorflow"]
+    processes.append(spawn([*mentorflow, "worker"], folder / "worker.log", variables))
+    processes.append(spawn([*mentorflow, "web"], folder / "web.log", variables))
+    wait_port(web_port, "mentorflow web", processes[2])
+    return ProjectStack(env, Store(url), Inbox(maildir), f"http://127.0.0.1:{web_port}", processes)
+
+
+async def start_bare(folder: Path) -> tuple[WorkflowEnvironment, subprocess.Popen[bytes]]:
+    """A dev server and the bare worker (``bench/bare_program.py``) polling ``bare``."""
+    env = await dev_server(folder)
+    address = env.client.service_client.config.target_host
+    worker = spawn(
+        [sys.executable, str(ROOT / "bench" / "bare_program.py"), address, "bare"],
+        folder / "bare-worker.log",
+    )
+    return env, worker

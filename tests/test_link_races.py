@@ -1,0 +1,125 @@
+"""Clicks that race: one approval link clicked many times at once, before and after the
+workflow has seen its email's send return.
+
+Real web app over HTTP, real SMTP server, real database, the dev server in real
+time. Only the email activity is slowed down after it has sent, as a busy
+worker or server would: the manager has the link in the inbox while the
+application's workflow does not yet know who the email went to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.email import EmailActivities
+from mentorflow.definition import load_definition
+from mentorflow.mail.catcher import MailCatcher
+from mentorflow.models import (
+    ApplicationStatus,
+    EmailBatch,
+    EmailBatchResult,
+    ProgramPhase,
+    application_workflow_id,
+)
+from mentorflow.programs import start_program
+from mentorflow.settings import Settings
+from mentorflow.store import Store
+from tests.conftest import links_in, serving, until_phase, wait_for
+from tests.programs import fast_definition
+from worker.main import WORKFLOWS, activities_for
+from workflows.application import ApplicationWorkflow
+
+MANAGER = "manager.race@demo.example.org"
+
+
+def slow_to_report(store: Store, settings: Settings, release: asyncio.Event) -> object:
+    """The email activity, except that an approval request reports back only on ``release``."""
+
+    class SlowToReport(EmailActivities):
+        @activity.defn(name="send_email_batch")
+        async def send_email_batch(self, batch: EmailBatch) -> EmailBatchResult:
+            result = await super().send_email_batch(batch)
+            if batch.template == "approval_request":
+                await release.wait()
+            return result
+
+    return SlowToReport(store, settings).send_email_batch
+
+
+async def click_all(http: httpx.AsyncClient, path: str, times: int) -> list[asyncio.Task[int]]:
+    async def click() -> int:
+        return (await http.post(path, data={"choice": "approve"})).status_code
+
+    return [asyncio.create_task(click()) for _ in range(times)]
+
+
+async def test_one_link_clicked_many_times_at_once_makes_exactly_one_decision(
+    dev_env: WorkflowEnvironment,
+    worker_settings: Settings,
+    mail_catcher: MailCatcher,
+    store: Store,
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    file, program_id = fast_definition(tmp_path, opens=1, deadline=90, reminders=(60,))
+    definition = load_definition(file)
+    release = asyncio.Event()
+    activities = [
+        *(a for a in activities_for(store, worker_settings) if a.__name__ != "send_email_batch"),
+        slow_to_report(store, worker_settings, release),
+    ]
+    worker = Worker(
+        dev_env.client, task_queue=task_queue, workflows=list(WORKFLOWS), activities=activities
+    )
+    async with worker, serving(worker_settings, dev_env.client, store) as web:
+        program = await start_program(dev_env.client, definition, task_queue=task_queue)
+        await until_phase(program, ProgramPhase.APPLICATION_WINDOW, within=30)
+        applied = await web.http.post(
+            f"/programs/{program_id}/apply",
+            params={"profile": "mentor"},
+            data={
+                "name": "Applicant Race",
+                "email": "applicant.race@demo.example.org",
+                "organisation": "demo-company",
+                "manager_name": "Manager Race",
+                "manager_email": MANAGER,
+                "eligible_0": "yes",
+                "q_motivation": "To see a link clicked twenty times.",
+            },
+        )
+        assert applied.status_code == 200, applied.text
+        await wait_for(lambda: links_in(mail_catcher, MANAGER, "a"), within=30)
+        (link,) = links_in(mail_catcher, MANAGER, "a")
+        path = httpx.URL(link).path
+
+        # Twenty clicks while the workflow still waits for the send to report back:
+        # none is turned away as "not your link"; they wait.
+        early = await click_all(web.http, path, 20)
+        await asyncio.sleep(1.5)
+        assert not any(task.done() for task in early)
+        release.set()
+        statuses = Counter(await asyncio.gather(*early))
+        # Ten more once the answer is on record.
+        late = Counter(await asyncio.gather(*await click_all(web.http, path, 10)))
+
+        (application,) = await store.applications(program_id)
+        handle = dev_env.client.get_workflow_handle_for(
+            ApplicationWorkflow.run, application_workflow_id(program_id, application.id)
+        )
+        status: ApplicationStatus = await handle.query(ApplicationWorkflow.status)
+        decisions = await store.decisions(application.id)
+
+    assert statuses == {200: 1, 409: 19}
+    assert late == {409: 10}
+    assert status.state == "approved" and status.decided_by == MANAGER
+    assert [(d.decision, d.decided_by, d.channel) for d in decisions] == [
+        ("approved", MANAGER, "email_link")
+    ]
+    assert application.status == "approved"
