@@ -70,3 +70,20 @@ def spawn_mentorflow(*args: str, env: dict[str, str], log: Path) -> subprocess.P
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def whole_program_definition(folder: Path) -> tuple[Path, str]:
+    """A whole program in about four minutes: window, approvals, capacity, matching,
+    kick-off, meetings every 30 s, the closing evaluation and the report; (file, id)."""
+    path, program_id = fast_definition(
+        folder, opens=2, deadline=40, reminders=(20,), approval_gap=25
+    )
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["capacity"]["decision_by"] = "+PT90S"
+    data["capacity"]["reminders_before_decision"] = []
+    data["schedule"].update(start="+PT120S", end="+PT210S")
+    data["schedule"]["kickoff"].update(starts="+PT125S", duration="PT1M")
+    data["meetings"] = {"cadence": [{"every": "PT30S"}], "length": "PT10S", "stalled_after": "PT2M"}
+    data["evaluation"].update(opens="+PT170S", closes="+PT200S", reminders_before_close=["PT10S"])
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path, program_id
