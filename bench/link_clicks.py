@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from stack import (
     TASK_QUEUE,
     application_form,
     definition_file,
+    kept_on_failure,
     start_bare,
     start_project,
     stop,
@@ -148,9 +148,9 @@ async def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a SQLite file")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        ours, ours_wall = await project(args.clicks, args.clients, args.database_url, Path(a))
-        bare, bare_wall = await baseline(args.clicks, args.clients, Path(b))
+    with kept_on_failure() as a, kept_on_failure() as b:
+        ours, ours_wall = await project(args.clicks, args.clients, args.database_url, a)
+        bare, bare_wall = await baseline(args.clicks, args.clients, b)
 
     print(f"{args.clicks} approval clicks, {args.clients} concurrent clients:")
     print("                    p50 ms   p99 ms   max ms   clicks/s")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +42,7 @@ from stack import (
     ORGANISATIONS,
     application_form,
     definition_file,
+    kept_on_failure,
     progress,
     start_bare,
     start_project,
@@ -59,9 +59,8 @@ from mentorflow.models import (
     ProgramPhase,
     RescheduleRequest,
     Selection,
-    program_workflow_id,
 )
-from mentorflow.programs import reschedule_program, start_program
+from mentorflow.programs import handle_for, reschedule_program, start_program
 from mentorflow.temporal import execute_update_when_admitted
 from workflows.program import ProgramWorkflow
 
@@ -121,8 +120,7 @@ async def count_histories(client: Client, types: set[str]) -> Histories:
 
 
 async def phase_of(client: Client, program_id: str) -> ProgramPhase:
-    handle = client.get_workflow_handle_for(ProgramWorkflow.run, program_workflow_id(program_id))
-    return (await handle.query(ProgramWorkflow.status)).phase
+    return (await handle_for(client, program_id).query(ProgramWorkflow.status)).phase
 
 
 async def run_project(
@@ -310,9 +308,9 @@ async def main() -> None:
 
     rows = []
     for n in args.applicants:
-        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-            ours = await run_project(n, args.concurrency, args.database_url, Path(a))
-            bare = await run_baseline(n, args.concurrency, ours["histories"], Path(b))
+        with kept_on_failure() as a, kept_on_failure() as b:
+            ours = await run_project(n, args.concurrency, args.database_url, a)
+            bare = await run_baseline(n, args.concurrency, ours["histories"], b)
         rows.append((n, ours, bare))
         h, hb = ours["histories"], bare["histories"]
         print(f"{n} applicants ({args.concurrency} clients at once):")

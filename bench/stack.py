@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,6 +166,18 @@ class Inbox:
             text = body.get_content() if body is not None else ""
             links += re.findall(r"http://127\.0\.0\.1:\d+(/a/[\w.\-]+)", text)
         return links
+
+
+@contextlib.contextmanager
+def kept_on_failure() -> Iterator[Path]:
+    """A scratch folder for one run's databases and logs, kept (and named) if the run fails."""
+    folder = Path(tempfile.mkdtemp(prefix="mentorflow-bench-"))
+    try:
+        yield folder
+    except BaseException:
+        print(f"the logs of the failed run are in {folder}", file=sys.stderr)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

@@ -74,12 +74,15 @@ async def connect(settings: Settings, *, serve_metrics: bool = False) -> Client:
 async def execute_update_when_admitted(
     handle: WorkflowHandle[Any, Any], update: Any, argument: Any, *, within: float = 60.0
 ) -> Any:
-    """``handle.execute_update``, waiting its turn while the server is busy with the workflow.
+    """``handle.execute_update``, trying again while the server is busy with the workflow.
 
     The server admits only a few updates to one workflow at a time (ten by
-    default) and refuses the rest with RESOURCE_EXHAUSTED, which the client does
-    not retry; a program taking many applications at once gets there. Such a
-    refusal is retried with jittered backoff for up to ``within`` seconds.
+    default) and refuses the rest with RESOURCE_EXHAUSTED; under load it may
+    also abort an admitted update before the workflow has seen it ("workflow
+    update was aborted", UNAVAILABLE). The client gives up on both after a few
+    quick tries, and a program taking many applications at once gets there.
+    Both are retried here with jittered backoff for up to ``within`` seconds;
+    use it only for updates whose handler takes the same request twice safely.
     """
     loop = asyncio.get_running_loop()
     give_up = loop.time() + within
@@ -88,10 +91,13 @@ async def execute_update_when_admitted(
         try:
             return await handle.execute_update(update, argument)
         except RPCError as error:
-            if error.status is not RPCStatusCode.RESOURCE_EXHAUSTED or loop.time() > give_up:
+            if error.status not in _TRY_AGAIN or loop.time() > give_up:
                 raise
         await asyncio.sleep(random.uniform(delay / 2, delay))
         delay = min(delay * 2, 2.0)
+
+
+_TRY_AGAIN = (RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE)
 
 
 def _short_reason(error: BaseException) -> str:

@@ -31,6 +31,7 @@ from mentorflow.models import (
     program_workflow_id,
 )
 from mentorflow.store import Store
+from mentorflow.temporal import execute_update_when_admitted
 from mentorflow.web.texts import TEXTS
 from workflows.application import ApplicationWorkflow
 from workflows.program import ProgramWorkflow
@@ -347,7 +348,8 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
         )
         try:
-            await handle.execute_update(
+            await execute_update_when_admitted(
+                handle,
                 ApplicationWorkflow.decide,
                 DecisionRequest(
                     approve=choice == "approve", fingerprint=link.person, channel=channel
@@ -407,8 +409,8 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
         )
         try:
-            await handle.execute_update(
-                ApplicationWorkflow.withdraw, WithdrawalRequest(fingerprint=link.person)
+            await execute_update_when_admitted(
+                handle, ApplicationWorkflow.withdraw, WithdrawalRequest(fingerprint=link.person)
             )
         except WorkflowUpdateFailedError as error:
             return await refused_page(request, definition, link, error)
