@@ -1,0 +1,52 @@
+"""``execute_update_when_admitted``: which refusals it waits out, and when it gives up.
+
+A unit test with a fake handle: the real server's refusals under load are what
+``bench/program_scale.py`` provokes; here each one is made to order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from temporalio.service import RPCError, RPCStatusCode
+
+from mentorflow.temporal import execute_update_when_admitted
+
+
+class RefusingHandle:
+    """Refuses the first ``times`` updates with ``status``, then answers ``"done"``."""
+
+    def __init__(self, status: RPCStatusCode, times: int) -> None:
+        self.status, self.left, self.calls = status, times, 0
+
+    async def execute_update(self, update: Any, argument: Any) -> str:
+        self.calls += 1
+        if self.left:
+            self.left -= 1
+            raise RPCError("refused", self.status, b"")
+        return "done"
+
+
+@pytest.mark.parametrize("status", [RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE])
+async def test_a_busy_or_aborting_server_is_tried_again_until_it_admits(
+    status: RPCStatusCode,
+) -> None:
+    handle = RefusingHandle(status, times=4)
+    assert await execute_update_when_admitted(handle, "submit", None) == "done"  # type: ignore[arg-type]
+    assert handle.calls == 5
+
+
+async def test_another_refusal_is_raised_at_once() -> None:
+    handle = RefusingHandle(RPCStatusCode.NOT_FOUND, times=1)
+    with pytest.raises(RPCError) as refused:
+        await execute_update_when_admitted(handle, "submit", None)  # type: ignore[arg-type]
+    assert refused.value.status is RPCStatusCode.NOT_FOUND and handle.calls == 1
+
+
+async def test_it_gives_up_after_its_time() -> None:
+    handle = RefusingHandle(RPCStatusCode.RESOURCE_EXHAUSTED, times=10_000)
+    with pytest.raises(RPCError) as refused:
+        await execute_update_when_admitted(handle, "submit", None, within=0.5)  # type: ignore[arg-type]
+    assert refused.value.status is RPCStatusCode.RESOURCE_EXHAUSTED
+    assert 2 <= handle.calls < 20  # backed off, not hammered
