@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiosmtplib
+from stack import free_port, wait_port
 from temporalio.testing import ActivityEnvironment
 
 from activities.email import EmailActivities
@@ -43,12 +43,6 @@ from mentorflow.store import Store, migrate
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_sink(port: int) -> subprocess.Popen[bytes]:
     """aiosmtpd with its Sink handler (accepts and drops), in its own process."""
     listen = f"127.0.0.1:{port}"
@@ -57,15 +51,8 @@ def start_sink(port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("the SMTP sink did not start")
+    wait_port(port, "the SMTP sink", process, within=15)
+    return process
 
 
 def batch(program_id: str, recipients: list[str]) -> EmailBatch:
