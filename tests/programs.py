@@ -87,3 +87,16 @@ def whole_program_definition(folder: Path) -> tuple[Path, str]:
     data["evaluation"].update(opens="+PT170S", closes="+PT200S", reminders_before_close=["PT10S"])
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path, program_id
+
+
+def demo_application(name: str, email: str, manager_email: str) -> dict[str, str]:
+    """A filled-in application form for a program made from ``definitions/demo.yaml``."""
+    return {
+        "name": name,
+        "email": email,
+        "organisation": "demo-company",
+        "manager_name": f"Manager of {name}",
+        "manager_email": manager_email,
+        "eligible_0": "yes",
+        "q_motivation": "Climate and leadership, and to learn new tools.",
+    }

@@ -22,7 +22,7 @@ import pytest
 
 from mentorflow.mail.catcher import CatchingHandler
 from tests.conftest import free_port, wait_for
-from tests.programs import fast_definition, mentorflow, spawn_mentorflow
+from tests.programs import demo_application, fast_definition, mentorflow, spawn_mentorflow
 
 
 class DevStack:
@@ -134,15 +134,7 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
         applied = await http.post(
             f"/programs/{program_id}/apply",
             params={"profile": "mentor"},
-            data={
-                "name": "Alex",
-                "email": "alex@example.org",
-                "organisation": "demo-company",
-                "manager_name": "Kim",
-                "manager_email": "kim@example.org",
-                "eligible_0": "yes",
-                "q_motivation": "To learn",
-            },
+            data=demo_application("Alex", "alex@example.org", "kim@example.org"),
         )
     assert applied.status_code == 200 and "Thank you for your application" in applied.text
     csv_file = tmp_path / "collected.csv"

@@ -32,7 +32,7 @@ from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
 from tests.conftest import links_in, serving, until_phase, wait_for
-from tests.programs import fast_definition
+from tests.programs import demo_application, fast_definition
 from worker.main import WORKFLOWS, activities_for
 from workflows.application import ApplicationWorkflow
 
@@ -84,15 +84,7 @@ async def test_one_link_clicked_many_times_at_once_makes_exactly_one_decision(
         applied = await web.http.post(
             f"/programs/{program_id}/apply",
             params={"profile": "mentor"},
-            data={
-                "name": "Applicant Race",
-                "email": "applicant.race@demo.example.org",
-                "organisation": "demo-company",
-                "manager_name": "Manager Race",
-                "manager_email": MANAGER,
-                "eligible_0": "yes",
-                "q_motivation": "To see a link clicked twenty times.",
-            },
+            data=demo_application("Applicant Race", "applicant.race@demo.example.org", MANAGER),
         )
         assert applied.status_code == 200, applied.text
         await wait_for(lambda: links_in(mail_catcher, MANAGER, "a"), within=30)
