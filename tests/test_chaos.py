@@ -11,8 +11,10 @@ import asyncio
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import load_definition
@@ -22,17 +24,40 @@ from mentorflow.models import (
     CapacityDecision,
     MatchReviewRequest,
     ProgramPhase,
+    ProgramStatus,
     Selection,
 )
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
-from tests.conftest import links_in, serving, until_phase, wait_for
-from tests.programs import spawn_mentorflow, whole_program_definition
+from tests.conftest import links_in, serving, wait_for
+from tests.programs import demo_application, spawn_mentorflow, whole_program_definition
 from tests.test_faults import kill, worker_env
 from workflows.program import ProgramWorkflow
 
 pytestmark = pytest.mark.chaos
+
+
+async def status_of(program: Any) -> ProgramStatus | None:
+    """The program's status, or None while no worker is alive to answer the query."""
+    try:
+        return await program.query(ProgramWorkflow.status)  # type: ignore[no-any-return]
+    except RPCError:
+        return None
+
+
+async def until_phase_despite_kills(
+    program: Any, phase: ProgramPhase, within: float
+) -> ProgramStatus:
+    async def reached() -> bool:
+        status = await status_of(program)
+        return status is not None and status.phase is phase
+
+    await wait_for(reached, within=within, interval=0.5)
+    status = await status_of(program)
+    assert status is not None
+    return status
+
 
 APPLICANTS = [("mentor", 0), ("mentor", 1), ("adept", 2), ("adept", 3)]
 
@@ -49,7 +74,11 @@ async def test_worker_killed_at_random_through_a_whole_program(
 ) -> None:
     file, program_id = whole_program_definition(tmp_path)
     definition = load_definition(file)
-    variables = worker_env(dev_env, task_queue, database_url, mail_catcher.port)
+    variables = {
+        **worker_env(dev_env, task_queue, database_url, mail_catcher.port),
+        # The links in the emails lead to the web app this test serves.
+        "MENTORFLOW_PUBLIC_BASE_URL": worker_settings.public_base_url,
+    }
     log = tmp_path / "worker.log"
     worker = [spawn_mentorflow("worker", env=variables, log=log)]
     done = asyncio.Event()
@@ -69,20 +98,16 @@ async def test_worker_killed_at_random_through_a_whole_program(
     try:
         async with serving(worker_settings, dev_env.client, store) as web:
             program = await start_program(dev_env.client, definition, task_queue=task_queue)
-            await until_phase(program, ProgramPhase.APPLICATION_WINDOW, within=60)
+            await until_phase_despite_kills(program, ProgramPhase.APPLICATION_WINDOW, within=60)
             for profile, i in APPLICANTS:
                 answer = await web.http.post(
                     f"/programs/{program_id}/apply",
                     params={"profile": profile},
-                    data={
-                        "name": f"Applicant {i}",
-                        "email": f"applicant{i}@demo.example.org",
-                        "organisation": "demo-company",
-                        "manager_name": f"Manager {i}",
-                        "manager_email": f"manager{i}@demo.example.org",
-                        "eligible_0": "yes",
-                        "q_motivation": "climate and leadership",
-                    },
+                    data=demo_application(
+                        f"Applicant {i}",
+                        f"applicant{i}@demo.example.org",
+                        f"manager{i}@demo.example.org",
+                    ),
                     timeout=60,
                 )
                 assert answer.status_code == 200, answer.text
@@ -92,7 +117,7 @@ async def test_worker_killed_at_random_through_a_whole_program(
                 (link,) = links_in(mail_catcher, manager, "a")
                 answer = await web.http.post(link, data={"choice": "approve"}, timeout=60)
                 assert answer.status_code == 200, answer.text
-            await until_phase(program, ProgramPhase.AWAITING_HR_DECISION, within=90)
+            await until_phase_despite_kills(program, ProgramPhase.AWAITING_HR_DECISION, within=90)
             approved = [a.id for a in await store.applications(program_id)]
             await program.execute_update(
                 ProgramWorkflow.decide_capacity,
@@ -105,16 +130,19 @@ async def test_worker_killed_at_random_through_a_whole_program(
             )
 
             async def proposed() -> bool:
-                return (await program.query(ProgramWorkflow.status)).matching is not None
+                status = await status_of(program)
+                return status is not None and status.matching is not None
 
-            await wait_for(proposed, within=60)
-            summary = (await program.query(ProgramWorkflow.status)).matching
+            await wait_for(proposed, within=90)
+            summary = (
+                await until_phase_despite_kills(program, ProgramPhase.MATCH_REVIEW, 60)
+            ).matching
             assert summary is not None and summary.pairs == 2
             await program.execute_update(
                 ProgramWorkflow.review_matching,
                 MatchReviewRequest(action="confirm", proposal=summary.proposal, by="hr"),
             )
-            status = await until_phase(program, ProgramPhase.COMPLETED, within=400)
+            status = await until_phase_despite_kills(program, ProgramPhase.COMPLETED, within=400)
     finally:
         done.set()
         await killer
