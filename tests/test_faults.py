@@ -14,6 +14,7 @@ import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -154,6 +155,12 @@ async def test_smtp_outage_delays_emails_but_loses_none(
     assert any("Connect" in (e.last_error or "") for e in announcement)
 
 
+async def announced(handle: Any, recipients: int) -> bool:
+    """Whether the program has the announcement's sending on record."""
+    status = await handle.query(ProgramWorkflow.status)
+    return bool(status.counts["announcement_recipients"] == recipients)
+
+
 async def dev_server_at(port: int, database: Path) -> WorkflowEnvironment:
     """A dev server on a fixed port with a persistent database, so it can be restarted."""
     return await WorkflowEnvironment.start_local(
@@ -181,15 +188,10 @@ async def test_dev_server_restarted_mid_program_loses_nothing(
     )
     try:
         handle = await start_program(env.client, definition, task_queue=task_queue)
-
-        async def announced() -> bool:
-            status = await handle.query(ProgramWorkflow.status)
-            return bool(status.counts["announcement_recipients"] == len(recipients))
-
         # Down once the announcement is on record: an activity whose completion
         # cannot be reported is retried only after its timeout (65 s), past the
         # deadline, and the program would then rightly skip the reminder.
-        await wait_for(announced, within=30)
+        await wait_for(lambda: announced(handle, len(recipients)), within=30)
         await env.shutdown()
         await asyncio.sleep(10)  # the worker keeps polling a server that is not there
         assert worker.poll() is None
@@ -249,7 +251,9 @@ async def test_database_briefly_down_activities_retry_and_nothing_is_lost(
     try:
         async with create_worker(dev_env.client, settings, store):
             handle = await start_program(dev_env.client, definition, task_queue=task_queue)
-            await wait_for(lambda: len(mail_catcher.messages()) >= len(recipients), within=30)
+            # Down once the announcement is on record (not between its send and its
+            # ledger mark, which would hold the reminder back past the deadline).
+            await wait_for(lambda: announced(handle, len(recipients)), within=30)
             set_connections(database_url, allowed=False)
             try:
                 await asyncio.sleep(15)
