@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from email.utils import parseaddr
 
 import aiosmtplib
+import sqlalchemy.exc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -401,7 +403,7 @@ class EmailActivities:
                         await smtp.connect()
                     await _send(smtp, message)
                 except _Permanent as refusal:
-                    await self._store.mark_email(key, "rejected", error=str(refusal))
+                    await self._record_outcome(done, key, "rejected", error=str(refusal))
                     result.rejected.append(
                         RejectedEmail(recipient=email.recipient, reason=str(refusal))
                     )
@@ -417,7 +419,7 @@ class EmailActivities:
                         f" failed temporarily ({reason}); will retry",
                         type=TEMPORARY_SMTP_FAILURE,
                     ) from error
-                await self._store.mark_email(key, "sent")
+                await self._record_outcome(done, key, "sent")
                 result.sent += 1
                 emails.add(1, {"outcome": "sent", "template": email.template})
             activity.logger.info(
@@ -432,6 +434,32 @@ class EmailActivities:
                     await smtp.quit()
                 except (aiosmtplib.SMTPException, OSError):
                     smtp.close()
+
+    async def _record_outcome(
+        self, done: int, key: str, status: str, *, error: str | None = None
+    ) -> None:
+        """Record what the SMTP server answered, however long the database takes to return.
+
+        The server has already answered: were this attempt to fail now, the ledger
+        row would stay ``sending`` and a retry after its lease would send the email
+        a second time. So keep trying for as long as the attempt lives, heartbeating
+        so that Temporal does not start another one meanwhile.
+        """
+        delay = 0.5
+        while True:
+            try:
+                await self._store.mark_email(key, status, error=error)
+                return
+            except (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, OSError) as problem:
+                activity.logger.warning(
+                    "the SMTP server answered but the ledger cannot record it yet (%s);"
+                    " trying again in %.1f s",
+                    problem.__class__.__name__,
+                    delay,
+                )
+            activity.heartbeat(done)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     def _apply_url(self, program_id: str) -> str:
         return f"{self._settings.public_base_url.rstrip('/')}/programs/{program_id}/apply"

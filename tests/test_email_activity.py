@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mentorflow.mail.catcher import CatchingHandler, MailCatcher
 from mentorflow.models import EmailBatch, EmailFacts
 from mentorflow.store import Store
 from tests.conftest import free_port, settings_for
+from tests.test_faults import set_connections
 
 NOW = datetime(2027, 2, 15, 8, 0, tzinfo=UTC)
 
@@ -177,3 +179,55 @@ async def test_two_attempts_at_once_never_send_one_email_twice(
     await ActivityEnvironment().run(activities.send_email_batch, batch(recipients))
     caught = sorted(m.recipients[0] for m in mail_catcher.messages())
     assert caught == sorted(recipients)
+
+
+class DatabaseLostOnAcceptHandler(CatchingHandler):
+    """Accepts each message, but the first time closes the database just before
+    saying so, for ``outage`` seconds: the email is out, and the ledger cannot say so."""
+
+    def __init__(self, maildir: Path, database_url: str, outage: float) -> None:
+        super().__init__(maildir)
+        self.database_url = database_url
+        self.outage = outage
+        self.struck = False
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        if not self.struck:
+            self.struck = True
+            set_connections(self.database_url, allowed=False)
+            threading.Timer(
+                self.outage, set_connections, (self.database_url,), {"allowed": True}
+            ).start()
+        return answer
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_database_lost_after_the_server_accepted_never_sends_twice(
+    tmp_path: Path, store: Store, database_url: str
+) -> None:
+    port = free_port()
+    handler = DatabaseLostOnAcceptHandler(tmp_path / "mail", database_url, outage=4.0)
+    catcher = MailCatcher(tmp_path / "mail", port=port, handler=handler)
+    catcher.start()
+    try:
+        settings = settings_for(task_queue="-", database_url=database_url, smtp_port=port)
+        activities = EmailActivities(store, settings)
+        env = ActivityEnvironment()
+        heartbeats: list[object] = []
+        env.on_heartbeat = lambda *details: heartbeats.append(details)
+        recipients = ["a@example.org", "b@example.org"]
+        result = await env.run(activities.send_email_batch, batch(recipients))
+        # A later attempt (a retry of the workflow's, or a duplicate) finds both on record.
+        again = await ActivityEnvironment().run(activities.send_email_batch, batch(recipients))
+    finally:
+        catcher.stop()
+        set_connections(database_url, allowed=True)
+    assert handler.struck
+    # The attempt waited out the outage, heartbeating, instead of failing with the
+    # first email out but not on record (which a retry after the lease would resend).
+    assert len(heartbeats) > len(recipients)
+    assert (result.sent, result.already_sent) == (2, 0)
+    assert (again.sent, again.already_sent) == (0, 2)
+    assert sorted(m.recipients[0] for m in catcher.messages()) == recipients
+    assert {e.status for e in await store.emails("p1")} == {"sent"}
