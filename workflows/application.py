@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         program_workflow_id,
     )
     from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
+    from workflows.timers import Clock
 
 APPLICATION_RESULT_SIGNAL = "application_result"
 
@@ -46,6 +47,7 @@ class ApplicationWorkflow:
     @workflow.init
     def __init__(self, input: ApplicationInput) -> None:
         self._input = input
+        self._clock = Clock()
         self._state: str = "awaiting_manager"
         self._approvers: dict[str, str] = {}  # fingerprint -> email of who may answer now
         self._applicant: str | None = None  # fingerprint of the applicant
@@ -86,7 +88,7 @@ class ApplicationWorkflow:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._withdrawn,
-                    timeout=max(input.facts.start - workflow.now(), timedelta(seconds=1)),
+                    timeout=max(input.facts.start - self._clock.now(), timedelta(seconds=1)),
                     timeout_summary="withdrawal possible until the program starts",
                 )
             if self._withdrawn:
@@ -165,7 +167,7 @@ class ApplicationWorkflow:
         If the applicant names another manager meanwhile, the new one is asked
         and the old one's link stops working; the answer-by time stays.
         """
-        while (remaining := moment - workflow.now()) > timedelta(0):
+        while (remaining := moment - self._clock.now()) > timedelta(0):
             try:
                 await workflow.wait_condition(
                     lambda: self._answered() or self._manager_changed,
@@ -173,6 +175,7 @@ class ApplicationWorkflow:
                     timeout_summary="manager's answer",
                 )
             except TimeoutError:
+                self._clock.reached(moment)
                 break
             if self._answered():
                 break
@@ -357,7 +360,7 @@ class ApplicationWorkflow:
                 decided_by=decided_by,
                 channel=channel,
                 key=key,
-                at=workflow.now(),
+                at=self._clock.now(),
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             summary=f"record {status}",

@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         program_workflow_id,
     )
     from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
-    from workflows.timers import sleep_until
+    from workflows.timers import Clock
 
 PAIR_CLOSED_SIGNAL = "pair_closed"
 # How long after the program's end a check-in link still takes an answer.
@@ -57,6 +57,7 @@ class PairWorkflow:
     @workflow.init
     def __init__(self, input: PairInput) -> None:
         self._input = input
+        self._clock = Clock()
         self._start, self._end = input.start, input.end
         self._state = input.state.model_copy() if input.state else PairState()
         self._status: Literal["active", "closed", "ended"] = "active"
@@ -81,7 +82,7 @@ class PairWorkflow:
             await self._email_pair("pair_introduction", "1")
         while self._closure is None:
             await self._tell_hr_of_calls_for_help()
-            now = workflow.now()
+            now = self._clock.now()
             if now >= self._end:
                 break
             if self._pulse_due(now):
@@ -112,7 +113,7 @@ class PairWorkflow:
     async def _send_check_in(self) -> None:
         number = str(self._state.check_ins_sent + 1)
         self._state.check_ins_sent += 1
-        self._state.last_check_in_at = workflow.now()
+        self._state.last_check_in_at = self._clock.now()
         self._sent_this_run += 1
         await self._email_pair("check_in", number, next_meeting_by=self._next_check_in())
 
@@ -180,7 +181,7 @@ class PairWorkflow:
             raise ApplicationError(f"already_answered: {answers[role]}", non_retryable=True)
         answers[role] = request.answer
         if request.answer == "yes":
-            self._state.last_met = workflow.now()
+            self._state.last_met = self._clock.now()
         elif request.answer == "need_help":
             self._calls_for_help.append((request.number, role))
         self._revision += 1
@@ -278,7 +279,7 @@ class PairWorkflow:
     async def _sleep_until(self, moment: datetime) -> None:
         """Wake at ``moment``, on an answer, a closure or moved dates; then re-plan."""
         revision = self._revision
-        await sleep_until(
+        await self._clock.sleep_until(
             moment,
             lambda: self._revision != revision or self._closure is not None,
             "next check-in, pulse, stall check or the end",
@@ -396,7 +397,7 @@ class PairWorkflow:
                 check_in=check_in,
                 role=role,
                 answer=answer,
-                at=workflow.now(),
+                at=self._clock.now(),
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             summary=f"record {status or 'check-in ' + str(check_in)}",

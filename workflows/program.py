@@ -97,7 +97,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.application import APPLICATION_RESULT_SIGNAL, ApplicationWorkflow
     from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
     from workflows.pair import PAIR_CLOSED_SIGNAL, PairWorkflow
-    from workflows.timers import sleep_until
+    from workflows.timers import Clock
 
 
 @workflow.defn
@@ -105,6 +105,7 @@ class ProgramWorkflow:
     @workflow.init
     def __init__(self, input: ProgramInput) -> None:
         self._definition = input.definition
+        self._clock = Clock()
         self._dates = program_dates(input.definition)
         self._phase = ProgramPhase.SCHEDULED
         self._revision = 0
@@ -158,7 +159,7 @@ class ProgramWorkflow:
             else:
                 self._publish()
             if self._phase is ProgramPhase.SCHEDULED:
-                while workflow.now() < self._dates.opens:
+                while self._clock.now() < self._dates.opens:
                     await self._sleep_until(self._dates.opens, "application window opens")
                 await self._open_application_window()
             if self._phase is ProgramPhase.APPLICATION_WINDOW:
@@ -197,7 +198,7 @@ class ProgramWorkflow:
         return ProgramResult(
             program_id=self._definition.id,
             phase=self._phase,
-            finished_at=workflow.now(),
+            finished_at=self._clock.now(),
             reminders_sent=self._reminders_sent,
             report=self._report,
         )
@@ -214,7 +215,7 @@ class ProgramWorkflow:
         """Send reminders before the deadline until it passes; follow every move of it."""
         while True:
             await self._send_date_change_notices()
-            now = workflow.now()
+            now = self._clock.now()
             if now >= self._dates.deadline:
                 return
             due = self._due_reminder(now)
@@ -226,7 +227,7 @@ class ProgramWorkflow:
 
     async def _await_approvals(self) -> None:
         """Managers (or HR, on escalation) answer until each application has an outcome."""
-        while not self._all_answered() and workflow.now() < self._approvals_due():
+        while not self._all_answered() and self._clock.now() < self._approvals_due():
             await self._continue_as_new_if_due()
             await self._sleep_until(self._approvals_due(), "approvals due", self._all_answered)
 
@@ -240,8 +241,8 @@ class ProgramWorkflow:
             self._skip_passed_capacity_reminders()
             await self._ask_for_capacity_decisions(reminder_key=None)
             self._capacity_requested = True
-        while self._undecided() and workflow.now() < self._decision_due():
-            due = self._due_capacity_reminder(workflow.now())
+        while self._undecided() and self._clock.now() < self._decision_due():
+            due = self._due_capacity_reminder(self._clock.now())
             if due is not None:
                 self._reminders_done.add(due)
                 await self._ask_for_capacity_decisions(reminder_key=due)
@@ -281,7 +282,7 @@ class ProgramWorkflow:
                 program_id=self._definition.id,
                 proposal=self._matching.summary.proposal,
                 confirmed_by=self._matching.confirmed_by,
-                at=workflow.now(),
+                at=self._clock.now(),
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             summary="confirm pairs",
@@ -301,14 +302,16 @@ class ProgramWorkflow:
             assert self._matching.summary is not None
             proposal = self._matching.summary.proposal
             await self._open_pairs(
-                OpenPairsInput(program_id=self._definition.id, proposal=proposal, at=workflow.now())
+                OpenPairsInput(
+                    program_id=self._definition.id, proposal=proposal, at=self._clock.now()
+                )
             )
             self._skip_passed_event_reminders()
         while True:
             await self._start_pairs()
             await self._tell_pairs_of_moved_dates()
             await self._send_calendar()
-            now = workflow.now()
+            now = self._clock.now()
             if now >= self._dates.end:
                 return
             due = self._due_event_reminder(now)
@@ -327,7 +330,7 @@ class ProgramWorkflow:
     async def _run_evaluation(self) -> None:
         """The closing evaluation: invitations, reminders to those who have not answered, close."""
         while not self._evaluation.closed:
-            now = workflow.now()
+            now = self._clock.now()
             if await self._evaluation_step(now):
                 continue
             if now >= self._dates.evaluation_closes or not self._has_evaluation():
@@ -350,12 +353,12 @@ class ProgramWorkflow:
         if self._report is None:
             self._report = await workflow.execute_activity_method(
                 ReportActivities.make_report,
-                ReportInput(program_id=self._definition.id, at=workflow.now()),
+                ReportInput(program_id=self._definition.id, at=self._clock.now()),
                 start_to_close_timeout=timedelta(minutes=5),
                 summary="make the program report",
             )
         retention = self._definition.retention.personal_data_after_end
-        self._purge_at = max(self._dates.end + retention, workflow.now())
+        self._purge_at = max(self._dates.end + retention, self._clock.now())
         if not self._evaluation.report_sent:
             coordinators = [str(c.email) for c in self._definition.coordinators()]
             link = LinkRequest(
@@ -377,7 +380,7 @@ class ProgramWorkflow:
     async def _keep_until_retention_ends(self) -> None:
         """Personal data stays until the retention date, or until HR asks for a purge."""
         assert self._purge_at is not None
-        while self._purge_request is None and workflow.now() < self._purge_at:
+        while self._purge_request is None and self._clock.now() < self._purge_at:
             await self._continue_as_new_if_due()
             await self._sleep_until(
                 self._purge_at, "personal data purged", lambda: self._purge_request is not None
@@ -387,7 +390,7 @@ class ProgramWorkflow:
         request = self._purge_request or PurgeRequest(reason="the retention period ended")
         self._purged = await workflow.execute_activity_method(
             ReportActivities.purge_personal_data,
-            PurgeInput(program_id=self._definition.id, at=workflow.now(), reason=request.reason),
+            PurgeInput(program_id=self._definition.id, at=self._clock.now(), reason=request.reason),
             start_to_close_timeout=timedelta(minutes=5),
             summary="purge personal data",
         )
@@ -520,7 +523,7 @@ class ProgramWorkflow:
     @reschedule.validator
     def _validate_reschedule(self, request: RescheduleRequest) -> None:
         """Refuse at once, with the reason, a move the program cannot take."""
-        now = workflow.now()
+        now = self._clock.now()
         dates = tuple(ProgramDates.model_fields)
         if all(getattr(request, n) is None for n in dates) and not (
             request.events or request.cancel_events
@@ -644,7 +647,7 @@ class ProgramWorkflow:
     def _validate_submission(self, submission: ApplicationSubmission) -> None:
         if self._phase is not ProgramPhase.APPLICATION_WINDOW:
             raise ValueError(f"closed: applications are not open (phase {self._phase.value})")
-        if workflow.now() >= self._dates.deadline:
+        if self._clock.now() >= self._dates.deadline:
             raise ValueError("closed: the application deadline has passed")
         if self._definition.profile(submission.profile_id) is None:
             raise ValueError(f"unknown profile {submission.profile_id!r}")
@@ -680,7 +683,7 @@ class ProgramWorkflow:
                 selections=decision.selections,
                 decided_by=decision.decided_by,
                 channel=decision.channel,
-                at=workflow.now(),
+                at=self._clock.now(),
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             summary=f"record capacity decision of {decision.organisation_id}",
@@ -712,7 +715,7 @@ class ProgramWorkflow:
         """Refuse, with the reason, a decision the program cannot take."""
         if self._phase is not ProgramPhase.AWAITING_HR_DECISION:
             raise ValueError(f"closed: HR's capacity decision is not open (phase {self._phase})")
-        if workflow.now() >= self._decision_due():
+        if self._clock.now() >= self._decision_due():
             raise ValueError("closed: the decision deadline has passed")
         organisation = decision.organisation_id
         approved = self._approved_in(organisation)
@@ -949,7 +952,7 @@ class ProgramWorkflow:
     ) -> None:
         """Sleep until ``moment``, a date moves, or ``unless()``; then the caller re-plans."""
         revision = self._revision
-        await sleep_until(
+        await self._clock.sleep_until(
             moment,
             lambda: self._revision != revision or self._history_is_long() or unless(),
             summary,
@@ -971,7 +974,7 @@ class ProgramWorkflow:
 
     def _skip_passed_reminders(self) -> None:
         """A reminder whose time passed before the deadline was set is not sent late."""
-        now = workflow.now()
+        now = self._clock.now()
         self._reminders_done.update(key for key, at, _ in self._reminder_plan() if at <= now)
 
     def _due_reminder(self, now: datetime) -> tuple[str, timedelta] | None:
@@ -994,7 +997,7 @@ class ProgramWorkflow:
         if self._phase is ProgramPhase.AWAITING_HR_DECISION:
             return self._decision_due(), "HR decides who takes part by"
         if self._phase in (ProgramPhase.MATCHED, ProgramPhase.RUNNING):
-            now = workflow.now()
+            now = self._clock.now()
             upcoming = sorted(
                 (e.event.starts, e.event.title)
                 for e in self._calendar.values()
@@ -1062,7 +1065,7 @@ class ProgramWorkflow:
         ]
 
     def _skip_passed_capacity_reminders(self) -> None:
-        now = workflow.now()
+        now = self._clock.now()
         self._reminders_done.update(k for k, at in self._capacity_reminder_plan() if at <= now)
 
     def _due_capacity_reminder(self, now: datetime) -> str | None:
@@ -1164,7 +1167,7 @@ class ProgramWorkflow:
                 adept_profiles=[p.id for p in d.profiles if p.role is Role.ADEPT],
                 locks=locks,
                 forbids=forbids,
-                at=workflow.now(),
+                at=self._clock.now(),
             ),
             # Thousands of candidates: a matrix of millions of pairs takes seconds.
             start_to_close_timeout=timedelta(minutes=10),
@@ -1300,7 +1303,7 @@ class ProgramWorkflow:
         for entry in self._calendar.values():
             if entry.sent_sequence == entry.sequence:
                 continue
-            if entry.event.starts <= workflow.now() and not entry.cancelled:
+            if entry.event.starts <= self._clock.now() and not entry.cancelled:
                 entry.sent_sequence = entry.sequence  # past: no invitation is useful now
                 continue
             sequence = entry.sequence
@@ -1337,7 +1340,7 @@ class ProgramWorkflow:
                 organizer=organizer,
                 reminder_key=reminder_key,
                 time_left=time_left,
-                at=workflow.now(),
+                at=self._clock.now(),
             ),
             start_to_close_timeout=timedelta(seconds=120 + 2 * people),
             heartbeat_timeout=timedelta(seconds=60),
@@ -1362,7 +1365,7 @@ class ProgramWorkflow:
         ]
 
     def _skip_passed_event_reminders(self) -> None:
-        now = workflow.now()
+        now = self._clock.now()
         for key, at, _, event_id in self._event_reminder_plan():
             if at <= now and key not in self._calendar[event_id].reminders_done:
                 self._calendar[event_id].reminders_done.append(key)
@@ -1401,7 +1404,7 @@ class ProgramWorkflow:
 
     def _skip_passed_evaluation_reminders(self) -> None:
         """A reminder whose time passed before the survey opened (or moved) is not sent late."""
-        now = workflow.now()
+        now = self._clock.now()
         for key, at, _ in self._evaluation_reminder_plan():
             if at <= now and key not in self._evaluation.reminders_done:
                 self._evaluation.reminders_done.append(key)
@@ -1503,7 +1506,7 @@ class ProgramWorkflow:
             OpenPairsInput(
                 program_id=self._definition.id,
                 pairs=[PairRef(mentor_id=mentor, adept_id=adept)],
-                at=workflow.now(),
+                at=self._clock.now(),
             )
         )
         self._pairs[pair_id].rematch = True  # its workflow introduces the two
@@ -1571,7 +1574,7 @@ class ProgramWorkflow:
                 selections={application_id: Selection.ACCEPTED},
                 decided_by=by,
                 channel="rematch",
-                at=workflow.now(),
+                at=self._clock.now(),
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             summary="accept from the wait-list",
@@ -1691,7 +1694,7 @@ class ProgramWorkflow:
                 phase=self._phase,
                 revision=self._revision,
                 next_deadline=deadline,
-                at=workflow.now(),
+                at=self._clock.now(),
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             summary="register program",
@@ -1709,7 +1712,7 @@ class ProgramWorkflow:
                 kind=kind,
                 phase=self._phase,
                 revision=self._revision,
-                at=workflow.now(),
+                at=self._clock.now(),
                 next_deadline=deadline,
                 detail=detail or {},
             ),
