@@ -172,6 +172,8 @@ async def dev_server_at(port: int, database: Path) -> WorkflowEnvironment:
     )
 
 
+# The database plays no part in a server restart: SQLite only, to keep CI short.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_dev_server_restarted_mid_program_loses_nothing(
     mail_catcher: MailCatcher, database_url: str, task_queue: str, tmp_path: Path
 ) -> None:
