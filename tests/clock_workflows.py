@@ -1,5 +1,4 @@
-"""A workflow that waits for a deadline with the project's clock, for ``test_timers``,
-and a worker process to run it.
+"""A workflow that waits for a deadline with the project's clock, for ``test_timers``.
 
 In their own module because the workflow sandbox re-imports the module that
 defines a workflow, and test modules import half the world.
@@ -7,8 +6,6 @@ defines a workflow, and test modules import half the world.
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -48,17 +45,3 @@ class DeadlineWithClock:
             if self.clock.now() >= deadline:
                 return self.seen
             await self.clock.sleep_until(deadline, lambda: False, "the deadline")
-
-
-async def serve(address: str, task_queue: str) -> None:
-    from temporalio.client import Client
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.worker import Worker
-
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
-    async with Worker(client, task_queue=task_queue, workflows=[DeadlineWithClock]):
-        await asyncio.Event().wait()
-
-
-if __name__ == "__main__":
-    asyncio.run(serve(sys.argv[1], sys.argv[2]))

@@ -132,6 +132,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+def set_connections(database_url: str, *, allowed: bool) -> None:
+    """Open or close a PostgreSQL database to new connections; closing also drops the open ones."""
+    name = make_url(database_url).database
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+            if not allowed:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+    finally:
+        admin.dispose()
+
+
 @pytest_asyncio.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     store = Store(database_url)

@@ -17,8 +17,7 @@ from mentorflow.definition import Language
 from mentorflow.mail.catcher import CatchingHandler, MailCatcher
 from mentorflow.models import EmailBatch, EmailFacts
 from mentorflow.store import Store
-from tests.conftest import free_port, settings_for
-from tests.test_faults import set_connections
+from tests.conftest import free_port, set_connections, settings_for
 
 NOW = datetime(2027, 2, 15, 8, 0, tzinfo=UTC)
 

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from temporalio.api.enums.v1 import EventType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -31,9 +29,9 @@ from mentorflow.programs import handle_for, start_program
 from mentorflow.store import Store
 from mentorflow.temporal import binary
 from tests.conftest import (
-    POSTGRES_URL,
     free_port,
     run_histories,
+    set_connections,
     settings_for,
     until_phase,
     wait_for,
@@ -213,25 +211,6 @@ async def test_dev_server_restarted_mid_program_loses_nothing(
     finally:
         await store.close()
     assert kinds.count("phase") >= 3 and "reminder" in kinds
-
-
-def set_connections(database_url: str, *, allowed: bool) -> None:
-    """Open or close a PostgreSQL database to new connections; closing also drops the open ones."""
-    name = make_url(database_url).database
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
-            if not allowed:
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                )
-    finally:
-        admin.dispose()
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

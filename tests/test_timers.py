@@ -55,8 +55,9 @@ async def test_a_deadline_reached_stays_reached_when_the_sdk_reports_a_stale_tim
 
         await wait_for(all_waiting, within=30)
     # No worker now: each query waits for one, and meanwhile the timers fire.
+    patience = timedelta(seconds=30)
     queries = [
-        asyncio.create_task(handle.query(DeadlineWithClock.wakeups, rpc_timeout=timedelta(30)))
+        asyncio.create_task(handle.query(DeadlineWithClock.wakeups, rpc_timeout=patience))
         for handle in handles
     ]
     await asyncio.sleep(DEADLINE + 1)

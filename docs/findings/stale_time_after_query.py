@@ -59,9 +59,8 @@ async def main() -> None:
             for i in range(10)
         ]
         await asyncio.sleep(1)
-    queries = [
-        asyncio.create_task(h.query(Deadline.times, rpc_timeout=timedelta(30))) for h in handles
-    ]
+    patience = timedelta(seconds=30)
+    queries = [asyncio.create_task(h.query(Deadline.times, rpc_timeout=patience)) for h in handles]
     await asyncio.sleep(4)
     async with Worker(client, task_queue=queue, workflows=[Deadline]):
         await asyncio.gather(*queries)
