@@ -97,6 +97,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.application import APPLICATION_RESULT_SIGNAL, ApplicationWorkflow
     from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
     from workflows.pair import PAIR_CLOSED_SIGNAL, PairWorkflow
+    from workflows.tally import ApplicationTally
     from workflows.timers import Clock
 
 
@@ -114,7 +115,8 @@ class ProgramWorkflow:
         self._announced_to = 0
         self._reschedules = 0
         self._notices: list[DateChange] = []  # moves not yet told to the people announced to
-        self._applications: dict[str, ApplicationEntry] = {}
+        self._applications: dict[str, ApplicationEntry] = {}  # changed only through _put
+        self._tally = ApplicationTally()
         self._decisions: dict[str, OrganisationDecision] = {}  # organisation id -> who decided
         self._capacity_requested = False
         self._matching = MatchingState()
@@ -138,6 +140,7 @@ class ProgramWorkflow:
             self._announced_to = state.announced_to
             self._reschedules = state.reschedules
             self._applications = dict(state.applications)
+            self._tally = ApplicationTally(self._applications)
             self._notices = list(state.notices)
             self._decisions = dict(state.decisions)
             self._capacity_requested = state.capacity_requested
@@ -618,8 +621,11 @@ class ProgramWorkflow:
         """Take a saved application: start its workflow, or tell it that it changed."""
         child_id = application_workflow_id(self._definition.id, submission.application_id)
         if submission.application_id not in self._applications:
-            self._applications[submission.application_id] = ApplicationEntry(
-                organisation_id=submission.organisation_id, profile_id=submission.profile_id
+            self._put(
+                submission.application_id,
+                ApplicationEntry(
+                    organisation_id=submission.organisation_id, profile_id=submission.profile_id
+                ),
             )
             await workflow.start_child_workflow(
                 ApplicationWorkflow.run,
@@ -664,9 +670,7 @@ class ProgramWorkflow:
             entry = ApplicationEntry(
                 organisation_id=result.organisation_id, profile_id=result.profile_id
             )
-        self._applications[result.application_id] = entry.model_copy(
-            update={"outcome": result.outcome.value}
-        )
+        self._put(result.application_id, entry.model_copy(update={"outcome": result.outcome.value}))
         self._describe()
 
     @workflow.update
@@ -690,7 +694,7 @@ class ProgramWorkflow:
         )
         for application_id, selection in decision.selections.items():
             entry = self._applications[application_id]
-            self._applications[application_id] = entry.model_copy(update={"selection": selection})
+            self._put(application_id, entry.model_copy(update={"selection": selection}))
         self._decisions[decision.organisation_id] = OrganisationDecision(
             decided_by=decision.decided_by or decision.channel, channel=decision.channel
         )
@@ -864,32 +868,15 @@ class ProgramWorkflow:
         return self._escalation_due() + timedelta(minutes=1)
 
     def _all_answered(self) -> bool:
-        return all(entry.outcome is not None for entry in self._applications.values())
+        return self._tally.pending == 0
 
     def _totals(self) -> dict[str, int]:
-        outcomes = [entry.outcome for entry in self._applications.values()]
-        return {
-            "applied": len(outcomes),
-            "approved": outcomes.count(ApplicationOutcome.APPROVED.value),
-            "declined": outcomes.count(ApplicationOutcome.DECLINED.value),
-            "withdrawn": outcomes.count(ApplicationOutcome.WITHDRAWN.value),
-            "pending": outcomes.count(None),
-            **self._selection_totals(),
-        }
+        return self._tally.totals()
 
-    def _selection_totals(self) -> dict[str, int]:
-        chosen = [
-            entry.selection
-            for entry in self._applications.values()
-            if entry.outcome == ApplicationOutcome.APPROVED.value
-        ]
-        if not any(chosen):
-            return {}
-        return {
-            "accepted": chosen.count(Selection.ACCEPTED),
-            "waitlisted": chosen.count(Selection.WAITLISTED),
-            "not_selected": chosen.count(Selection.DECLINED),
-        }
+    def _put(self, application_id: str, entry: ApplicationEntry) -> None:
+        """Add or change an application; the tally follows."""
+        self._tally.replace(self._applications.get(application_id), entry)
+        self._applications[application_id] = entry
 
     def _breakdown(self) -> dict[str, dict[str, int]]:
         table: dict[str, dict[str, int]] = {}
@@ -1481,8 +1468,9 @@ class ProgramWorkflow:
             return
         entry = self._applications.get(closed.withdrawn_id)
         if entry is not None:
-            self._applications[closed.withdrawn_id] = entry.model_copy(
-                update={"outcome": ApplicationOutcome.WITHDRAWN.value}
+            self._put(
+                closed.withdrawn_id,
+                entry.model_copy(update={"outcome": ApplicationOutcome.WITHDRAWN.value}),
             )
         self._describe()
 
@@ -1579,9 +1567,7 @@ class ProgramWorkflow:
             start_to_close_timeout=RECORD_TIMEOUT,
             summary="accept from the wait-list",
         )
-        self._applications[application_id] = entry.model_copy(
-            update={"selection": Selection.ACCEPTED}
-        )
+        self._put(application_id, entry.model_copy(update={"selection": Selection.ACCEPTED}))
 
     # --- Steps ----------------------------------------------------------------------------
 
