@@ -71,8 +71,12 @@ async def connect(settings: Settings, *, serve_metrics: bool = False) -> Client:
         ) from error
 
 
+# How long a caller (a web request, an import) keeps trying a busy workflow.
+UPDATE_PATIENCE_SECONDS = 60.0
+
+
 async def execute_update_when_admitted(
-    handle: WorkflowHandle[Any, Any], update: Any, argument: Any, *, within: float = 60.0
+    handle: WorkflowHandle[Any, Any], update: Any, argument: Any, *, within: float | None = None
 ) -> Any:
     """``handle.execute_update``, trying again while the server is busy with the workflow.
 
@@ -83,9 +87,11 @@ async def execute_update_when_admitted(
     quick tries, and a program taking many applications at once gets there.
     Both are retried here with jittered backoff for up to ``within`` seconds;
     use it only for updates whose handler takes the same request twice safely.
+    ``within`` defaults to ``UPDATE_PATIENCE_SECONDS``; past it the last error is
+    raised (``is_busy`` tells it apart from a workflow that is gone).
     """
     loop = asyncio.get_running_loop()
-    give_up = loop.time() + within
+    give_up = loop.time() + (UPDATE_PATIENCE_SECONDS if within is None else within)
     delay = 0.05
     while True:
         try:
@@ -98,6 +104,11 @@ async def execute_update_when_admitted(
 
 
 _TRY_AGAIN = (RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE)
+
+
+def is_busy(error: RPCError) -> bool:
+    """The server could not get a request to the workflow in time; later it may."""
+    return error.status in (*_TRY_AGAIN, RPCStatusCode.DEADLINE_EXCEEDED)
 
 
 def _short_reason(error: BaseException) -> str:

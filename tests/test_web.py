@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
+from mentorflow import temporal as temporal_module
 from mentorflow.definition import load_definition
 from mentorflow.settings import Settings
 from mentorflow.store import Store
@@ -97,3 +99,61 @@ async def test_an_overloaded_server_does_not_close_the_application_form(
     # The recorded phase and deadline answer for the workflow.
     assert form.status_code == 200 and "1 March 2027" in form.text
     assert closed.status_code == 410
+
+
+class AbortingTemporal(BusyTemporal):
+    """A Temporal client whose server keeps aborting updates, as an overloaded one does
+    ("workflow update was aborted"), until ``busy`` is cleared."""
+
+    def __init__(self) -> None:
+        self.busy = True
+        self.updates = 0
+
+    async def execute_update(self, *args: object, **kwargs: object) -> None:
+        self.updates += 1
+        if self.busy:
+            raise RPCError("workflow update was aborted", RPCStatusCode.UNAVAILABLE, b"")
+
+
+async def test_an_application_the_busy_program_cannot_take_is_saved_and_the_applicant_told(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(temporal_module, "UPDATE_PATIENCE_SECONDS", 0.5)
+    definition = load_definition(DEMO).model_copy(update={"language": "sv"})
+    await store.save_program(
+        program_id=definition.id,
+        name=definition.name,
+        workflow_id=f"program-{definition.id}",
+        definition=definition.model_dump(mode="json", by_alias=True),
+        phase="application_window",
+        revision=1,
+        next_deadline=datetime(2027, 3, 1, 16, 0, tzinfo=UTC),
+        at=datetime.now(UTC),
+    )
+    form = {
+        "name": "Kim Busy",
+        "email": "kim@example.org",
+        "organisation": "demo-company",
+        "manager_name": "Chef",
+        "manager_email": "chef@example.org",
+        "eligible_0": "yes",
+        "q_motivation": "Nyfiken",
+    }
+    temporal = AbortingTemporal()
+    port = free_port()
+    settings = Settings(web_port=port, public_base_url=f"http://127.0.0.1:{port}")
+    path = f"/programs/{definition.id}/apply"
+    async with serving(settings, temporal, store) as web:  # type: ignore[arg-type]
+        busy = await web.http.post(path, params={"profile": "mentor"}, data=form)
+        saved = await store.applications(definition.id)
+        tries = temporal.updates
+        temporal.busy = False
+        again = await web.http.post(path, params={"profile": "mentor"}, data=form)
+    # A polite "send it again", in the program's language; no traceback, no 500.
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "60"
+    assert "Skicka formuläret igen om en minut" in busy.text and "Traceback" not in busy.text
+    assert tries > 1  # the aborted update was tried again for the patience's length
+    # Nothing lost: the application is saved, and sending again hands over the same one.
+    assert [(a.email, a.status) for a in saved] == [("kim@example.org", "submitted")]
+    assert again.status_code == 200
+    assert [a.id for a in await store.applications(definition.id)] == [saved[0].id]

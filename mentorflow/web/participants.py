@@ -31,7 +31,7 @@ from mentorflow.models import (
     program_workflow_id,
 )
 from mentorflow.store import Store
-from mentorflow.temporal import execute_update_when_admitted
+from mentorflow.temporal import execute_update_when_admitted, is_busy
 from mentorflow.web.texts import TEXTS
 from workflows.application import ApplicationWorkflow
 from workflows.program import ProgramWorkflow
@@ -215,9 +215,15 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         errors = check_application(definition, chosen.id, values)
         if errors:
             return apply_page(request, definition, deadline, chosen.id, values, errors, 422)
-        outcome = await submit_application(
-            store, temporal, definition, chosen.id, values, channel="web_form"
-        )
+        try:
+            outcome = await submit_application(
+                store, temporal, definition, chosen.id, values, channel="web_form"
+            )
+        except RPCError as error:
+            if not is_busy(error):
+                raise
+            # Saved, not yet handed over: sending the form again finds the saved row.
+            return busy_page(request, definition, "busy_apply")
         if outcome.refusal == "closed":
             return closed_page(request, definition, *await window(program_id))
         if outcome.refusal == "already_answered":
@@ -294,6 +300,12 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             )
         return None
 
+    def busy_page(request: Request, definition: ProgramDefinition, name: str) -> HTMLResponse:
+        """The workflow could not be reached in time (overloaded): nothing lost, try again."""
+        response = notice(request, definition, name, 503)
+        response.headers["Retry-After"] = "60"
+        return response
+
     async def finished_page(
         request: Request, definition: ProgramDefinition, link: Link
     ) -> HTMLResponse:
@@ -357,7 +369,9 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             )
         except WorkflowUpdateFailedError as error:
             return await refused_page(request, definition, link, error)
-        except RPCError:
+        except RPCError as error:
+            if is_busy(error):
+                return busy_page(request, definition, "busy_answer")
             return await finished_page(request, definition, link)
         key = "answered_approved" if choice == "approve" else "answered_declined"
         return page(
@@ -414,7 +428,9 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             )
         except WorkflowUpdateFailedError as error:
             return await refused_page(request, definition, link, error)
-        except RPCError:
+        except RPCError as error:
+            if is_busy(error):
+                return busy_page(request, definition, "busy_answer")
             return await finished_page(request, definition, link)
         return page(
             request,

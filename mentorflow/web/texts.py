@@ -42,6 +42,14 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "answered_title": "Thank you",
         "answered_approved": "You approved {applicant}'s application.",
         "answered_declined": "You declined {applicant}'s application.",
+        "busy_apply_title": "Please send the form again in a minute",
+        "busy_apply_body": "Your application is saved, but the program could not take it just"
+        " now because many people are applying at once. Please send the form again in a"
+        " minute: you will not apply twice, and you will get a confirmation by email.",
+        "busy_answer_title": "Please try again in a minute",
+        "busy_answer_body": "Your answer could not be recorded just now because many people are"
+        " answering at once. Please press the button again in a minute; nothing has been"
+        " decided yet.",
         "already_title": "Already answered",
         "already_body": "This application has already been answered: {outcome}.",
         "withdrawn_state": "withdrawn by the applicant",
@@ -195,6 +203,13 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "answered_title": "Tack",
         "answered_approved": "Du har godkänt {applicant}s ansökan.",
         "answered_declined": "Du har avslagit {applicant}s ansökan.",
+        "busy_apply_title": "Skicka formuläret igen om en minut",
+        "busy_apply_body": "Din ansökan är sparad, men programmet kunde inte ta emot den just nu"
+        " eftersom många ansöker samtidigt. Skicka formuläret igen om en minut: du ansöker inte"
+        " två gånger, och du får en bekräftelse via e-post.",
+        "busy_answer_title": "Försök igen om en minut",
+        "busy_answer_body": "Ditt svar kunde inte registreras just nu eftersom många svarar"
+        " samtidigt. Tryck på knappen igen om en minut; inget är beslutat än.",
         "already_title": "Redan besvarad",
         "already_body": "Ansökan är redan besvarad: {outcome}.",
         "withdrawn_state": "återkallad av den sökande",
