@@ -64,6 +64,13 @@ class Settings(BaseSettings):
         description="Earlier secret keys (JSON list): links signed with them still work.",
     )
 
+    worker_cached_workflows: int = Field(
+        10_000,
+        ge=1,
+        description="Workflow runs the worker keeps in memory (about 0.3 MB each); keep it"
+        " above the applications and pairs running at once.",
+    )
+
     metrics_address: str | None = Field(
         None,
         description="host:port where the worker serves Temporal SDK metrics for Prometheus.",

@@ -61,6 +61,10 @@ def create_worker(client: Client, settings: Settings, store: Store) -> Worker:
         task_queue=settings.temporal_task_queue,
         workflows=list(WORKFLOWS),
         activities=activities_for(store, settings),
+        # A program keeps one workflow per application and per pair running for weeks;
+        # past the SDK's default of 1,000 cached runs the worker would evict and, on
+        # the next task, replay whole histories (the program's is the costly one).
+        max_cached_workflows=settings.worker_cached_workflows,
         # Let the running attempt of an email batch finish on a clean shutdown.
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
