@@ -60,7 +60,7 @@ from mentorflow.models import (
     RescheduleRequest,
     Selection,
 )
-from mentorflow.programs import handle_for, reschedule_program, start_program
+from mentorflow.programs import ProgramError, handle_for, reschedule_program, start_program
 from mentorflow.temporal import execute_update_when_admitted
 from workflows.program import ProgramWorkflow
 
@@ -174,11 +174,21 @@ async def run_project(
 
             await asyncio.gather(click_links(), *(apply(i) for i in range(n)))
         progress("project", "all applied and approved", began)
-        # HR closes the window: the deadline moves to now and the timers follow.
-        soon = datetime.now(UTC) + timedelta(seconds=2)
-        await reschedule_program(
-            env.client, program_id, RescheduleRequest(deadline=soon, reason="bench: all applied")
-        )
+        # HR closes the window: the deadline moves to now and the timers follow. The
+        # update may wait behind the approvals' signals; a moment that passed meanwhile
+        # is refused ("in the past"), and HR would simply try again.
+        while True:
+            soon = datetime.now(UTC) + timedelta(seconds=2)
+            try:
+                await reschedule_program(
+                    env.client,
+                    program_id,
+                    RescheduleRequest(deadline=soon, reason="bench: all applied"),
+                )
+                break
+            except ProgramError as error:
+                if "in the past" not in str(error):
+                    raise
         await wait_for(lambda: in_phase(ProgramPhase.AWAITING_HR_DECISION), "approvals", 600)
         applications = await store.applications(program_id)
         for organisation in definition.organisations:
