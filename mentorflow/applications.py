@@ -13,12 +13,13 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from mentorflow.definition import ProgramDefinition, Question
 from mentorflow.models import ApplicationSubmission, Person, program_workflow_id
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
-from mentorflow.temporal import execute_update_when_admitted
+from mentorflow.temporal import execute_update_when_admitted, is_busy
 from mentorflow.web.texts import TEXTS
 from workflows.program import ProgramWorkflow
 
@@ -29,7 +30,9 @@ MAX_NUMBER = 100  # a number answer is a count such as years of experience
 class SubmitOutcome:
     application: Application | None
     created: bool
-    refusal: str | None = None  # closed | already_answered | the validator's word
+    # closed | already_answered | the validator's word | busy (saved, not yet handed
+    # over: the program could not take it in time; sending it again does)
+    refusal: str | None = None
     detail: str = ""
 
 
@@ -83,6 +86,10 @@ async def submit_application(
             # It never reached the program: keep it out of every count.
             await store.set_application_status(saved.id, "late", datetime.now(UTC))
         return SubmitOutcome(saved, created, kind.strip(), detail.strip())
+    except RPCError as error:
+        if not is_busy(error):
+            raise
+        return SubmitOutcome(saved, created, "busy", "saved; send it again in a minute")
     return SubmitOutcome(saved, created)
 
 

@@ -562,12 +562,9 @@ def applications_import(
     """Import applications HR collected another way; importing again updates, never doubles."""
     import csv
 
-    from temporalio.service import RPCError
-
     from mentorflow.applications import check_application, submit_application
     from mentorflow.definition import ProgramDefinition
     from mentorflow.store import Store, migrate
-    from mentorflow.temporal import is_busy
 
     settings = _settings()
     try:
@@ -620,20 +617,9 @@ def applications_import(
                     for field, message in errors.items():
                         typer.echo(f"{file}:{line}: {field}: {message}", err=True)
                     continue
-                try:
-                    outcome = await submit_application(
-                        store, client, definition, profile.id, values, channel="csv_import"
-                    )
-                except RPCError as error:
-                    if not is_busy(error):
-                        raise
-                    problems += 1
-                    typer.echo(
-                        f"{file}:{line}: the program is busy; the row is saved and goes"
-                        " through when you import the file again",
-                        err=True,
-                    )
-                    continue
+                outcome = await submit_application(
+                    store, client, definition, profile.id, values, channel="csv_import"
+                )
                 if outcome.refusal is not None:
                     problems += 1
                     typer.echo(

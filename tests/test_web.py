@@ -11,7 +11,7 @@ import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
 from mentorflow import temporal as temporal_module
-from mentorflow.definition import load_definition
+from mentorflow.definition import Language, load_definition
 from mentorflow.settings import Settings
 from mentorflow.store import Store
 from mentorflow.web.app import serve
@@ -119,7 +119,7 @@ async def test_an_application_the_busy_program_cannot_take_is_saved_and_the_appl
     tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(temporal_module, "UPDATE_PATIENCE_SECONDS", 0.5)
-    definition = load_definition(DEMO).model_copy(update={"language": "sv"})
+    definition = load_definition(DEMO).model_copy(update={"language": Language.SV})
     await store.save_program(
         program_id=definition.id,
         name=definition.name,

@@ -215,14 +215,10 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         errors = check_application(definition, chosen.id, values)
         if errors:
             return apply_page(request, definition, deadline, chosen.id, values, errors, 422)
-        try:
-            outcome = await submit_application(
-                store, temporal, definition, chosen.id, values, channel="web_form"
-            )
-        except RPCError as error:
-            if not is_busy(error):
-                raise
-            # Saved, not yet handed over: sending the form again finds the saved row.
+        outcome = await submit_application(
+            store, temporal, definition, chosen.id, values, channel="web_form"
+        )
+        if outcome.refusal == "busy":
             return busy_page(request, definition, "busy_apply")
         if outcome.refusal == "closed":
             return closed_page(request, definition, *await window(program_id))
