@@ -28,6 +28,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.workflow import ParentClosePolicy
 
+from mentorflow.models import HANDING_OVER
+
 CONTINUE_AS_NEW_AFTER = 4_000  # ProgramInput's default
 LONG = timedelta(days=30)
 
@@ -135,6 +137,7 @@ class BareProgram:
     def __init__(self, input: BareProgramInput) -> None:
         self._state = input
         self._phase = "application_window"
+        self._handing_over = False  # as the program: applications wait for the next run
 
     @workflow.run
     async def run(self, input: BareProgramInput) -> None:
@@ -169,6 +172,7 @@ class BareProgram:
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: condition() or _long(), timeout=LONG)
         if _long():
+            self._handing_over = True
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(self._state)
 
@@ -187,6 +191,11 @@ class BareProgram:
             id=f"bare-application-{submission.application_id}",
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
+
+    @submit.validator
+    def _validate_submit(self, submission: BareSubmission) -> None:
+        if self._handing_over:
+            raise ValueError(f"{HANDING_OVER}: send again")
 
     @workflow.signal
     def result(self, application_id: str) -> None:

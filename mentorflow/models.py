@@ -26,6 +26,10 @@ from mentorflow.definition import (
 
 WORKFLOW_ID_PREFIX = "program-"
 
+# How a program refuses an application while it moves to its next run (continue-as-new):
+# the refusal's message starts with this word, and senders simply send again.
+HANDING_OVER = "handing_over"
+
 
 def program_workflow_id(program_id: str) -> str:
     """The workflow id of a program: from its definition id, never from a person's data."""

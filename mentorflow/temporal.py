@@ -18,13 +18,14 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from mentorflow import search_attributes
 from mentorflow.codec import data_converter
+from mentorflow.models import HANDING_OVER
 from mentorflow.settings import Settings
 
 # One runtime per metrics address: a runtime binds its Prometheus port once.
@@ -85,10 +86,12 @@ async def execute_update_when_admitted(
     also abort an admitted update before the workflow has seen it ("workflow
     update was aborted", UNAVAILABLE). The client gives up on both after a few
     quick tries, and a program taking many applications at once gets there.
-    Both are retried here with jittered backoff for up to ``within`` seconds;
-    use it only for updates whose handler takes the same request twice safely.
-    ``within`` defaults to ``UPDATE_PATIENCE_SECONDS``; past it the last error is
-    raised (``is_busy`` tells it apart from a workflow that is gone).
+    A program also turns applications away for the moment it continues as new
+    (``HANDING_OVER``). All three are retried here with jittered backoff for up to
+    ``within`` seconds; use it only for updates whose handler takes the same request
+    twice safely. ``within`` defaults to ``UPDATE_PATIENCE_SECONDS``; past it the last
+    error is raised, a hand-over as UNAVAILABLE (``is_busy`` tells these apart from
+    a workflow that is gone).
     """
     loop = asyncio.get_running_loop()
     give_up = loop.time() + (UPDATE_PATIENCE_SECONDS if within is None else within)
@@ -99,8 +102,23 @@ async def execute_update_when_admitted(
         except RPCError as error:
             if error.status not in _TRY_AGAIN or loop.time() > give_up:
                 raise
+        except WorkflowUpdateFailedError as error:
+            if not _handing_over(error):
+                raise
+            if loop.time() > give_up:
+                raise RPCError(
+                    "the workflow did not finish moving to its next run in time",
+                    RPCStatusCode.UNAVAILABLE,
+                    b"",
+                ) from error
         await asyncio.sleep(random.uniform(delay / 2, delay))
         delay = min(delay * 2, 2.0)
+
+
+def _handing_over(error: WorkflowUpdateFailedError) -> bool:
+    """The workflow turned the update away only while it continues as new."""
+    message = getattr(error.cause, "message", "")
+    return isinstance(message, str) and message.startswith(f"{HANDING_OVER}:")
 
 
 _TRY_AGAIN = (RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE)

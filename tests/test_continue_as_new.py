@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import load_definition
@@ -13,10 +16,47 @@ from mentorflow.models import ApplicationSubmission, Person, ProgramPhase
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
+from mentorflow.temporal import execute_update_when_admitted
 from tests.conftest import run_histories, until_phase, wait_for
 from tests.programs import fast_definition
 from worker.main import create_worker
 from workflows.program import ProgramWorkflow
+
+
+async def window_open(program: WorkflowHandle[Any, Any]) -> bool:
+    status = await program.query(ProgramWorkflow.status)
+    return status.phase is ProgramPhase.APPLICATION_WINDOW
+
+
+async def apply(store: Store, program: WorkflowHandle[Any, Any], program_id: str, i: int) -> None:
+    """Person i's application, saved as the web form saves it and handed to the program."""
+    saved, created = await store.save_application(
+        new_id=f"app{i:04d}",
+        program_id=program_id,
+        email=f"p{i}@example.org",
+        name=f"Person {i}",
+        organisation_id="demo-company",
+        department="",
+        profile_id="mentor" if i % 2 else "adept",
+        manager_email=f"m{i}@example.org",
+        manager_name=f"M {i}",
+        answers={},
+        eligibility_confirmed=True,
+        channel="web_form",
+        at=datetime.now(UTC),
+    )
+    await execute_update_when_admitted(
+        program,
+        ProgramWorkflow.submit_application,
+        ApplicationSubmission(
+            application_id=saved.id,
+            organisation_id="demo-company",
+            profile_id=saved.profile_id,
+            applicant=Person(name=saved.name, email=saved.email),
+            manager=Person(name=saved.manager_name, email=saved.manager_email),
+            created=created,
+        ),
+    )
 
 
 async def test_many_applications_continue_as_new_with_every_count_kept(
@@ -36,38 +76,9 @@ async def test_many_applications_continue_as_new_with_every_count_kept(
             dev_env.client, definition, task_queue=task_queue, continue_as_new_after=120
         )
 
-        async def window_open() -> bool:
-            status = await program.query(ProgramWorkflow.status)
-            return status.phase is ProgramPhase.APPLICATION_WINDOW
-
-        await wait_for(window_open, within=30)
+        await wait_for(lambda: window_open(program), within=30)
         for i in range(30):
-            saved, created = await store.save_application(
-                new_id=f"app{i:04d}",
-                program_id=program_id,
-                email=f"p{i}@example.org",
-                name=f"Person {i}",
-                organisation_id="demo-company",
-                department="",
-                profile_id="mentor" if i % 2 else "adept",
-                manager_email=f"m{i}@example.org",
-                manager_name=f"M {i}",
-                answers={},
-                eligibility_confirmed=True,
-                channel="web_form",
-                at=datetime.now(UTC),
-            )
-            await program.execute_update(
-                ProgramWorkflow.submit_application,
-                ApplicationSubmission(
-                    application_id=saved.id,
-                    organisation_id="demo-company",
-                    profile_id=saved.profile_id,
-                    applicant=Person(name=saved.name, email=saved.email),
-                    manager=Person(name=saved.manager_name, email=saved.manager_email),
-                    created=created,
-                ),
-            )
+            await apply(store, program, program_id, i)
         status = await until_phase(program, ProgramPhase.RUNNING, within=120)
         runs = [len(h.events) for h in await run_histories(dev_env.client, program.id)]
 
@@ -92,3 +103,44 @@ async def test_many_applications_continue_as_new_with_every_count_kept(
         },
     }
     assert {r.status for r in await store.applications(program_id)} == {"approved"}
+
+
+async def test_a_steady_stream_of_applications_does_not_hold_off_continue_as_new(
+    dev_env: WorkflowEnvironment,
+    worker_settings: Settings,
+    store: Store,
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    """With applications always in flight the run is never idle; it must still move on.
+
+    Seen at 5,000 applicants: the program waited for its handlers to finish before
+    continuing as new, a steady stream never let them, and its history passed the
+    10,240-event warning until the server refused more updates (2,000 per run).
+    """
+    file, program_id = fast_definition(tmp_path, opens=1, deadline=120, reminders=())
+    definition = load_definition(file)
+    applications = 60
+    async with create_worker(dev_env.client, worker_settings, store):
+        program = await start_program(
+            dev_env.client, definition, task_queue=task_queue, continue_as_new_after=120
+        )
+
+        handle = dev_env.client.get_workflow_handle_for(ProgramWorkflow.run, program.id)
+        await wait_for(lambda: window_open(handle), within=30)
+        queue = list(range(applications))
+
+        async def applicant() -> None:
+            # Each sender applies as soon as its last application was taken, as a busy
+            # web form does, so handlers overlap for the whole stream.
+            while queue:
+                await apply(store, handle, program_id, queue.pop())
+
+        await asyncio.gather(*(applicant() for _ in range(6)))
+        status = await handle.query(ProgramWorkflow.status)
+        runs = [len(h.events) for h in await run_histories(dev_env.client, program.id)]
+        await handle.terminate("test over")
+
+    assert status.counts["applied"] == applications  # every application reached the program
+    assert len(runs) >= 3, runs  # it moved on while the stream went on ...
+    assert max(runs) < 250, runs  # ... instead of growing one history without bound

@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from mentorflow.temporal import execute_update_when_admitted
+from mentorflow.models import HANDING_OVER
+from mentorflow.temporal import execute_update_when_admitted, is_busy
 
 
 class RefusingHandle:
@@ -50,3 +53,40 @@ async def test_it_gives_up_after_its_time() -> None:
         await execute_update_when_admitted(handle, "submit", None, within=0.5)  # type: ignore[arg-type]
     assert refused.value.status is RPCStatusCode.RESOURCE_EXHAUSTED
     assert 2 <= handle.calls < 20  # backed off, not hammered
+
+
+class HandingOverHandle:
+    """Turned away by a program that is continuing as new, ``times`` times (or with
+    ``refusal``, another validator's word), then answers ``"done"``."""
+
+    def __init__(self, times: int, refusal: str = f"{HANDING_OVER}: send again") -> None:
+        self.left, self.refusal, self.calls = times, refusal, 0
+
+    async def execute_update(self, update: Any, argument: Any) -> str:
+        self.calls += 1
+        if self.left:
+            self.left -= 1
+            raise WorkflowUpdateFailedError(ApplicationError(self.refusal))
+        return "done"
+
+
+async def test_a_program_handing_over_to_its_next_run_is_sent_the_update_again() -> None:
+    handle = HandingOverHandle(times=3)
+    assert await execute_update_when_admitted(handle, "submit", None) == "done"  # type: ignore[arg-type]
+    assert handle.calls == 4
+
+
+async def test_a_hand_over_longer_than_the_patience_ends_as_busy() -> None:
+    handle = HandingOverHandle(times=10_000)
+    with pytest.raises(RPCError) as refused:
+        await execute_update_when_admitted(handle, "submit", None, within=0.5)  # type: ignore[arg-type]
+    # Callers show their "busy, send again" answer for it, as for an overloaded server.
+    assert is_busy(refused.value) and refused.value.status is RPCStatusCode.UNAVAILABLE
+    assert 2 <= handle.calls < 20
+
+
+async def test_a_validators_other_refusal_is_raised_at_once() -> None:
+    handle = HandingOverHandle(times=1, refusal="closed: the application deadline has passed")
+    with pytest.raises(WorkflowUpdateFailedError):
+        await execute_update_when_admitted(handle, "submit", None)  # type: ignore[arg-type]
+    assert handle.calls == 1

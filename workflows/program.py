@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         consistency_problems,
     )
     from mentorflow.models import (
+        HANDING_OVER,
         NEXT_STEP,
         ApplicationEntry,
         ApplicationInput,
@@ -122,6 +123,10 @@ class ProgramWorkflow:
         self._matching = MatchingState()
         # HR's review actions each re-run the matcher: one at a time, in arrival order.
         self._review_lock = asyncio.Lock()
+        # Set while the run waits to continue as new: new applications are turned away
+        # (their senders retry and reach the next run) so the ones in flight can finish;
+        # under a steady stream of applications the run would otherwise never be idle.
+        self._handing_over = False
         schedule = input.definition.schedule
         events = [schedule.kickoff, *schedule.sessions] if schedule.kickoff else schedule.sessions
         self._calendar = {e.id: CalendarEntry(event=e) for e in events}
@@ -651,6 +656,8 @@ class ProgramWorkflow:
 
     @submit_application.validator
     def _validate_submission(self, submission: ApplicationSubmission) -> None:
+        if self._handing_over:
+            raise ValueError(f"{HANDING_OVER}: the program is moving to its next run; send again")
         if self._phase is not ProgramPhase.APPLICATION_WINDOW:
             raise ValueError(f"closed: applications are not open (phase {self._phase.value})")
         if self._clock.now() >= self._dates.deadline:
@@ -903,6 +910,7 @@ class ProgramWorkflow:
     async def _continue_as_new_if_due(self) -> None:
         if not self._history_is_long():
             return
+        self._handing_over = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             ProgramInput(
