@@ -620,6 +620,14 @@ def applications_import(
                 outcome = await submit_application(
                     store, client, definition, profile.id, values, channel="csv_import"
                 )
+                if outcome.refusal == "busy":
+                    problems += 1
+                    typer.echo(
+                        f"{file}:{line}: saved, but the program is too busy to take it now;"
+                        " import the file again in a minute (nothing is doubled)",
+                        err=True,
+                    )
+                    continue
                 if outcome.refusal is not None:
                     problems += 1
                     typer.echo(

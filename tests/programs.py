@@ -6,10 +6,15 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from mentorflow.definition import ProgramDefinition
+from mentorflow.models import program_workflow_id
+from mentorflow.store import Store
 
 DEMO = Path(__file__).parent.parent / "definitions" / "demo.yaml"
 
@@ -100,3 +105,20 @@ def demo_application(name: str, email: str, manager_email: str) -> dict[str, str
         "eligible_0": "yes",
         "q_motivation": "Climate and leadership, and to learn new tools.",
     }
+
+
+async def record_program(
+    store: Store, definition: ProgramDefinition, phase: str = "application_window"
+) -> None:
+    """The program's row as its workflow would record it: for web and CLI tests whose
+    Temporal is a fake, so no workflow records it. Next deadline: 1 March 2027, 16:00 UTC."""
+    await store.save_program(
+        program_id=definition.id,
+        name=definition.name,
+        workflow_id=program_workflow_id(definition.id),
+        definition=definition.model_dump(mode="json", by_alias=True),
+        phase=phase,
+        revision=1,
+        next_deadline=datetime(2027, 3, 1, 16, 0, tzinfo=UTC),
+        at=datetime.now(UTC),
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,7 @@ from mentorflow.settings import Settings
 from mentorflow.store import Store
 from mentorflow.web.app import serve
 from tests.conftest import free_port, serving, wait_for
-from tests.programs import DEMO
+from tests.programs import DEMO, record_program
 
 
 async def test_health_reports_an_unreachable_database_with_its_address(tmp_path: Path) -> None:
@@ -77,20 +76,8 @@ async def test_an_overloaded_server_does_not_close_the_application_form(
     tmp_path: Path, store: Store
 ) -> None:
     definition = load_definition(DEMO)
-    deadline = datetime(2027, 3, 1, 16, 0, tzinfo=UTC)
     for program_id, phase in (("open", "application_window"), ("closed", "awaiting_approvals")):
-        await store.save_program(
-            program_id=program_id,
-            name=definition.name,
-            workflow_id=f"program-{program_id}",
-            definition=definition.model_copy(update={"id": program_id}).model_dump(
-                mode="json", by_alias=True
-            ),
-            phase=phase,
-            revision=1,
-            next_deadline=deadline,
-            at=datetime.now(UTC),
-        )
+        await record_program(store, definition.model_copy(update={"id": program_id}), phase)
     port = free_port()
     settings = Settings(web_port=port, public_base_url=f"http://127.0.0.1:{port}")
     async with serving(settings, BusyTemporal(), store) as web:  # type: ignore[arg-type]
@@ -120,16 +107,7 @@ async def test_an_application_the_busy_program_cannot_take_is_saved_and_the_appl
 ) -> None:
     monkeypatch.setattr(temporal_module, "UPDATE_PATIENCE_SECONDS", 0.5)
     definition = load_definition(DEMO).model_copy(update={"language": Language.SV})
-    await store.save_program(
-        program_id=definition.id,
-        name=definition.name,
-        workflow_id=f"program-{definition.id}",
-        definition=definition.model_dump(mode="json", by_alias=True),
-        phase="application_window",
-        revision=1,
-        next_deadline=datetime(2027, 3, 1, 16, 0, tzinfo=UTC),
-        at=datetime.now(UTC),
-    )
+    await record_program(store, definition)
     form = {
         "name": "Kim Busy",
         "email": "kim@example.org",
