@@ -135,3 +135,38 @@ async def test_an_application_the_busy_program_cannot_take_is_saved_and_the_appl
     assert [(a.email, a.status) for a in saved] == [("kim@example.org", "submitted")]
     assert again.status_code == 200
     assert [a.id for a in await store.applications(definition.id)] == [saved[0].id]
+
+
+async def test_an_idle_connection_outlives_the_clients_keep_alive(tmp_path: Path) -> None:
+    """The server keeps an idle connection open past a client's 5 s keep-alive, so a
+    request on a reused connection is never sent just as the server closes it."""
+    port = free_port()
+    settings = Settings(web_port=port, data_dir=tmp_path)
+    stop = asyncio.Event()
+    started = asyncio.Event()
+    store = Store(f"sqlite:///{tmp_path / 'web.db'}")
+    server = asyncio.create_task(serve(settings, stop, store=store, started=started))
+    try:
+        await asyncio.wait_for(started.wait(), timeout=20)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        statuses = []
+        for pause in (0, 6):  # httpx keeps an idle connection 5 s; uvicorn's default too
+            await asyncio.sleep(pause)
+            writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            length = int(
+                next(
+                    line.split(b":")[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+            )
+            await reader.readexactly(length)
+            statuses.append(head.split(b" ")[1])
+        writer.close()
+    finally:
+        stop.set()
+        await server
+        await store.close()
+    assert statuses == [b"200", b"200"]

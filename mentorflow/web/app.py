@@ -144,6 +144,13 @@ def _add_inbox(app: FastAPI, inbox: CatchingHandler) -> None:
         return response
 
 
+# Idle connections are kept open longer than clients and proxies keep theirs (httpx 5 s,
+# browsers and load balancers up to 60 s), so the client side always closes first. With
+# uvicorn's default (5 s) a request sent on a reused connection just as the server
+# closed it failed with a read error (seen in CI: httpcore.ReadError on a link's HEAD).
+KEEP_ALIVE_SECONDS = 65
+
+
 async def serve(
     settings: Settings,
     stop: asyncio.Event,
@@ -163,7 +170,12 @@ async def serve(
         store = Store(settings.effective_database_url)
     app = create_app(settings, store, temporal=temporal, inbox=inbox)
     config = uvicorn.Config(
-        app, host=settings.web_host, port=settings.web_port, log_config=None, lifespan="off"
+        app,
+        host=settings.web_host,
+        port=settings.web_port,
+        log_config=None,
+        lifespan="off",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     server = uvicorn.Server(config)
     # We own the signals (see services.run_until_signalled), not uvicorn.
