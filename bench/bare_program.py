@@ -28,7 +28,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.workflow import ParentClosePolicy
 
-from mentorflow.models import HANDING_OVER
+from mentorflow.models import HANDING_OVER, participant_task_queue
 
 CONTINUE_AS_NEW_AFTER = 4_000  # ProgramInput's default
 LONG = timedelta(days=30)
@@ -189,6 +189,7 @@ class BareProgram:
             BareApplication.run,
             BareApplicationInput(application_id=submission.application_id, share=submission.share),
             id=f"bare-application-{submission.application_id}",
+            task_queue=participant_task_queue(workflow.info().task_queue),  # as the program
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
 
@@ -218,13 +219,17 @@ class BareProgram:
 
 async def main(address: str, task_queue: str) -> None:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
-    worker = Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[BareProgram, BareApplication, BareApproval],
-        activities=[nothing],
-    )
-    async with worker:
+    # Two queues in one process, as the project's worker: programs and participants.
+    async with contextlib.AsyncExitStack() as workers:
+        for queue in (task_queue, participant_task_queue(task_queue)):
+            await workers.enter_async_context(
+                Worker(
+                    client,
+                    task_queue=queue,
+                    workflows=[BareProgram, BareApplication, BareApproval],
+                    activities=[nothing],
+                )
+            )
         await asyncio.Event().wait()
 
 

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from mentorflow.definition import load_definition
 from mentorflow.links import LinkSigner, Purpose
 from mentorflow.mail.catcher import MailCatcher
-from mentorflow.models import ProgramPhase, application_workflow_id
+from mentorflow.models import ProgramPhase, application_workflow_id, participant_task_queue
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
@@ -141,6 +141,8 @@ async def test_twenty_applicants_managers_answer_by_email_link(
             )
             assert (await handle.query(ApplicationWorkflow.status)).state == "awaiting_manager"
             assert await store.decisions(rows[i].id) == []
+        # Applications run on their own queue, so the program's tasks never wait behind them.
+        assert (await handle.describe()).task_queue == participant_task_queue(task_queue)
         assert {r.status for r in await store.applications(definition.id)} == {"awaiting_approval"}
 
         # Managers 0-7 approve, 8-12 decline; 13 and 14 withdraw; 15-19 stay silent.

@@ -17,7 +17,6 @@ import httpx
 import pytest
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.email import EmailActivities
 from mentorflow.definition import load_definition
@@ -34,7 +33,7 @@ from mentorflow.settings import Settings
 from mentorflow.store import Store
 from tests.conftest import links_in, serving, until_phase, wait_for
 from tests.programs import demo_application, fast_definition
-from worker.main import WORKFLOWS, activities_for
+from worker.main import activities_for, create_worker
 from workflows.application import ApplicationWorkflow
 
 MANAGER = "manager.race@demo.example.org"
@@ -79,9 +78,7 @@ async def test_one_link_clicked_many_times_at_once_makes_exactly_one_decision(
         *(a for a in activities_for(store, worker_settings) if a.__name__ != "send_email_batch"),
         slow_to_report(store, worker_settings, release),
     ]
-    worker = Worker(
-        dev_env.client, task_queue=task_queue, workflows=list(WORKFLOWS), activities=activities
-    )
+    worker = create_worker(dev_env.client, worker_settings, store, activities)
     async with worker, serving(worker_settings, dev_env.client, store) as web:
         program = await start_program(dev_env.client, definition, task_queue=task_queue)
         await until_phase(program, ProgramPhase.APPLICATION_WINDOW, within=30)

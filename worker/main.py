@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from activities.matching import MatchingActivities
 from activities.pairs import PairActivities
 from activities.records import ProgramRecordActivities
 from activities.reports import ReportActivities
+from mentorflow.models import participant_task_queue
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
 from workflows.application import ApplicationWorkflow
@@ -54,20 +56,37 @@ def activities_for(store: Store, settings: Settings) -> list[Any]:
     ]
 
 
-def create_worker(client: Client, settings: Settings, store: Store) -> Worker:
-    """A worker for the settings' task queue, with every workflow and activity."""
-    return Worker(
-        client,
-        task_queue=settings.temporal_task_queue,
-        workflows=list(WORKFLOWS),
-        activities=activities_for(store, settings),
-        # A program keeps one workflow per application and per pair running for weeks;
-        # past the SDK's default of 1,000 cached runs the worker would evict and, on
-        # the next task, replay whole histories (the program's is the costly one).
-        max_cached_workflows=settings.worker_cached_workflows,
-        # Let the running attempt of an email batch finish on a clean shutdown.
-        graceful_shutdown_timeout=timedelta(seconds=10),
-    )
+@contextlib.asynccontextmanager
+async def create_worker(
+    client: Client,
+    settings: Settings,
+    store: Store,
+    activities: Sequence[Callable[..., Any]] | None = None,
+) -> AsyncIterator[None]:
+    """Run, until the block ends, the workers of the settings' task queue (programs) and
+    of its participants' queue (applications and pairs), with every workflow and
+    activity on each: workflows started before the queues were split run on.
+    ``activities`` replaces ``activities_for(store, settings)`` (tests wrap one)."""
+    if activities is None:
+        activities = activities_for(store, settings)
+    queues = (settings.temporal_task_queue, participant_task_queue(settings.temporal_task_queue))
+    async with contextlib.AsyncExitStack() as workers:
+        for queue in queues:
+            await workers.enter_async_context(
+                Worker(
+                    client,
+                    task_queue=queue,
+                    workflows=list(WORKFLOWS),
+                    activities=activities,
+                    # A program keeps one workflow per application and per pair running
+                    # for weeks; past the SDK's default of 1,000 cached runs the worker
+                    # would evict and, on the next task, replay whole histories.
+                    max_cached_workflows=settings.worker_cached_workflows,
+                    # Let the running attempt of an email batch finish on a clean shutdown.
+                    graceful_shutdown_timeout=timedelta(seconds=10),
+                )
+            )
+        yield
 
 
 async def run_worker(settings: Settings, client: Client, stop: asyncio.Event) -> None:
@@ -77,9 +96,12 @@ async def run_worker(settings: Settings, client: Client, stop: asyncio.Event) ->
     store = Store(url)
     try:
         await store.ping()
-        worker = create_worker(client, settings, store)
-        async with worker:
-            log.info("worker polling task queue %s", settings.temporal_task_queue)
+        async with create_worker(client, settings, store):
+            log.info(
+                "worker polling task queues %s and %s",
+                settings.temporal_task_queue,
+                participant_task_queue(settings.temporal_task_queue),
+            )
             await stop.wait()
     finally:
         await store.close()

@@ -92,6 +92,7 @@ with workflow.unsafe.imports_passed_through():
         Selection,
         SelectionRecordInput,
         application_workflow_id,
+        participant_task_queue,
         pair_workflow_id,
         program_dates,
     )
@@ -636,6 +637,7 @@ class ProgramWorkflow:
                 ApplicationWorkflow.run,
                 self._application_input(submission),
                 id=child_id,
+                task_queue=participant_task_queue(workflow.info().task_queue),
                 # The program may continue as new while applications run on.
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 search_attributes=TypedSearchAttributes(
@@ -1254,6 +1256,7 @@ class ProgramWorkflow:
                 PairWorkflow.run,
                 self._pair_input(pair_id, pair),
                 id=pair_workflow_id(self._definition.id, pair_id),
+                task_queue=participant_task_queue(workflow.info().task_queue),
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(sa.PROGRAM_ID, self._definition.id)]
