@@ -12,7 +12,14 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 
 from mentorflow.definition import (
     Contact,
@@ -191,6 +198,36 @@ class ProgramState(BaseModel):
     report: ReportSummary | None = None
     purge_at: AwareDatetime | None = None
     purge_request: PurgeRequest | None = None
+
+    # Every application's and every pair's entry rides along on each continue-as-new. As
+    # objects, 5,000 applicants' entries alone were 543 KB, over Temporal's 512 KB payload
+    # warning; as short lists of their fields (trailing defaults left out) half that.
+    @field_serializer("applications", "pairs")
+    def _compact_entries(
+        self, entries: dict[str, ApplicationEntry] | dict[str, PairEntry]
+    ) -> dict[str, list[object]]:
+        compact = {}
+        for key, entry in entries.items():
+            fields = _DEFAULTS[type(entry)]
+            values = [getattr(entry, name) for name, _ in fields]
+            kept = len(values)
+            while kept and values[kept - 1] == fields[kept - 1][1]:
+                kept -= 1
+            compact[key] = values[:kept]
+        return compact
+
+    @field_validator("applications", "pairs", mode="before")
+    @classmethod
+    def _expand_entries(cls, value: object, info: ValidationInfo) -> object:
+        """Read the short lists, and the objects of runs that handed over before them."""
+        if not isinstance(value, dict):
+            return value
+        model = ApplicationEntry if info.field_name == "applications" else PairEntry
+        names = [name for name, _ in _DEFAULTS[model]]
+        return {
+            key: dict(zip(names, entry, strict=False)) if isinstance(entry, list) else entry
+            for key, entry in value.items()
+        }
 
 
 class ProgramInput(BaseModel):
@@ -714,6 +751,18 @@ class PairEntry(BaseModel):
     status: Literal["active", "closed", "ended"] = "active"
     started: bool = False  # its workflow has been started
     rematch: bool = False  # paired by HR after a withdrawal: its workflow introduces the two
+
+
+# The fields of the entries ProgramState carries as short lists, in order, with their
+# defaults (a required field's is a value no entry has, so it is never left out).
+_REQUIRED = object()
+_DEFAULTS: dict[type, list[tuple[str, object]]] = {
+    model: [
+        (name, _REQUIRED if field.is_required() else field.default)
+        for name, field in model.model_fields.items()
+    ]
+    for model in (ApplicationEntry, PairEntry)
+}
 
 
 class OpenPairsInput(BaseModel):
