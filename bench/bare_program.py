@@ -28,7 +28,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.workflow import ParentClosePolicy
 
-from mentorflow.models import HANDING_OVER, participant_task_queue
+# Passed through, as the project's workflows import it: otherwise the sandbox runs
+# mentorflow.models (and its pydantic models) again for every workflow it creates.
+with workflow.unsafe.imports_passed_through():
+    from mentorflow.models import HANDING_OVER, participant_task_queue
 
 CONTINUE_AS_NEW_AFTER = 4_000  # ProgramInput's default
 LONG = timedelta(days=30)
@@ -228,6 +231,7 @@ async def main(address: str, task_queue: str) -> None:
                     task_queue=queue,
                     workflows=[BareProgram, BareApplication, BareApproval],
                     activities=[nothing],
+                    max_cached_workflows=10_000,  # as the project's worker (its default)
                 )
             )
         await asyncio.Event().wait()
