@@ -6,6 +6,7 @@ A unit test with a fake handle: the real server's refusals under load are what
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -14,11 +15,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from mentorflow.models import HANDING_OVER
-from mentorflow.temporal import execute_update_when_admitted, is_busy
+from mentorflow.temporal import IN_FLIGHT_PER_WORKFLOW, execute_update_when_admitted, is_busy
 
 
 class RefusingHandle:
     """Refuses the first ``times`` updates with ``status``, then answers ``"done"``."""
+
+    id = "program-refusing"
 
     def __init__(self, status: RPCStatusCode, times: int) -> None:
         self.status, self.left, self.calls = status, times, 0
@@ -56,6 +59,8 @@ async def test_it_gives_up_after_its_time() -> None:
 
 
 class HandingOverHandle:
+    id = "program-handing-over"
+
     """Turned away by a program that is continuing as new, ``times`` times (or with
     ``refusal``, another validator's word), then answers ``"done"``."""
 
@@ -90,3 +95,63 @@ async def test_a_validators_other_refusal_is_raised_at_once() -> None:
     with pytest.raises(WorkflowUpdateFailedError):
         await execute_update_when_admitted(handle, "submit", None)  # type: ignore[arg-type]
     assert handle.calls == 1
+
+
+class AdmittingHandle:
+    """Admits ten updates at once, as the server does, and refuses the rest; each
+    takes a moment. Counts what it saw."""
+
+    id = "program-admitting"
+
+    def __init__(self, release: asyncio.Event | None = None) -> None:
+        self.in_flight = self.most = self.refused = 0
+        self.order: list[int] = []
+        self.release = release
+
+    async def execute_update(self, update: Any, argument: int) -> int:
+        if self.in_flight == 10:
+            self.refused += 1
+            raise RPCError("limit on number of concurrent in-flight updates", RESOURCE, b"")
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            if self.release is not None:
+                await self.release.wait()
+            await asyncio.sleep(0.01)
+            self.order.append(argument)
+            return argument
+        finally:
+            self.in_flight -= 1
+
+
+RESOURCE = RPCStatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_many_senders_to_one_workflow_take_turns_in_order_and_none_is_refused() -> None:
+    handle = AdmittingHandle()
+    sent = await asyncio.gather(
+        *(execute_update_when_admitted(handle, "submit", i) for i in range(60))  # type: ignore[arg-type]
+    )
+    assert sent == list(range(60))
+    assert handle.refused == 0 and handle.most == IN_FLIGHT_PER_WORKFLOW
+    # First come, first served: no sender overtaken by more than the others in its turn.
+    assert all(
+        abs(position - i) < IN_FLIGHT_PER_WORKFLOW for position, i in enumerate(handle.order)
+    )
+
+
+async def test_a_sender_waiting_for_its_turn_past_its_patience_is_told_busy() -> None:
+    release = asyncio.Event()
+    handle = AdmittingHandle(release)
+    holders = [
+        asyncio.create_task(execute_update_when_admitted(handle, "submit", i))  # type: ignore[arg-type]
+        for i in range(IN_FLIGHT_PER_WORKFLOW)
+    ]
+    await asyncio.sleep(0.05)
+    with pytest.raises(RPCError) as refused:
+        await execute_update_when_admitted(handle, "submit", 99, within=0.2)  # type: ignore[arg-type]
+    assert is_busy(refused.value) and handle.refused == 0
+    release.set()
+    assert await asyncio.gather(*holders) == list(range(IN_FLIGHT_PER_WORKFLOW))
+    # Its turn given up, the next sender gets one at once.
+    assert await execute_update_when_admitted(handle, "submit", 100, within=0.2) == 100  # type: ignore[arg-type]

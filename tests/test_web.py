@@ -65,6 +65,8 @@ class BusyTemporal:
         async def check_health() -> bool:
             return True
 
+    id = "program-busy"  # the client doubles as the handle it returns
+
     def get_workflow_handle_for(self, *args: object, **kwargs: object) -> BusyTemporal:
         return self
 

@@ -92,8 +92,8 @@ with workflow.unsafe.imports_passed_through():
         Selection,
         SelectionRecordInput,
         application_workflow_id,
-        participant_task_queue,
         pair_workflow_id,
+        participant_task_queue,
         program_dates,
     )
     from workflows.application import APPLICATION_RESULT_SIGNAL, ApplicationWorkflow
