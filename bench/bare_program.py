@@ -32,6 +32,7 @@ from temporalio.workflow import ParentClosePolicy
 # mentorflow.models (and its pydantic models) again for every workflow it creates.
 with workflow.unsafe.imports_passed_through():
     from mentorflow.models import HANDING_OVER, participant_task_queue
+    from mentorflow.settings import Settings
 
 CONTINUE_AS_NEW_AFTER = 4_000  # ProgramInput's default
 LONG = timedelta(days=30)
@@ -231,7 +232,8 @@ async def main(address: str, task_queue: str) -> None:
                     task_queue=queue,
                     workflows=[BareProgram, BareApplication, BareApproval],
                     activities=[nothing],
-                    max_cached_workflows=10_000,  # as the project's worker (its default)
+                    # As the project's worker, with its default setting.
+                    max_cached_workflows=Settings.model_fields["worker_cached_workflows"].default,
                 )
             )
         await asyncio.Event().wait()

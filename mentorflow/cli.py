@@ -620,20 +620,15 @@ def applications_import(
                 outcome = await submit_application(
                     store, client, definition, profile.id, values, channel="csv_import"
                 )
-                if outcome.refusal == "busy":
-                    problems += 1
-                    typer.echo(
-                        f"{file}:{line}: saved, but the program is too busy to take it now;"
-                        " import the file again in a minute (nothing is doubled)",
-                        err=True,
-                    )
-                    continue
                 if outcome.refusal is not None:
                     problems += 1
-                    typer.echo(
-                        f"{file}:{line}: refused: {outcome.refusal} {outcome.detail}".rstrip(),
-                        err=True,
+                    reason = (
+                        "saved, but the program is too busy to take it now;"
+                        " import the file again in a minute (nothing is doubled)"
+                        if outcome.refusal == "busy"
+                        else f"refused: {outcome.refusal} {outcome.detail}".rstrip()
                     )
+                    typer.echo(f"{file}:{line}: {reason}", err=True)
                     continue
                 typer.echo(f"{file}:{line}: {'imported' if outcome.created else 'updated'}")
             return problems

@@ -126,20 +126,19 @@ async def test_a_steady_stream_of_applications_does_not_hold_off_continue_as_new
             dev_env.client, definition, task_queue=task_queue, continue_as_new_after=120
         )
 
-        handle = dev_env.client.get_workflow_handle_for(ProgramWorkflow.run, program.id)
-        await wait_for(lambda: window_open(handle), within=30)
+        await wait_for(lambda: window_open(program), within=30)
         queue = list(range(applications))
 
         async def applicant() -> None:
             # Each sender applies as soon as its last application was taken, as a busy
             # web form does, so handlers overlap for the whole stream.
             while queue:
-                await apply(store, handle, program_id, queue.pop())
+                await apply(store, program, program_id, queue.pop())
 
         await asyncio.gather(*(applicant() for _ in range(6)))
-        status = await handle.query(ProgramWorkflow.status)
+        status = await program.query(ProgramWorkflow.status)
         runs = [len(h.events) for h in await run_histories(dev_env.client, program.id)]
-        await handle.terminate("test over")
+        await program.terminate("test over")
 
     assert status.counts["applied"] == applications  # every application reached the program
     assert len(runs) >= 3, runs  # it moved on while the stream went on ...
