@@ -12,6 +12,7 @@ import sqlalchemy.exc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from mentorflow import people
 from mentorflow.invitations import Method, invitation
 from mentorflow.links import LinkSigner, Purpose
 from mentorflow.mail.message import address_is_valid, build_message, email_key, message_id
@@ -45,9 +46,12 @@ class _Outgoing:
 
     step: str
     revision: str
-    recipient: str
+    recipient: str  # the real address
     template: EmailTemplate
     rendered: RenderedEmail
+    # How the workflow named the recipient (mentorflow.people): what a result may
+    # say of them, since results go into the workflow's history.
+    reference: str = "a participant"
 
 
 class _Permanent(Exception):
@@ -87,19 +91,46 @@ class EmailActivities:
         and not retried; a temporary one fails the attempt so Temporal retries
         it with backoff.
         """
-        facts = batch.facts.model_copy(update={"apply_url": self._apply_url(batch.program_id)})
+        resolver = await people.Resolver.load(self._store, batch.program_id)
+        facts = await self._facts(resolver, batch.program_id, batch.facts)
+        if batch.application_id is not None:
+            row = await resolver.application(batch.application_id)
+            if row is not None:
+                facts = facts.model_copy(
+                    update={
+                        "applicant_name": row.name,
+                        "manager_name": row.manager_name if batch.name_manager else None,
+                    }
+                )
         shared = None if batch.links else render(batch.template, facts)
         result = EmailBatchResult(sent=0, already_sent=0)
         outgoing = []
-        for recipient in batch.recipients:
-            result.fingerprints[recipient] = self._signer.fingerprint(recipient)
-            links = self._links(batch.program_id, batch.links, recipient)
+        for reference in batch.recipients:
+            try:
+                address = await resolver.email(reference)
+            except people.Unknown:
+                result.rejected.append(RejectedEmail(recipient=reference, reason="unknown person"))
+                continue
+            result.fingerprints[reference] = self._signer.fingerprint(address)
+            links = self._links(batch.program_id, batch.links, address)
             rendered = shared or render(batch.template, facts, links=links)
             outgoing.append(
-                _Outgoing(batch.step, batch.revision, recipient, batch.template, rendered)
+                _Outgoing(batch.step, batch.revision, address, batch.template, rendered, reference)
             )
         await self._deliver(batch.program_id, batch.facts.language, outgoing, result)
         return result
+
+    async def _facts(
+        self, resolver: people.Resolver, program_id: str, facts: EmailFacts
+    ) -> EmailFacts:
+        """The workflow's facts with what it may not carry: the contacts, HR's note."""
+        return facts.model_copy(
+            update={
+                "apply_url": self._apply_url(program_id),
+                "contacts": resolver.contacts(facts.contacts),
+                "reason": await resolver.text(facts.reason),
+            }
+        )
 
     @activity.defn
     async def send_outcome_notices(self, notices: OutcomeNoticesInput) -> DeliveryCounts:
@@ -115,7 +146,8 @@ class EmailActivities:
         for pair in pairs:
             partners[pair.mentor_application_id] = pair.adept_application_id
             partners[pair.adept_application_id] = pair.mentor_application_id
-        base = notices.facts.model_copy(update={"apply_url": self._apply_url(notices.program_id)})
+        resolver = await people.Resolver.load(self._store, notices.program_id)
+        base = await self._facts(resolver, notices.program_id, notices.facts)
         outgoing = []
         for row in sorted(rows.values(), key=lambda r: r.id):
             if row.status != "approved" or row.selection is None:
@@ -171,9 +203,14 @@ class EmailActivities:
         later (a re-match) gets the current version.
         """
         entry, source = request.entry, request.entry.event
-        organizer = request.organizer
+        resolver = await people.Resolver.load(self._store, request.program_id)
+        try:
+            organizer = await resolver.person(str(request.organizer.email))
+        except people.Unknown:
+            organizer = request.organizer
         domain = parseaddr(self._settings.mail_from)[1].rpartition("@")[2] or "mentorflow.localhost"
-        facts = request.facts.model_copy(
+        base = await self._facts(resolver, request.program_id, request.facts)
+        facts = base.model_copy(
             update={
                 "event_title": source.title,
                 "event_starts": source.starts,
@@ -238,20 +275,24 @@ class EmailActivities:
         definition = program.definition if program is not None else {}
         titles = {p["id"]: p["title"] for p in definition.get("profiles", [])}
         organisations = {o["id"]: o["name"] for o in definition.get("organisations", [])}
-        base = request.facts.model_copy(
-            update={
-                "apply_url": self._apply_url(request.program_id),
-                "pair_label": f"{mentor.name} ({mentor.email}) & {adept.name} ({adept.email})",
-            }
+        resolver = await people.Resolver.load(self._store, request.program_id)
+        base = (await self._facts(resolver, request.program_id, request.facts)).model_copy(
+            update={"pair_label": f"{mentor.name} ({mentor.email}) & {adept.name} ({adept.email})"}
         )
         result = PairEmailResult(sent=0, already_sent=0)
         outgoing = []
         if request.to == "hr":
             shared = render(request.template, base)
-            outgoing = [
-                _Outgoing(request.step, request.revision, hr, request.template, shared)
-                for hr in request.hr
-            ]
+            for reference in request.hr:
+                try:
+                    address = await resolver.email(reference)
+                except people.Unknown:
+                    continue
+                outgoing.append(
+                    _Outgoing(
+                        request.step, request.revision, address, request.template, shared, reference
+                    )
+                )
         else:
             for person, role, partner in ((mentor, "mentor", adept), (adept, "adept", mentor)):
                 if request.only is not None and person.id != request.only:
@@ -289,11 +330,12 @@ class EmailActivities:
 
         Everyone who is or was in a pair that was not broken off is asked.
         """
-        people = await self._store.participants(request.program_id, ("active", "ended"))
+        invited = await self._store.participants(request.program_id, ("active", "ended"))
         answered = {
             r.application_id for r in await self._store.evaluation_responses(request.program_id)
         }
-        facts = request.facts.model_copy(
+        resolver = await people.Resolver.load(self._store, request.program_id)
+        facts = (await self._facts(resolver, request.program_id, request.facts)).model_copy(
             update={"evaluation_closes": request.closes, "time_left": request.time_left}
         )
         # Valid well after the close, so a late click is told "closed", not "expired".
@@ -311,7 +353,7 @@ class EmailActivities:
             f"/{request.reminder_key}" if request.reminder_key else ""
         )
         outgoing = []
-        for row, _role in people:
+        for row, _role in invited:
             if request.kind == "reminder" and row.id in answered:
                 continue
             links = self._links(
@@ -329,7 +371,7 @@ class EmailActivities:
             )
         counts = await self._deliver_counted(request.program_id, request.facts.language, outgoing)
         return EvaluationEmailResult(
-            invited=len(people),
+            invited=len(invited),
             sent=counts.sent,
             already_sent=counts.already_sent,
             already_answered=len(answered),
@@ -386,7 +428,7 @@ class EmailActivities:
                     await self._store.mark_email(key, "rejected", error="invalid address")
                     emails.add(1, {"outcome": "rejected", "template": email.template})
                     result.rejected.append(
-                        RejectedEmail(recipient=email.recipient, reason="invalid address")
+                        RejectedEmail(recipient=email.reference, reason="invalid address")
                     )
                     continue
                 message = build_message(
@@ -405,7 +447,10 @@ class EmailActivities:
                 except _Permanent as refusal:
                     await self._record_outcome(done, key, "rejected", error=str(refusal))
                     result.rejected.append(
-                        RejectedEmail(recipient=email.recipient, reason=str(refusal))
+                        RejectedEmail(
+                            recipient=email.reference,
+                            reason=str(refusal).replace(email.recipient, email.reference),
+                        )
                     )
                     activity.logger.warning("email refused for good: %s", refusal)
                     emails.add(1, {"outcome": "rejected", "template": email.template})
@@ -413,6 +458,8 @@ class EmailActivities:
                 except (aiosmtplib.SMTPException, OSError) as error:
                     reason = f"{error.__class__.__name__}: {error}"
                     await self._store.release_email(key, reason)
+                    # The failure goes into the workflow's history: no address in it.
+                    reason = reason.replace(email.recipient, email.reference)
                     emails.add(1, {"outcome": "smtp_failed", "template": email.template})
                     raise ApplicationError(
                         f"SMTP at {self._settings.smtp_host}:{self._settings.smtp_port}"

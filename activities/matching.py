@@ -8,6 +8,7 @@ from typing import Any
 
 from temporalio import activity
 
+from mentorflow import people
 from mentorflow.matching import Candidate, MatchingConflict, MatchingProblem, match
 from mentorflow.models import (
     ConfirmMatchesInput,
@@ -29,10 +30,11 @@ class MatchingActivities:
     @activity.defn
     async def record_selections(self, record: SelectionRecordInput) -> None:
         """Record an organisation's capacity decision on each of its applicants."""
+        resolver = await people.Resolver.load(self._store, record.program_id)
         await self._store.record_selections(
             program_id=record.program_id,
             selections={k: v.value for k, v in record.selections.items()},
-            decided_by=record.decided_by,
+            decided_by=await resolver.who(record.decided_by),
             channel=record.channel,
             at=record.at,
         )
@@ -95,10 +97,11 @@ class MatchingActivities:
 
     @activity.defn
     async def confirm_matches(self, request: ConfirmMatchesInput) -> None:
+        resolver = await people.Resolver.load(self._store, request.program_id)
         await self._store.confirm_proposal(
             program_id=request.program_id,
             number=request.proposal,
-            confirmed_by=request.confirmed_by,
+            confirmed_by=await resolver.who(request.confirmed_by),
             at=request.at,
         )
 

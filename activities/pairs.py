@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from mentorflow import people
 from mentorflow.models import (
     OpenedPair,
     OpenPairsInput,
@@ -55,8 +56,10 @@ class PairActivities:
                 at=record.at,
             )
         if record.status in ("closed", "ended"):
-            await self._store.set_pair_status(
-                record.pair_id, record.status, record.at, record.closed_reason
-            )
+            reason = record.closed_reason
+            if reason is not None:  # HR's reason travels as its note's key
+                resolver = await people.Resolver.load(self._store, record.program_id)
+                reason = await resolver.text(reason)
+            await self._store.set_pair_status(record.pair_id, record.status, record.at, reason)
         if record.withdrawn_id is not None:
             await self._store.set_application_status(record.withdrawn_id, "withdrawn", record.at)

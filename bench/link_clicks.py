@@ -76,7 +76,9 @@ async def project(
     stack = await start_project(folder, database_url)
     try:
         definition = load_definition(definition_file(folder, clicks))
-        handle = await start_program(stack.env.client, definition, task_queue=TASK_QUEUE)
+        handle = await start_program(
+            stack.env.client, definition, store=stack.store, task_queue=TASK_QUEUE
+        )
 
         async def window_open() -> bool:
             status = await handle.query(ProgramWorkflow.status)

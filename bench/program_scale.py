@@ -133,7 +133,7 @@ async def run_project(
         definition = load_definition(definition_file(folder, n))
         program_id = definition.id
         began = time.perf_counter()
-        handle = await start_program(env.client, definition, task_queue="bench")
+        handle = await start_program(env.client, definition, store=store, task_queue="bench")
 
         async def in_phase(phase: ProgramPhase) -> bool:
             return await phase_of(env.client, program_id) is phase

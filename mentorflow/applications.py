@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from mentorflow.definition import ProgramDefinition, Question
-from mentorflow.models import ApplicationSubmission, Person, program_workflow_id
+from mentorflow.models import ApplicationSubmission, program_workflow_id
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
 from mentorflow.temporal import execute_update_when_admitted, is_busy
@@ -70,12 +70,11 @@ async def submit_application(
         await execute_update_when_admitted(
             handle,
             ProgramWorkflow.submit_application,
+            # Ids only: the people are in the database (mentorflow.people).
             ApplicationSubmission(
                 application_id=saved.id,
                 organisation_id=saved.organisation_id,
                 profile_id=saved.profile_id,
-                applicant=Person(name=saved.name, email=saved.email),
-                manager=Person(name=saved.manager_name, email=saved.manager_email),
                 created=created,
             ),
         )

@@ -62,6 +62,20 @@ class Failure(Exception):
     """A user-facing error: printed as one message, exit status 1."""
 
 
+async def _note(settings: Settings, program_id: str, text: str = "", by: str = "") -> str:
+    """Keep HR's words (a reason, who acted) in the database; the workflow gets the key."""
+    from mentorflow.store import Store, migrate
+
+    await asyncio.to_thread(migrate, settings.effective_database_url)
+    store = Store(settings.effective_database_url)
+    try:
+        return await store.save_note(
+            program_id, text, by or os.environ.get("USER", "cli"), datetime.now(UTC)
+        )
+    finally:
+        await store.close()
+
+
 def fail(message: str) -> None:
     raise Failure(message)
 
@@ -132,6 +146,7 @@ def program_start(
     """Start a program from its definition (once: the same id never starts twice)."""
     from mentorflow.definition import parse_definition
     from mentorflow.programs import start_program
+    from mentorflow.store import Store, migrate
 
     try:
         definition = load_definition(file)
@@ -146,7 +161,14 @@ def program_start(
 
     async def start() -> str:
         client = await connect(settings)
-        handle = await start_program(client, definition, task_queue=settings.temporal_task_queue)
+        await asyncio.to_thread(migrate, settings.effective_database_url)
+        store = Store(settings.effective_database_url)
+        try:
+            handle = await start_program(
+                client, definition, store=store, task_queue=settings.temporal_task_queue
+            )
+        finally:
+            await store.close()
         return handle.id
 
     workflow_id = _run(start)
@@ -388,7 +410,7 @@ def program_reschedule(
             ),
             events=moves,
             cancel_events=[c.strip() for c in cancelled],
-            reason=reason,
+            reason=await _note(settings, program_id, reason) if reason else "",
             requested_by="cli",
         )
         return await reschedule_program(client, program_id, request), zone
@@ -494,7 +516,10 @@ def program_purge(
         await asyncio.to_thread(migrate, settings.effective_database_url)
         store = Store(settings.effective_database_url)
         try:
-            request = PurgeRequest(requested_by="cli", reason=reason)
+            note = await store.save_note(
+                program_id, reason, os.environ.get("USER", "cli"), datetime.now(UTC)
+            )
+            request = PurgeRequest(requested_by="cli", reason=note)
             return await purge_program(await connect(settings), program_id, request, store)
         finally:
             await store.close()
@@ -739,7 +764,7 @@ def capacity_decide(
             CapacityDecision(
                 organisation_id=organisation,
                 selections=selections,
-                decided_by=by or os.environ.get("USER", "cli"),
+                decided_by=await _note(settings, program_id, by=by or ""),
                 channel="cli",
             ),
         )
@@ -836,7 +861,11 @@ def pair_withdraw(
         return await _update(
             handle,
             PairWorkflow.withdraw,
-            PairClosure(application_id=person.id, reason=reason, by=os.environ.get("USER", "cli")),
+            PairClosure(
+                application_id=person.id,
+                reason=await _note(settings, program_id, reason),
+                by="cli",
+            ),
         )
 
     status = _run(withdraw)
@@ -871,7 +900,7 @@ def pair_rematch(
             handle,
             ProgramWorkflow.rematch,
             RematchRequest(
-                remaining_id=left.id, partner_id=partner.id, by=os.environ.get("USER", "cli")
+                remaining_id=left.id, partner_id=partner.id, by=await _note(settings, program_id)
             ),
         )
         return pair_id

@@ -317,7 +317,9 @@ class RegisterProgramInput(BaseModel):
     program_id: str
     workflow_id: str
     name: str
-    definition: dict[str, Any]
+    # Set only by runs from before mentorflow.people: the definition is now saved
+    # (with its people) by whoever starts the program, not carried by the workflow.
+    definition: dict[str, Any] | None = None
     phase: ProgramPhase
     revision: int
     next_deadline: AwareDatetime | None
@@ -463,9 +465,14 @@ class EmailBatch(BaseModel):
     step: str
     revision: str
     template: EmailTemplate
+    # References to people (mentorflow.people), resolved by the activity.
     recipients: list[str]
     facts: EmailFacts
     links: list[LinkRequest] = Field(default_factory=list)
+    # About one application: its applicant's name (and with name_manager, the
+    # manager's) are filled in from the database.
+    application_id: str | None = None
+    name_manager: bool = False
 
 
 class RejectedEmail(BaseModel):
@@ -547,14 +554,29 @@ class ApplicationOutcome(StrEnum):
 
 
 class ApplicationSubmission(BaseModel):
-    """What the web form or the CSV import hands to the program: one saved application."""
+    """What the web form or the CSV import hands to the program: one saved application.
+
+    Ids only: the applicant and the manager are in the database (mentorflow.people).
+    """
 
     application_id: str
     organisation_id: str
     profile_id: str
-    applicant: Person
-    manager: Person
     created: bool  # False when the same person applied again (an update)
+    # With an update, the application's workflow asks its manager again: the
+    # database may name another one (an unchanged one is not emailed twice).
+    manager_changed: bool = True
+    # Only in submissions from before mentorflow.people.
+    applicant: Person | None = None
+    manager: Person | None = None
+
+
+class ManagerChange(BaseModel):
+    """The application now names another manager (read from the database when asked)."""
+
+    # Runs from before mentorflow.people signalled the new manager themselves.
+    name: str | None = None
+    email: str | None = None
 
 
 class ApplicationReceipt(BaseModel):
@@ -571,15 +593,16 @@ class ApplicationInput(BaseModel):
     organisation_id: str
     profile_id: str
     profile_title: str
-    applicant: Person
-    manager: Person
-    hr_contacts: list[Contact]
+    hr_contacts: list[Contact]  # references (mentorflow.people), as the program has them
     approval_required: bool
     answer_by: AwareDatetime
     reminders_before_answer_by: list[timedelta]
     on_silence: str  # decline | approve | escalate
     decide_escalated_by: AwareDatetime  # when HR's answer to an escalation is due
     facts: EmailFacts
+    # Only in runs from before mentorflow.people (now read from the database).
+    applicant: Person | None = None
+    manager: Person | None = None
 
 
 class ApplicationResult(BaseModel):

@@ -24,6 +24,7 @@ from mentorflow import search_attributes as sa
 from mentorflow.definition import ProgramDefinition
 from mentorflow.models import (
     ProgramInput,
+    ProgramPhase,
     ProgramResult,
     ProgramStatus,
     PurgeRequest,
@@ -32,6 +33,7 @@ from mentorflow.models import (
     RescheduleResult,
     program_workflow_id,
 )
+from mentorflow.people import without_people
 from mentorflow.report import purge
 from mentorflow.store import Store
 from workflows.program import ProgramWorkflow
@@ -55,22 +57,38 @@ async def start_program(
     client: Client,
     definition: ProgramDefinition,
     *,
+    store: Store,
     task_queue: str,
     workflow_id: str | None = None,
     continue_as_new_after: int | None = None,
 ) -> WorkflowHandle[ProgramWorkflow, ProgramResult]:
-    """Start the program's workflow; refuse if a program with the same id exists or existed.
+    """Save the definition, then start the program's workflow; refuse if a program with
+    the same id exists or existed.
 
     The workflow id comes from the definition's id, so the same definition
-    started twice cannot make a second program.
+    started twice cannot make a second program. The database keeps the
+    definition with its people; the workflow gets it without them
+    (mentorflow.people), so Temporal's histories name nobody.
     """
     workflow_id = workflow_id or program_workflow_id(definition.id)
+    await _refuse_existing(client, definition.id, workflow_id)
+    await store.save_program(
+        program_id=definition.id,
+        name=definition.name,
+        workflow_id=workflow_id,
+        definition=definition.model_dump(mode="json", by_alias=True),
+        phase=ProgramPhase.SCHEDULED.value,
+        revision=0,
+        next_deadline=definition.application.opens,
+        at=datetime.now(UTC),
+    )
+    plan = without_people(definition)
     try:
         return await client.start_workflow(
             ProgramWorkflow.run,
-            ProgramInput(definition=definition)
+            ProgramInput(definition=plan)
             if continue_as_new_after is None
-            else ProgramInput(definition=definition, continue_as_new_after=continue_as_new_after),
+            else ProgramInput(definition=plan, continue_as_new_after=continue_as_new_after),
             id=workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -80,14 +98,25 @@ async def start_program(
             ),
             static_summary=f"{definition.name} ({definition.id})",
         )
-    except WorkflowAlreadyStartedError:
+    except WorkflowAlreadyStartedError:  # started by someone else just now
+        await _refuse_existing(client, definition.id, workflow_id)
+        raise
+
+
+async def _refuse_existing(client: Client, program_id: str, workflow_id: str) -> None:
+    """Refuse to start a program whose workflow exists or existed (its row is its own)."""
+    try:
         existing = await client.get_workflow_handle(workflow_id).describe()
-        state = existing.status.name.lower() if existing.status else "unknown"
-        raise ProgramError(
-            f"program {definition.id!r} already exists (workflow {workflow_id}, {state},"
-            f" started {existing.start_time:%Y-%m-%d %H:%M %Z}); nothing was started."
-            " A new cohort needs a new id in its definition."
-        ) from None
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return
+        raise
+    state = existing.status.name.lower() if existing.status else "unknown"
+    raise ProgramError(
+        f"program {program_id!r} already exists (workflow {workflow_id}, {state},"
+        f" started {existing.start_time:%Y-%m-%d %H:%M %Z}); nothing was started."
+        " A new cohort needs a new id in its definition."
+    )
 
 
 def handle_for(client: Client, program_id: str) -> WorkflowHandle[ProgramWorkflow, ProgramResult]:

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from temporalio.client import Client, WorkflowHandle
 
 from mentorflow.definition import ProgramDefinition
-from mentorflow.models import program_workflow_id
+from mentorflow.models import ProgramResult, program_workflow_id
+from mentorflow.programs import start_program
 from mentorflow.store import Store
+from workflows.program import ProgramWorkflow
 
 DEMO = Path(__file__).parent.parent / "definitions" / "demo.yaml"
 
@@ -122,3 +125,14 @@ async def record_program(
         next_deadline=datetime(2027, 3, 1, 16, 0, tzinfo=UTC),
         at=datetime.now(UTC),
     )
+
+
+async def start_with_database(
+    client: Client, definition: ProgramDefinition, database_url: str, *, task_queue: str
+) -> WorkflowHandle[ProgramWorkflow, ProgramResult]:
+    """``start_program`` for tests whose worker runs in another process (its own store)."""
+    store = Store(database_url)
+    try:
+        return await start_program(client, definition, store=store, task_queue=task_queue)
+    finally:
+        await store.close()

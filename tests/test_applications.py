@@ -69,7 +69,7 @@ async def test_twenty_applicants_managers_answer_by_email_link(
         "q_multi_interests": ["Hållbarhet", "Ledarskap"],
     }
     async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, task_queue=task_queue)
+        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
         await wait_for(lambda: store.program(definition.id), within=20)
 
         # Before the window opens, the form says applications are closed.
@@ -273,7 +273,7 @@ async def test_every_bad_link_is_refused_politely_and_changes_nothing(
         return links_in(mail_catcher, recipient, kind)[0]
 
     async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, task_queue=task_queue)
+        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
         await env.sleep(timedelta(seconds=30))  # the window opens 20 s after the start
         for i in range(4):
             assert (await apply(i, f"boss{i}@example.org")).status_code == 200
@@ -382,7 +382,7 @@ async def test_an_approved_applicant_may_withdraw_after_the_program_moved_on(
     start = await env.get_current_time()
     definition = load_definition(DEFINITIONS / "demo.yaml", reference_time=start)
     async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, task_queue=task_queue)
+        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
         await env.sleep(timedelta(seconds=30))
         applied = await web.http.post(
             f"/programs/{definition.id}/apply",

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
+from mentorflow import people
 from mentorflow.definition import parse_definition
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import ProgramPhase
@@ -103,7 +104,7 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
     env = time_skipping_env
     definition = definition_without_manager_approval()
     async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, task_queue=task_queue)
+        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
         await wait_for(lambda: store.program(definition.id), within=20)
         await env.sleep(local("2027-02-16T10:00") - await env.get_current_time())
         for email, organisation, profile, years, interests in PEOPLE:
@@ -307,7 +308,8 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
         # Told and running: the pairs meet from here on (tests/test_meetings.py).
         status = await until_phase(program, ProgramPhase.RUNNING)
 
-    assert status.confirmed_by == COORDINATOR
+    # The workflow knows the coordinator by reference only; the database by address.
+    assert status.confirmed_by == people.reference_of(definition, COORDINATOR)
 
     # The database: the confirmed proposal, every hard rule kept, every decision recorded.
     final = await store.proposal(definition.id)
@@ -394,7 +396,7 @@ async def test_without_review_the_policy_accepts_up_to_the_cap_and_pairs_are_con
     data["matching"]["hr_review"] = False
     definition = parse_definition(data, file="demo.yaml", reference_time=start)
     async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, task_queue=task_queue)
+        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
         await env.sleep(timedelta(minutes=1))
         for email, profile in (
             ("first-mentor@example.org", "mentor"),

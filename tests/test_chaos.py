@@ -97,7 +97,9 @@ async def test_worker_killed_at_random_through_a_whole_program(
     killer = asyncio.create_task(keep_killing())
     try:
         async with serving(worker_settings, dev_env.client, store) as web:
-            program = await start_program(dev_env.client, definition, task_queue=task_queue)
+            program = await start_program(
+                dev_env.client, definition, store=store, task_queue=task_queue
+            )
             await until_phase_despite_kills(program, ProgramPhase.APPLICATION_WINDOW, within=60)
             for profile, i in APPLICANTS:
                 answer = await web.http.post(

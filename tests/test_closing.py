@@ -134,7 +134,7 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
     definition = closing_pilot()
     command_env = cli_env(env, database_url)
     async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, task_queue=task_queue)
+        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
         await apply_in_the_window(env, store, web, definition, PARTICIPANTS)
         await env.sleep(local("2027-10-02T10:00") - await env.get_current_time())
         status = await until_phase(program, ProgramPhase.RUNNING)

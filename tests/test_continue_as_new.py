@@ -73,7 +73,11 @@ async def test_many_applications_continue_as_new_with_every_count_kept(
     definition = load_definition(file)
     async with create_worker(dev_env.client, worker_settings, store):
         program = await start_program(
-            dev_env.client, definition, task_queue=task_queue, continue_as_new_after=120
+            dev_env.client,
+            definition,
+            store=store,
+            task_queue=task_queue,
+            continue_as_new_after=120,
         )
 
         await wait_for(lambda: window_open(program), within=30)
@@ -123,7 +127,11 @@ async def test_a_steady_stream_of_applications_does_not_hold_off_continue_as_new
     applications = 60
     async with create_worker(dev_env.client, worker_settings, store):
         program = await start_program(
-            dev_env.client, definition, task_queue=task_queue, continue_as_new_after=120
+            dev_env.client,
+            definition,
+            store=store,
+            task_queue=task_queue,
+            continue_as_new_after=120,
         )
 
         await wait_for(lambda: window_open(program), within=30)

@@ -36,7 +36,7 @@ from tests.conftest import (
     until_phase,
     wait_for,
 )
-from tests.programs import fast_definition, spawn_mentorflow
+from tests.programs import fast_definition, spawn_mentorflow, start_with_database
 from worker.main import create_worker
 from workflows.program import ProgramWorkflow
 
@@ -88,7 +88,9 @@ async def test_worker_killed_mid_phase_loses_and_duplicates_nothing(
 
     first = spawn_mentorflow("worker", env=env_vars, log=log)
     try:
-        handle = await start_program(dev_env.client, definition, task_queue=task_queue)
+        handle = await start_with_database(
+            dev_env.client, definition, database_url, task_queue=task_queue
+        )
         # Kill the worker at a random moment after the announcement went out,
         # before the first reminder.
         await wait_for(lambda: len(mail_catcher.messages()) >= len(recipients), within=30)
@@ -130,7 +132,9 @@ async def test_smtp_outage_delays_emails_but_loses_none(
     catcher = MailCatcher(tmp_path / "mail", port=port)
     try:
         async with create_worker(dev_env.client, settings, store):
-            handle = await start_program(dev_env.client, definition, task_queue=task_queue)
+            handle = await start_program(
+                dev_env.client, definition, store=store, task_queue=task_queue
+            )
 
             async def announcement_failed() -> bool:
                 entries = await store.emails(program_id)
@@ -187,7 +191,9 @@ async def test_dev_server_restarted_mid_program_loses_nothing(
         log=tmp_path / "w",
     )
     try:
-        handle = await start_program(env.client, definition, task_queue=task_queue)
+        handle = await start_with_database(
+            env.client, definition, database_url, task_queue=task_queue
+        )
         # Down once the announcement is on record: an activity whose completion
         # cannot be reported is retried only after its timeout (65 s), past the
         # deadline, and the program would then rightly skip the reminder.
@@ -231,7 +237,9 @@ async def test_database_briefly_down_activities_retry_and_nothing_is_lost(
     store = Store(database_url)
     try:
         async with create_worker(dev_env.client, settings, store):
-            handle = await start_program(dev_env.client, definition, task_queue=task_queue)
+            handle = await start_program(
+                dev_env.client, definition, store=store, task_queue=task_queue
+            )
             # Down once the announcement is on record (not between its send and its
             # ledger mark, which would hold the reminder back past the deadline).
             await wait_for(lambda: announced(handle, len(recipients)), within=30)

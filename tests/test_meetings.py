@@ -158,7 +158,7 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
     definition = pilot()
     command_env = cli_env(env, database_url)
     async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, task_queue=task_queue)
+        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
         await apply_in_the_window(env, store, web, definition, PARTICIPANTS)
 
         # HR's deadline passes (accepting up to the caps), pairs are confirmed and told,
@@ -342,7 +342,7 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
     late_adept = "chef6@fagerhult.example.org"  # the seventh adept: over the cap of six
     command_env = cli_env(env, database_url)
     async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, task_queue=task_queue)
+        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
         await apply_in_the_window(env, store, web, definition, [*PARTICIPANTS, late_adept])
         await env.sleep(local("2027-10-02T10:00") - await env.get_current_time())
         await until_phase(program, ProgramPhase.RUNNING)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,7 +14,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from mentorflow.definition import load_definition
+from mentorflow.definition import ProgramDefinition, load_definition
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import (
     ProgramPhase,
@@ -53,7 +53,7 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
     assert len(recipients) == 3
 
     async with create_worker(env.client, worker_settings, store):
-        handle = await start_program(env.client, definition, task_queue=task_queue)
+        handle = await start_program(env.client, definition, store=store, task_queue=task_queue)
         status = await handle.query(ProgramWorkflow.status)
         assert status.phase is ProgramPhase.SCHEDULED
         assert status.next_deadline == definition.application.opens
@@ -82,7 +82,10 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
         # First move: earlier, to 25 March.
         result = await handle.execute_update(
             ProgramWorkflow.reschedule,
-            RescheduleRequest(deadline=local("2027-03-25T23:59"), reason="Tidigare start"),
+            RescheduleRequest(
+                deadline=local("2027-03-25T23:59"),
+                reason=await note(store, definition, "Tidigare start"),
+            ),
         )
         assert result.revision == 1 and result.moved == ["deadline"]
         # Past the 14-day reminder of the new deadline (11 March).
@@ -156,7 +159,7 @@ async def test_seed_000_pilot_opening_moves_start_postponed_then_cancelled(
     definition = load_definition(DEFINITIONS / "lighting-pilot-2027.yaml")
     recipients = definition.announcement.recipients
     async with create_worker(env.client, worker_settings, store):
-        handle = await start_program(env.client, definition, task_queue=task_queue)
+        handle = await start_program(env.client, definition, store=store, task_queue=task_queue)
         # Before anyone was told: the opening moves two days later, silently.
         await handle.execute_update(
             ProgramWorkflow.reschedule, RescheduleRequest(opens=local("2027-08-18T08:00"))
@@ -176,7 +179,10 @@ async def test_seed_000_pilot_opening_moves_start_postponed_then_cancelled(
         # ... and one before it is taken and told to everyone already announced to.
         await handle.execute_update(
             ProgramWorkflow.reschedule,
-            RescheduleRequest(start=local("2027-10-04T09:00"), reason="Senarelagt startdatum"),
+            RescheduleRequest(
+                start=local("2027-10-04T09:00"),
+                reason=await note(store, definition, "Senarelagt startdatum"),
+            ),
         )
         status = await handle.query(ProgramWorkflow.status)
         assert status.dates.start == local("2027-10-04T09:00")
@@ -204,3 +210,8 @@ async def test_seed_000_pilot_opening_moves_start_postponed_then_cancelled(
     assert events == ["rescheduled", "phase", "rescheduled", "cancelled"]
     program = await store.program(definition.id)
     assert program is not None and program.phase == "cancelled"
+
+
+async def note(store: Store, definition: ProgramDefinition, text: str) -> str:
+    """HR's reason as the CLI keeps it: in the database, its key to the workflow."""
+    return await store.save_note(definition.id, text, "hr", datetime.now(UTC))

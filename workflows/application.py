@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.applications import ApplicationRecordActivities
     from activities.email import EmailActivities
+    from mentorflow import people
     from mentorflow.models import (
         ApplicationInput,
         ApplicationOutcome,
@@ -32,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         EmailBatch,
         EmailTemplate,
         LinkRequest,
-        Person,
+        ManagerChange,
         WithdrawalRequest,
         program_workflow_id,
     )
@@ -49,7 +50,8 @@ class ApplicationWorkflow:
         self._input = input
         self._clock = Clock()
         self._state: str = "awaiting_manager"
-        self._approvers: dict[str, str] = {}  # fingerprint -> email of who may answer now
+        # fingerprint -> reference to who may answer now (mentorflow.people)
+        self._approvers: dict[str, str] = {}
         self._applicant: str | None = None  # fingerprint of the applicant
         self._decision: DecisionRequest | None = None
         self._withdrawn = False
@@ -57,7 +59,12 @@ class ApplicationWorkflow:
         self._channel: str | None = None
         self._reminders_sent = 0
         self._program_closed = False
-        self._manager = input.manager
+        # Runs from before mentorflow.people carry the manager; now a reference, read
+        # from the database when an email goes out, and counted so each one is asked.
+        self._manager = (
+            input.manager.email if input.manager else people.manager(input.application_id)
+        )
+        self._manager_version = 0
         self._manager_changed = False
         # Emails with a link that are being sent: their recipients' fingerprints are
         # known only once the send returns, and a click can arrive before that.
@@ -95,7 +102,11 @@ class ApplicationWorkflow:
                 await self._record(
                     "withdrawn",
                     decision="withdrawn",
-                    decided_by=input.applicant.email,
+                    decided_by=(
+                        input.applicant.email
+                        if input.applicant
+                        else people.applicant(input.application_id)
+                    ),
                     channel="applicant",
                     key="withdrawal",
                 )
@@ -140,7 +151,7 @@ class ApplicationWorkflow:
                 await self._email(
                     "approval_reminder",
                     f"approval-reminder-{int(reminder_at.timestamp())}",
-                    self._manager.email,
+                    self._manager,
                 )
                 self._reminders_sent += 1
         # Silence: the definition says what it means.
@@ -251,12 +262,17 @@ class ApplicationWorkflow:
             await workflow.wait_condition(lambda: not self._links_in_flight)
 
     @workflow.signal
-    def manager_changed(self, manager: Person) -> None:
+    def manager_changed(self, change: ManagerChange) -> None:
         """The applicant applied again naming another manager."""
-        if self._state == "awaiting_manager" and manager.email != self._manager.email:
-            self._manager = manager
-            self._approvers = {}
-            self._manager_changed = True
+        if self._state != "awaiting_manager":
+            return
+        if change.email is not None:  # a run from before mentorflow.people
+            if change.email == self._manager:
+                return
+            self._manager = change.email
+        self._approvers = {}
+        self._manager_version += 1
+        self._manager_changed = True
 
     @workflow.signal
     def program_closed(self) -> None:
@@ -272,16 +288,18 @@ class ApplicationWorkflow:
     # --- Activities -----------------------------------------------------------------------
 
     async def _confirm_to_applicant(self) -> None:
-        result = await self._email(
-            "application_received", "application-received", self._input.applicant.email
+        i = self._input
+        applicant = i.applicant.email if i.applicant else people.applicant(i.application_id)
+        self._applicant = await self._email(
+            "application_received", "application-received", applicant
         )
-        self._applicant = result
 
     async def _ask_manager(self) -> None:
-        manager = self._manager
-        fingerprint = await self._email("approval_request", "approval-request", manager.email)
-        if fingerprint and manager == self._manager:
-            self._approvers = {fingerprint: manager.email}
+        manager, version = self._manager, self._manager_version
+        fingerprint = await self._email("approval_request", "approval-request", manager)
+        # A manager named while this email was on its way is asked next, not this one.
+        if fingerprint and version == self._manager_version:
+            self._approvers = {fingerprint: manager}
 
     async def _email(
         self, template: EmailTemplate, step: str, recipient: str, *, for_hr: bool = False
@@ -306,13 +324,7 @@ class ApplicationWorkflow:
                 path="/a/",
             )
         facts = i.facts.model_copy(
-            update={
-                "applicant_name": i.applicant.name,
-                # Without approval, the confirmation must not say the manager was asked.
-                "manager_name": self._manager.name if i.approval_required else None,
-                "profile_title": i.profile_title,
-                "answer_by": answer_by,
-            }
+            update={"profile_title": i.profile_title, "answer_by": answer_by}
         )
         self._links_in_flight += 1
         try:
@@ -321,12 +333,16 @@ class ApplicationWorkflow:
                 EmailBatch(
                     program_id=i.program_id,
                     step=f"{i.application_id}/{step}",
-                    # Per manager: a replaced manager's successor gets their own request.
-                    revision=self._manager.email if template != "application_received" else "1",
+                    # The ledger's key holds the real address, so a replaced manager's
+                    # successor gets their own request.
+                    revision="1",
                     template=template,
                     recipients=[recipient],
                     facts=facts,
                     links=[link],
+                    application_id=i.application_id,
+                    # Without approval, the confirmation must not say the manager was asked.
+                    name_manager=i.approval_required,
                 ),
                 start_to_close_timeout=timedelta(seconds=65),
                 heartbeat_timeout=timedelta(seconds=60),

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.email import EmailActivities
     from activities.pairs import PairActivities
+    from mentorflow import people
     from mentorflow.meetings import next_check_in
     from mentorflow.models import (
         CHECK_IN_ANSWERS,
@@ -218,6 +219,11 @@ class PairWorkflow:
 
     @withdraw.validator
     def _validate_withdrawal(self, closure: PairClosure) -> None:
+        if not (people.may_be_carried(closure.reason) and people.may_be_carried(closure.by)):
+            raise ValueError(
+                "personal_data: the reason and who recorded it travel as a note's key"
+                " (mentorflow.people), not as free text"
+            )
         if self._status != "active" or self._closure is not None:
             raise ValueError(f"closed: the pair is already {self._status}")
         if closure.application_id not in (self._input.mentor_id, self._input.adept_id):

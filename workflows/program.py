@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.pairs import PairActivities
     from activities.records import ProgramRecordActivities
     from activities.reports import ReportActivities
+    from mentorflow import people
     from mentorflow import search_attributes as sa
     from mentorflow.definition import (
         ProgramDefinition,
@@ -59,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         EvaluationProgress,
         EventKind,
         LinkRequest,
+        ManagerChange,
         MatchingState,
         MatchingSummary,
         MatchReviewRequest,
@@ -461,6 +463,7 @@ class ProgramWorkflow:
 
     @purge.validator
     def _validate_purge(self, request: PurgeRequest) -> None:
+        _refuse_personal(requested_by=request.requested_by, reason=request.reason)
         if self._phase is not ProgramPhase.COMPLETED:
             raise ValueError(
                 f"the program is {self._phase.value}; personal data is purged once it has"
@@ -532,6 +535,7 @@ class ProgramWorkflow:
     @reschedule.validator
     def _validate_reschedule(self, request: RescheduleRequest) -> None:
         """Refuse at once, with the reason, a move the program cannot take."""
+        _refuse_personal(requested_by=request.requested_by, reason=request.reason)
         now = self._clock.now()
         dates = tuple(ProgramDates.model_fields)
         if all(getattr(request, n) is None for n in dates) and not (
@@ -646,9 +650,11 @@ class ProgramWorkflow:
                 static_summary=f"application to {self._definition.id}",
             )
             self._describe()
-        else:
+        elif submission.manager_changed:
+            legacy = submission.manager  # a submission from before mentorflow.people
             await workflow.get_external_workflow_handle(child_id).signal(
-                ApplicationWorkflow.manager_changed, submission.manager
+                ApplicationWorkflow.manager_changed,
+                ManagerChange(**legacy.model_dump()) if legacy else ManagerChange(),
             )
         return ApplicationReceipt(
             application_id=submission.application_id,
@@ -726,6 +732,7 @@ class ProgramWorkflow:
     @decide_capacity.validator
     def _validate_capacity(self, decision: CapacityDecision) -> None:
         """Refuse, with the reason, a decision the program cannot take."""
+        _refuse_personal(decided_by=decision.decided_by)
         if self._phase is not ProgramPhase.AWAITING_HR_DECISION:
             raise ValueError(f"closed: HR's capacity decision is not open (phase {self._phase})")
         if self._clock.now() >= self._decision_due():
@@ -780,6 +787,10 @@ class ProgramWorkflow:
             return proposed.summary
 
     @review_matching.validator
+    def _validate_review_request(self, request: MatchReviewRequest) -> None:
+        _refuse_personal(by=request.by)
+        self._validate_review(request)
+
     def _validate_review(self, request: MatchReviewRequest) -> None:
         summary = self._matching.summary
         if self._phase is not ProgramPhase.MATCH_REVIEW or summary is None:
@@ -845,8 +856,6 @@ class ProgramWorkflow:
             organisation_id=submission.organisation_id,
             profile_id=submission.profile_id,
             profile_title=profile.title,
-            applicant=submission.applicant,
-            manager=submission.manager,
             hr_contacts=list(organisation.hr_contacts),
             approval_required=d.approval.required,
             answer_by=self._answer_by(),
@@ -1434,8 +1443,12 @@ class ProgramWorkflow:
         return False
 
     def _next_evaluation_wake_up(self) -> datetime:
-        if not self._has_evaluation() or self._evaluation.closed:
-            return self._dates.evaluation_closes
+        closes = self._dates.evaluation_closes
+        if not self._has_evaluation() or self._evaluation.closed or self._clock.now() >= closes:
+            # Nothing to wake for before the end: the evaluation is closed after it. (Waking
+            # for a close that passed while pairs still meet would never wait: the loop spun
+            # until the SDK's deadlock detector failed the task.)
+            return max(closes, self._dates.end)
         if self._evaluation.invited is None:
             return self._dates.evaluation_opens
         pending = [
@@ -1524,6 +1537,7 @@ class ProgramWorkflow:
 
     @rematch.validator
     def _validate_rematch(self, request: RematchRequest) -> None:
+        _refuse_personal(by=request.by)
         if self._phase is not ProgramPhase.RUNNING:
             raise ValueError(
                 f"closed: pairs are re-matched while the program runs (phase {self._phase})"
@@ -1687,7 +1701,6 @@ class ProgramWorkflow:
                 program_id=self._definition.id,
                 workflow_id=workflow.info().workflow_id,
                 name=self._definition.name,
-                definition=self._definition.model_dump(mode="json", by_alias=True),
                 phase=self._phase,
                 revision=self._revision,
                 next_deadline=deadline,
@@ -1776,3 +1789,14 @@ class ProgramWorkflow:
             # Never fail the program over one bad address; it is recorded in the
             # ledger and shown here for ops.
             workflow.logger.warning("%s email refused: %s", template, rejected.reason)
+
+
+def _refuse_personal(**values: str) -> None:
+    """Who acted and why reach a workflow as references and note keys, never as people
+    (mentorflow.people): the history would keep them past every purge."""
+    for field, value in values.items():
+        if not people.may_be_carried(value):
+            raise ValueError(
+                f"personal_data: {field} must be a note's key or a reference, not a name,"
+                " an address or free text (save the text with Store.save_note)"
+            )

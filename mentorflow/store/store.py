@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,28 +109,35 @@ class Store:
         program_id: str,
         name: str,
         workflow_id: str,
-        definition: dict[str, Any],
+        definition: dict[str, Any] | None,
         phase: str,
         revision: int,
         next_deadline: datetime | None,
         at: datetime,
     ) -> None:
-        """Create the program's row, or bring it up to date."""
+        """Create the program's row, or bring it up to date.
+
+        ``definition`` None keeps the stored one: the workflow registering itself
+        holds only the definition without its people (see mentorflow.people).
+        """
         values = {
             "id": program_id,
             "name": name,
             "workflow_id": workflow_id,
-            "definition": definition,
+            "definition": definition if definition is not None else {},
             "phase": phase,
             "revision": revision,
             "next_deadline": next_deadline,
             "created_at": at,
             "updated_at": at,
         }
+        kept = (
+            ("id", "created_at") if definition is not None else ("id", "created_at", "definition")
+        )
         statement = self._insert(Program).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=[Program.id],
-            set_={k: statement.excluded[k] for k in values if k not in ("id", "created_at")},
+            set_={k: statement.excluded[k] for k in values if k not in kept},
         )
         async with self._sessions.begin() as session:
             await session.execute(statement)
@@ -137,6 +145,35 @@ class Store:
     async def program(self, program_id: str) -> Program | None:
         async with self._sessions() as session:
             return await session.get(Program, program_id)
+
+    # --- notes: HR's free text, kept here so that workflows carry only its key --------------
+
+    async def save_note(self, program_id: str, text: str, by: str, at: datetime) -> str:
+        """Keep HR's text (a reason, who asked) and return the key that workflows carry."""
+        key = f"note-{secrets.token_hex(8)}"
+        async with self._sessions.begin() as session:
+            session.add(
+                ProgramEvent(
+                    program_id=program_id,
+                    key=key,
+                    kind="note",
+                    phase="",
+                    revision=-1,
+                    occurred_at=at,
+                    detail={"text": text, "by": by},
+                )
+            )
+        return key
+
+    async def note(self, program_id: str, key: str) -> dict[str, str]:
+        """A note's text and author ({} once purged or for an unknown key)."""
+        async with self._sessions() as session:
+            event = await session.scalar(
+                select(ProgramEvent).where(
+                    ProgramEvent.program_id == program_id, ProgramEvent.key == key
+                )
+            )
+        return {str(k): str(v) for k, v in event.detail.items()} if event is not None else {}
 
     # --- events -----------------------------------------------------------------------------
 
@@ -181,10 +218,11 @@ class Store:
         return created
 
     async def events(self, program_id: str) -> list[ProgramEvent]:
+        """What happened to the program, in order (HR's notes are not events)."""
         async with self._sessions() as session:
             rows = await session.scalars(
                 select(ProgramEvent)
-                .where(ProgramEvent.program_id == program_id)
+                .where(ProgramEvent.program_id == program_id, ProgramEvent.kind != "note")
                 .order_by(ProgramEvent.occurred_at, ProgramEvent.id)
             )
             return list(rows)
@@ -736,7 +774,8 @@ class Store:
             for event in await session.scalars(
                 select(ProgramEvent).where(ProgramEvent.program_id == program_id)
             ):
-                detail = _scrub(event.detail, names)
+                # A note is HR's free text about people (a reason, who asked): it goes whole.
+                detail = {} if event.kind == "note" else _scrub(event.detail, names)
                 if detail != event.detail:
                     event.detail = detail
                     scrubbed += 1

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
+from mentorflow import people
 from mentorflow.definition import Contact, ProgramDefinition
 from mentorflow.links import Link, LinkError, LinkSigner, Purpose
 from mentorflow.models import (
@@ -185,7 +186,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 CapacityDecision(
                     organisation_id=opened.link.application_id,
                     selections=selections,
-                    decided_by=opened.contact.email,
+                    decided_by=people.reference_of(d, str(opened.contact.email)),
                     channel="hr_link",
                 ),
             )
@@ -272,7 +273,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 pair=_pair(str(form.get("pair", ""))),
                 other=_pair(str(form.get("other", ""))),
                 proposal=int(str(form["proposal"])) if form.get("proposal") else None,
-                by=opened.contact.email,
+                by=people.reference_of(d, str(opened.contact.email)),
             )
         except ValueError:
             return render_notice(request, d, "invalid", 400)
