@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
-from email.utils import parseaddr
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parseaddr
 
 import aiosmtplib
 import sqlalchemy.exc
+from aiosmtplib.email import flatten_message, parse_address
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from mentorflow import people
 from mentorflow.invitations import Method, invitation
 from mentorflow.links import LinkSigner, Purpose
-from mentorflow.mail.message import address_is_valid, build_message, email_key, message_id
+from mentorflow.mail.message import (
+    MessageTemplate,
+    address_is_valid,
+    build_message,
+    email_key,
+    message_id,
+)
 from mentorflow.mail.render import RenderedEmail, render
 from mentorflow.models import (
     CalendarEmailInput,
@@ -34,10 +43,22 @@ from mentorflow.models import (
 )
 from mentorflow.settings import Settings
 from mentorflow.store import Store
+from mentorflow.store.store import LedgerEmail
 
 TEMPORARY_SMTP_FAILURE = "TemporarySmtpFailure"
 EVALUATION_LINK_GRACE = timedelta(days=90)
 EMAIL_IN_FLIGHT = "EmailInFlight"
+TEMPORARY_LEDGER_DELAY = "TemporaryLedgerDelay"
+# Emails claimed in the ledger at once: one transaction per chunk, not per email.
+# The first chunk is small, so the first emails leave soon; later ones grow while
+# the server keeps up, and shrink to what it sends within a lease when it does not.
+CLAIM_CHUNK = 100
+LARGEST_CLAIM = 1000
+# A claim's lease: one SMTP conversation and this. An email starts only while its
+# lease still holds one conversation and START_MARGIN, so claims of a chunk stay
+# usable for LEASE_MARGIN - START_MARGIN (10 s) after they are taken.
+LEASE_MARGIN = timedelta(seconds=15)
+START_MARGIN = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -67,7 +88,7 @@ class EmailActivities:
         self._signer = LinkSigner(settings.secret_keys)
         # Longer than one SMTP conversation can take, shorter than the heartbeat
         # timeout after which Temporal retries a dead attempt.
-        self._lease = timedelta(seconds=settings.smtp_timeout_seconds + 15)
+        self._lease = timedelta(seconds=settings.smtp_timeout_seconds) + LEASE_MARGIN
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self._settings
@@ -394,119 +415,16 @@ class EmailActivities:
         result: EmailBatchResult,
     ) -> None:
         """Send each email once through the ledger, on one SMTP connection."""
-        smtp: aiosmtplib.SMTP | None = None
-        # Beside the SDK's own metrics: what ops alert on (refusals, SMTP failures).
-        emails = activity.metric_meter().create_counter(
-            "mentorflow_emails", description="Emails handled, by outcome and template."
+        delivery = _Delivery(
+            self._store,
+            self._settings,
+            self._lease,
+            self._client,
+            program_id=program_id,
+            language=language,
+            result=result,
         )
-        try:
-            for done, email in enumerate(outgoing):
-                activity.heartbeat(done)
-                key = email_key(program_id, email.step, email.recipient, email.revision)
-                claim = await self._store.claim_email(
-                    key=key,
-                    program_id=program_id,
-                    step=email.step,
-                    revision=email.revision,
-                    recipient=email.recipient,
-                    template=email.template,
-                    message_id=message_id(key, self._settings.mail_from),
-                    subject=email.rendered.subject,
-                    lease=self._lease,
-                )
-                if claim.status == "busy":
-                    raise ApplicationError(
-                        f"another attempt is sending {email.step} to a recipient right now;"
-                        " will retry after its lease",
-                        type=EMAIL_IN_FLIGHT,
-                    )
-                if claim.status != "claimed":
-                    result.already_sent += 1
-                    emails.add(1, {"outcome": "already_sent", "template": email.template})
-                    continue
-                if not address_is_valid(email.recipient):
-                    await self._store.mark_email(key, "rejected", error="invalid address")
-                    emails.add(1, {"outcome": "rejected", "template": email.template})
-                    result.rejected.append(
-                        RejectedEmail(recipient=email.reference, reason="invalid address")
-                    )
-                    continue
-                message = build_message(
-                    sender=self._settings.mail_from,
-                    recipient=email.recipient,
-                    rendered=email.rendered,
-                    message_id=claim.message_id,
-                    language=language,
-                    key=key,
-                )
-                try:
-                    if smtp is None or not smtp.is_connected:
-                        smtp = self._client()
-                        await smtp.connect()
-                    await _send(smtp, message)
-                except _Permanent as refusal:
-                    await self._record_outcome(done, key, "rejected", error=str(refusal))
-                    result.rejected.append(
-                        RejectedEmail(
-                            recipient=email.reference,
-                            reason=str(refusal).replace(email.recipient, email.reference),
-                        )
-                    )
-                    activity.logger.warning("email refused for good: %s", refusal)
-                    emails.add(1, {"outcome": "rejected", "template": email.template})
-                    continue
-                except (aiosmtplib.SMTPException, OSError) as error:
-                    reason = f"{error.__class__.__name__}: {error}"
-                    await self._store.release_email(key, reason)
-                    # The failure goes into the workflow's history: no address in it.
-                    reason = reason.replace(email.recipient, email.reference)
-                    emails.add(1, {"outcome": "smtp_failed", "template": email.template})
-                    raise ApplicationError(
-                        f"SMTP at {self._settings.smtp_host}:{self._settings.smtp_port}"
-                        f" failed temporarily ({reason}); will retry",
-                        type=TEMPORARY_SMTP_FAILURE,
-                    ) from error
-                await self._record_outcome(done, key, "sent")
-                result.sent += 1
-                emails.add(1, {"outcome": "sent", "template": email.template})
-            activity.logger.info(
-                "emails: %d sent, %d sent before, %d refused",
-                result.sent,
-                result.already_sent,
-                len(result.rejected),
-            )
-        finally:
-            if smtp is not None and smtp.is_connected:
-                try:
-                    await smtp.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    smtp.close()
-
-    async def _record_outcome(
-        self, done: int, key: str, status: str, *, error: str | None = None
-    ) -> None:
-        """Record what the SMTP server answered, however long the database takes to return.
-
-        The server has already answered: were this attempt to fail now, the ledger
-        row would stay ``sending`` and a retry after its lease would send the email
-        a second time. So keep trying for as long as the attempt lives, heartbeating
-        so that Temporal does not start another one meanwhile.
-        """
-        delay = 0.5
-        while True:
-            try:
-                await self._store.mark_email(key, status, error=error)
-                return
-            except (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, OSError) as problem:
-                activity.logger.warning(
-                    "the SMTP server answered but the ledger cannot record it yet (%s);"
-                    " trying again in %.1f s",
-                    problem.__class__.__name__,
-                    delay,
-                )
-            activity.heartbeat(done)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        await delivery.run(outgoing)
 
     def _apply_url(self, program_id: str) -> str:
         return f"{self._settings.public_base_url.rstrip('/')}/programs/{program_id}/apply"
@@ -528,19 +446,340 @@ class EmailActivities:
         }
 
 
-async def _send(smtp: aiosmtplib.SMTP, message: object) -> None:
-    """Send one message; turn the server's permanent refusals into :class:`_Permanent`."""
+@dataclass(frozen=True)
+class _Wire:
+    """One email as the SMTP client sends it."""
+
+    raw: bytes
+    options: list[str]  # of the MAIL command
+    encoding: str  # of the addresses in MAIL and RCPT
+
+
+class _Delivery:
+    """One run of :meth:`EmailActivities._deliver`.
+
+    The costs that do not depend on the recipient are paid once: the message is
+    built and flattened once per rendering (:class:`MessageTemplate`), the SMTP
+    connection is opened once, and the ledger claims a chunk of emails in one
+    transaction. What stays per email is what exactly-once needs: the record
+    that the server accepted it, written at once. That write overlaps the next
+    email's envelope (MAIL, RCPT), and the next email's content (DATA, the
+    moment the server accepts it) waits for it: so at most one email is ever
+    accepted and not on record, the one a crash would send again.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        lease: timedelta,
+        client: Callable[[], aiosmtplib.SMTP],
+        *,
+        program_id: str,
+        language: str,
+        result: EmailBatchResult,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._lease = lease
+        self._client = client
+        self._recorder = store.email_recorder()
+        self._program_id = program_id
+        self._language = language
+        self._result = result
+        self._sender = parse_address(self._settings.mail_from)
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._templates: dict[tuple[int, str], MessageTemplate] = {}
+        self._recording: asyncio.Task[None] | None = None
+        self._busy = 0
+        self._handled: set[str] = set()
+        # A claimed email is started only while its lease still covers one SMTP
+        # conversation and a margin: for this long after the claim.
+        self._window = (
+            lease - timedelta(seconds=settings.smtp_timeout_seconds) - START_MARGIN
+        ).total_seconds()
+        # Beside the SDK's own metrics: what ops alert on (refusals, SMTP failures).
+        self._emails = activity.metric_meter().create_counter(
+            "mentorflow_emails", description="Emails handled, by outcome and template."
+        )
+
+    async def run(self, outgoing: list[_Outgoing]) -> None:
+        try:
+            start, size = 0, CLAIM_CHUNK
+            while start < len(outgoing):
+                chunk = outgoing[start : start + size]
+                began = time.monotonic()
+                handled = await self._chunk(start, chunk)
+                if handled == 0:
+                    raise ApplicationError(
+                        "the email ledger took longer to claim emails than their lease"
+                        " allows; will retry",
+                        type=TEMPORARY_LEDGER_DELAY,
+                    )
+                if handled < len(chunk):  # the lease ran short: a slow server, claim fewer
+                    size = handled
+                elif time.monotonic() - began < self._window / 2:  # a fast one: claim more
+                    size = min(size * 2, LARGEST_CLAIM)
+                start += handled
+            await self._settle()
+            if self._busy:
+                raise ApplicationError(
+                    f"another attempt is sending {self._busy} of these emails right now;"
+                    " will retry after its lease",
+                    type=EMAIL_IN_FLIGHT,
+                )
+            activity.logger.info(
+                "emails: %d sent, %d sent before, %d refused",
+                self._result.sent,
+                self._result.already_sent,
+                len(self._result.rejected),
+            )
+        finally:
+            try:
+                await self._settle()
+            finally:
+                await self._recorder.close()
+                smtp = self._smtp
+                if smtp is not None and smtp.is_connected:
+                    try:
+                        await smtp.quit()
+                    except (aiosmtplib.SMTPException, OSError):
+                        smtp.close()
+
+    async def _chunk(self, start: int, chunk: list[_Outgoing]) -> int:
+        """Claim the chunk, then send what it claimed; how many emails were handled."""
+        from_ = self._settings.mail_from
+        entries = []
+        for email in chunk:
+            key = email_key(self._program_id, email.step, email.recipient, email.revision)
+            entries.append(
+                LedgerEmail(
+                    key=key,
+                    program_id=self._program_id,
+                    step=email.step,
+                    revision=email.revision,
+                    recipient=email.recipient,
+                    template=email.template,
+                    message_id=message_id(key, from_),
+                    subject=email.rendered.subject,
+                )
+            )
+        # Before the claim: its lease runs from when the ledger took it, not from its answer.
+        claimed_at = time.monotonic()
+        claims = await self._store.claim_emails(entries, lease=self._lease)
+        # Claimed and certainly not sent: given back to the ledger on the way out.
+        unsent = {key for key, claim in claims.items() if claim.status == "claimed"}
+        try:
+            for offset, (email, entry) in enumerate(zip(chunk, entries, strict=True)):
+                done = start + offset
+                activity.heartbeat(done)
+                claim = claims[entry.key]
+                if entry.key in self._handled:  # the same email twice in one batch
+                    self._result.already_sent += 1
+                    self._count("already_sent", email)
+                    continue
+                if claim.status != "claimed" or not address_is_valid(email.recipient):
+                    self._handled.add(entry.key)
+                if claim.status == "busy":
+                    self._busy += 1
+                    continue
+                if claim.status != "claimed":
+                    self._result.already_sent += 1
+                    self._count("already_sent", email)
+                    continue
+                if not address_is_valid(email.recipient):
+                    unsent.discard(entry.key)
+                    await self._store.mark_email(entry.key, "rejected", error="invalid address")
+                    self._count("rejected", email)
+                    self._result.rejected.append(
+                        RejectedEmail(recipient=email.reference, reason="invalid address")
+                    )
+                    continue
+                if time.monotonic() - claimed_at > self._window:
+                    return offset
+                try:
+                    sent = await self._send(
+                        done, email, entry, claim.message_id, claimed_at, unsent
+                    )
+                except (aiosmtplib.SMTPException, OSError) as error:
+                    reason = f"{error.__class__.__name__}: {error}"
+                    await self._settle()
+                    # The email whose DATA failed may have reached the server: it goes
+                    # back too, as before: the one email a retry may send twice.
+                    await self._store.release_emails(sorted(unsent | {entry.key}), reason)
+                    unsent.clear()
+                    self._count("smtp_failed", email)
+                    # The failure goes into the workflow's history: no address in it.
+                    reason = reason.replace(email.recipient, email.reference)
+                    raise ApplicationError(
+                        f"SMTP at {self._settings.smtp_host}:{self._settings.smtp_port}"
+                        f" failed temporarily ({reason}); will retry",
+                        type=TEMPORARY_SMTP_FAILURE,
+                    ) from error
+                if not sent:
+                    return offset
+                self._handled.add(entry.key)
+            return len(chunk)
+        finally:
+            if unsent:
+                await self._give_back(sorted(unsent))
+
+    async def _send(
+        self,
+        done: int,
+        email: _Outgoing,
+        entry: LedgerEmail,
+        message_id: str,
+        claimed_at: float,
+        unsent: set[str],
+    ) -> bool:
+        """Send one claimed email; False if its claim ran short before it could go."""
+        smtp = await self._connection()
+        wire = self._wire(smtp, email, entry.key, message_id)
+        try:
+            await _envelope(smtp, self._sender, email.recipient, wire)
+            # The previous email's record goes in before this one can be accepted.
+            await self._settle()
+            if time.monotonic() - claimed_at > self._window:
+                await _reset(smtp)
+                return False
+            unsent.discard(entry.key)
+            await _data(smtp, wire.raw)
+        except _Permanent as refusal:
+            unsent.discard(entry.key)
+            await self._settle()
+            await self._record(done, entry.key, "rejected", error=str(refusal))
+            self._result.rejected.append(
+                RejectedEmail(
+                    recipient=email.reference,
+                    reason=str(refusal).replace(email.recipient, email.reference),
+                )
+            )
+            activity.logger.warning("email refused for good: %s", refusal)
+            self._count("rejected", email)
+            return True
+        self._recording = asyncio.create_task(self._record(done, entry.key, "sent"))
+        self._result.sent += 1
+        self._count("sent", email)
+        return True
+
+    async def _settle(self) -> None:
+        """Wait for the record of the last accepted email."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            await recording
+
+    async def _record(self, done: int, key: str, status: str, *, error: str | None = None) -> None:
+        """Record what the SMTP server answered, however long the database takes to return.
+
+        The server has already answered: were this attempt to fail now, the ledger
+        row would stay ``sending`` and a retry after its lease would send the email
+        a second time. So keep trying for as long as the attempt lives, heartbeating
+        so that Temporal does not start another one meanwhile.
+        """
+        delay = 0.5
+        while True:
+            try:
+                await self._recorder.mark(key, status, error=error)
+                return
+            except (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, OSError) as problem:
+                activity.logger.warning(
+                    "the SMTP server answered but the ledger cannot record it yet (%s);"
+                    " trying again in %.1f s",
+                    problem.__class__.__name__,
+                    delay,
+                )
+            activity.heartbeat(done)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _give_back(self, keys: list[str]) -> None:
+        """Release emails claimed but never sent, so a retry need not wait for their lease.
+
+        Best effort: if the database cannot say so now, the lease runs out instead.
+        """
+        try:
+            await self._store.release_emails(keys, None)
+        except (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, OSError) as problem:
+            activity.logger.warning(
+                "could not release %d claimed emails (%s); they wait for their lease",
+                len(keys),
+                problem.__class__.__name__,
+            )
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        smtp = self._smtp
+        if smtp is None or not smtp.is_connected:
+            smtp = self._smtp = self._client()
+            await smtp.connect()
+        if smtp.is_ehlo_or_helo_needed:
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                if not smtp.is_connected:
+                    raise
+                await smtp.helo()
+        return smtp
+
+    def _wire(self, smtp: aiosmtplib.SMTP, email: _Outgoing, key: str, message_id: str) -> _Wire:
+        """The email's bytes and MAIL options, as ``send_message`` would make them."""
+        eight_bit = smtp.supports_extension("8BITMIME")
+        cte_type = "8bit" if eight_bit else "7bit"
+        template = self._templates.get((id(email.rendered), cte_type))
+        if template is None:
+            template = MessageTemplate(
+                sender=self._settings.mail_from,
+                rendered=email.rendered,
+                language=self._language,
+                cte_type=cte_type,
+            )
+            self._templates[(id(email.rendered), cte_type)] = template
+        date = format_datetime(datetime.now(UTC))
+        raw = template.fill(recipient=email.recipient, message_id=message_id, key=key, date=date)
+        utf8 = False
+        if raw is None:  # an address or key the email package must encode
+            message = build_message(
+                sender=self._settings.mail_from,
+                recipient=email.recipient,
+                rendered=email.rendered,
+                message_id=message_id,
+                language=self._language,
+                key=key,
+            )
+            utf8 = not (self._sender + email.recipient).isascii()
+            if utf8 and not smtp.supports_extension("smtputf8"):
+                raise aiosmtplib.SMTPNotSupported(
+                    "an address has non-ASCII characters and the server lacks SMTPUTF8"
+                )
+            raw = flatten_message(message, utf8=utf8, cte_type=cte_type)
+        options = [f"size={len(raw)}"] if smtp.supports_extension("size") else []
+        if utf8:
+            options.append("SMTPUTF8")
+        if eight_bit:
+            options.append("BODY=8BITMIME")
+        return _Wire(raw, options, "utf-8" if utf8 else "ascii")
+
+    def _count(self, outcome: str, email: _Outgoing) -> None:
+        self._emails.add(1, {"outcome": outcome, "template": email.template})
+
+
+async def _envelope(smtp: aiosmtplib.SMTP, sender: str, recipient: str, wire: _Wire) -> None:
+    """MAIL and RCPT; the server's permanent refusals become :class:`_Permanent`."""
     try:
-        await smtp.send_message(message)  # type: ignore[arg-type]
-    except aiosmtplib.SMTPRecipientsRefused as error:
-        codes = [refusal.code for refusal in error.recipients]
-        if all(code >= 500 for code in codes):
+        await smtp.mail(sender, options=wire.options, encoding=wire.encoding)
+        await smtp.rcpt(recipient, encoding=wire.encoding)
+    except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPRecipientRefused) as error:
+        if error.code >= 500:
             await _reset(smtp)
-            raise _Permanent(
-                "; ".join(f"{r.code} {r.message}" for r in error.recipients)
-            ) from error
+            raise _Permanent(f"{error.code} {error.message}") from error
         raise
-    except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPDataError) as error:
+
+
+async def _data(smtp: aiosmtplib.SMTP, raw: bytes) -> None:
+    """DATA: the server accepts the email, or refuses it (for good: :class:`_Permanent`)."""
+    try:
+        await smtp.data(raw)
+    except aiosmtplib.SMTPDataError as error:
         if error.code >= 500:
             await _reset(smtp)
             raise _Permanent(f"{error.code} {error.message}") from error

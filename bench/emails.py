@@ -5,10 +5,12 @@ Run:  .venv/bin/python bench/emails.py [--emails 1000] [--repeat 3] [--database-
 Both send the same messages to the same local SMTP server (aiosmtpd's Sink, in
 its own process), on one connection each:
 
-- **project**: ``EmailActivities.send_email_batch`` run as an activity — renders
-  each email, claims it in the ledger (SQLite by default, or ``--database-url``),
-  sends it with aiosmtplib, marks it sent;
-- **baseline**: the already-built messages sent in a bare ``send_message`` loop.
+- **project**: ``EmailActivities.send_email_batch`` run as an activity — resolves
+  and renders the batch, claims its emails in the ledger (SQLite by default, or
+  ``--database-url``) a chunk at a time, sends each with aiosmtplib and records it
+  sent before the next one can be accepted (exactly once, as in production);
+- **baseline**: the already-built messages sent in a bare ``send_message`` loop
+  (building them is not timed).
 
 Printed, all measured in this run: each side's median wall time and rate, their
 ratio, and what a retry of the whole batch costs (every email already in the

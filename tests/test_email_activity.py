@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.message
+import email.policy
 import threading
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import create_engine, text
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+import activities.email as email_activity
 from activities.email import EMAIL_IN_FLIGHT, TEMPORARY_SMTP_FAILURE, EmailActivities
 from mentorflow.definition import Language
 from mentorflow.mail.catcher import CatchingHandler, MailCatcher
+from mentorflow.mail.message import MessageTemplate, build_message, email_key, message_id
+from mentorflow.mail.render import render
 from mentorflow.models import EmailBatch, EmailFacts
-from mentorflow.store import Store
+from mentorflow.store import Store, sync_url
 from tests.conftest import free_port, set_connections, settings_for
 
 NOW = datetime(2027, 2, 15, 8, 0, tzinfo=UTC)
@@ -117,8 +125,9 @@ async def test_smtp_down_fails_temporarily_then_sends_once(
     assert failure.value.type == TEMPORARY_SMTP_FAILURE and not failure.value.non_retryable
     assert f"127.0.0.1:{port}" in str(failure.value)
     pending = await store.emails("p1")
-    assert [e.status for e in pending] == ["pending"]  # released for the retry
-    assert pending[0].last_error
+    # Claimed together, released together for the retry, each with why it is late.
+    assert [e.status for e in pending] == ["pending", "pending"]
+    assert all(e.last_error and "Connect" in e.last_error for e in pending)
 
     catcher = MailCatcher(tmp_path / "mail", port=port)
     catcher.start()
@@ -230,3 +239,127 @@ async def test_database_lost_after_the_server_accepted_never_sends_twice(
     assert (again.sent, again.already_sent) == (0, 2)
     assert sorted(m.recipients[0] for m in catcher.messages()) == recipients
     assert {e.status for e in await store.emails("p1")} == {"sent"}
+
+
+class LedgerWatchingHandler(CatchingHandler):
+    """At each DATA, before accepting, notes how many emails it accepted earlier that
+    the ledger does not yet hold as sent: the emails a crash right then would resend."""
+
+    def __init__(self, maildir: Path, database_url: str, delay: float = 0.0) -> None:
+        super().__init__(maildir)
+        self.engine = create_engine(sync_url(database_url))
+        self.delay = delay
+        self.accepted: list[str] = []
+        self.unrecorded: list[int] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        assert isinstance(raw, bytes)
+        message_id = str(email.message_from_bytes(raw, policy=email.policy.default)["Message-ID"])
+        with self.engine.connect() as conn:
+            sent = set(
+                conn.execute(
+                    text("SELECT message_id FROM email_ledger WHERE status = 'sent'")
+                ).scalars()
+            )
+        self.unrecorded.append(sum(1 for m in self.accepted if m not in sent))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        answer = await super().handle_DATA(server, session, envelope)
+        self.accepted.append(message_id)
+        return answer
+
+
+async def test_each_accepted_email_is_on_record_before_the_next_is_accepted(
+    tmp_path: Path, store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records overlap the next envelope, never the next acceptance: a crash at
+    any moment finds at most the one email on the wire unrecorded."""
+    monkeypatch.setattr(email_activity, "CLAIM_CHUNK", 4)
+    monkeypatch.setattr(email_activity, "LARGEST_CLAIM", 8)
+    port = free_port()
+    handler = LedgerWatchingHandler(tmp_path / "mail", database_url)
+    catcher = MailCatcher(tmp_path / "mail", port=port, handler=handler)
+    catcher.start()
+    try:
+        settings = settings_for(task_queue="-", database_url=database_url, smtp_port=port)
+        activities = EmailActivities(store, settings)
+        recipients = [f"p{i}@example.org" for i in range(30)]
+        # The same person twice in one batch gets the email once.
+        result = await ActivityEnvironment().run(
+            activities.send_email_batch, batch([*recipients, recipients[3]])
+        )
+    finally:
+        catcher.stop()
+        handler.engine.dispose()
+    assert (result.sent, result.already_sent) == (30, 1)
+    assert len(handler.unrecorded) == 30 and max(handler.unrecorded) == 0
+    assert sorted(m.recipients[0] for m in catcher.messages()) == sorted(recipients)
+    assert {e.status for e in await store.emails("p1")} == {"sent"}
+
+
+async def test_claims_that_run_short_are_given_back_and_taken_again(
+    tmp_path: Path, store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow server: a chunk's claims would outlive what their lease covers, so the
+    rest of the chunk goes back to the ledger and is claimed again, in smaller chunks."""
+    # Claims usable for 0.3 s; the server takes 0.1 s per email.
+    monkeypatch.setattr(email_activity, "LEASE_MARGIN", timedelta(seconds=5.3))
+    monkeypatch.setattr(email_activity, "START_MARGIN", timedelta(seconds=5))
+    port = free_port()
+    handler = LedgerWatchingHandler(tmp_path / "mail", database_url, delay=0.1)
+    catcher = MailCatcher(tmp_path / "mail", port=port, handler=handler)
+    catcher.start()
+    try:
+        settings = settings_for(task_queue="-", database_url=database_url, smtp_port=port)
+        activities = EmailActivities(store, settings)
+        recipients = [f"p{i}@example.org" for i in range(12)]
+        result = await ActivityEnvironment().run(activities.send_email_batch, batch(recipients))
+    finally:
+        catcher.stop()
+        handler.engine.dispose()
+    assert result.sent == 12 and max(handler.unrecorded) == 0
+    assert sorted(m.recipients[0] for m in catcher.messages()) == sorted(recipients)
+    ledger = await store.emails("p1")
+    assert {e.status for e in ledger} == {"sent"}
+    assert max(e.attempts for e in ledger) >= 2  # given back, then claimed again
+
+
+def test_a_message_built_once_per_batch_is_the_one_build_message_makes() -> None:
+    facts = batch([]).facts
+    rendered = render("announcement", facts)
+    sender = "Mentorflöw <noreply@mentorflow.example>"
+    template = MessageTemplate(sender=sender, rendered=rendered, language="sv", cte_type="8bit")
+    key = email_key("p1", "announcement", "kim.ek@example.org", "1")
+    date = format_datetime(datetime.now(UTC))
+    raw = template.fill(
+        recipient="kim.ek@example.org", message_id=message_id(key, sender), key=key, date=date
+    )
+    assert raw is not None
+    built = build_message(
+        sender=sender,
+        recipient="kim.ek@example.org",
+        rendered=rendered,
+        message_id=message_id(key, sender),
+        language="sv",
+        key=key,
+    )
+    del built["Date"]
+    built["Date"] = date
+
+    def parts(message: email.message.EmailMessage) -> tuple[list[tuple[str, str]], list[str]]:
+        headers = sorted((k, str(v).partition("; boundary")[0]) for k, v in message.items())
+        bodies = [
+            f"{p.get_content_type()}: {p.get_content()}".replace("\r\n", "\n")
+            for p in message.walk()
+            if isinstance(p, email.message.EmailMessage) and not p.is_multipart()
+        ]
+        return headers, bodies
+
+    filled = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(filled, email.message.EmailMessage)
+    assert parts(filled) == parts(built)
+    # What the email package must encode is left to it.
+    assert (
+        template.fill(recipient="åsa@example.org", message_id="<x@y>", key=key, date=date) is None
+    )

@@ -5,10 +5,13 @@ from __future__ import annotations
 import itertools
 import random
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
 
+from mentorflow import matching
 from mentorflow.definition import MatchingCriterion, MatchingRules, ProgramKind
 from mentorflow.matching import (
     Candidate,
@@ -232,3 +235,92 @@ def test_fairness_raises_the_worst_pair_at_some_cost_to_the_total() -> None:
     assert [(p.mentor_id, p.adept_id) for p in fair.pairs] == [("m1", "a2"), ("m2", "a1")]
     assert fair.worst_score == pytest.approx(1 / 3, abs=1e-5) and plain.worst_score == 0
     assert fair.total_score < plain.total_score
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems())
+def test_every_way_of_scoring_gives_the_same_optimum(problem: MatchingProblem) -> None:
+    """Big vocabularies (sparse counts), scores from several tables or none, and
+    blocks of rows: paths the small problems above never take, forced here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matching, "_DENSE_VOCABULARY", 2)
+        patch.setattr(matching, "_TABLE_LIMIT", 40)
+        patch.setattr(matching, "_BLOCK_ROWS", 2)
+        result = match(problem)
+    pairs = as_pairs(problem, result)
+    for mentor, adept in pairs:
+        assert not broken_rules(problem, mentor, adept)
+    assert objective(problem, pairs) == pytest.approx(brute_force(problem), abs=1e-4)
+    for pair, (mentor, adept) in zip(result.pairs, pairs, strict=True):
+        assert pair.breakdown == breakdown(problem.criteria, mentor, adept)
+
+
+def reference(problem: MatchingProblem) -> tuple[float, ...]:
+    """The objective by the textbook route, pair by pair in Python: the assignment
+    solver on mentor places × adepts, with fairness a bisection over every score."""
+    places = [m for m in problem.mentors for _ in range(m.capacity)]
+    scores = np.array([[score(problem, m, a) for a in problem.adepts] for m in places])
+    allowed = np.array(
+        [[not broken_rules(problem, m, a) for a in problem.adepts] for m in places], dtype=bool
+    )
+    bonus = 10.0 * (len(problem.adepts) + 1) * sum(c.weight for c in problem.criteria)
+
+    def solve(usable: np.ndarray) -> list[float]:
+        rows, cols = linear_sum_assignment(np.where(usable, scores + bonus, 0.0), maximize=True)
+        return [scores[r, c] for r, c in zip(rows, cols, strict=True) if usable[r, c]]
+
+    best = solve(allowed)
+    if problem.fairness and best:
+        for level in sorted(set(scores[allowed].tolist()), reverse=True):
+            chosen = solve(allowed & (scores >= level))
+            if len(chosen) == len(best):
+                best = chosen
+                break
+        return (len(best), round(min(best), 5), round(sum(best), 5))
+    return (len(best), round(sum(best), 5))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_larger_problems_reach_the_textbook_optimum(seed: int) -> None:
+    rng = random.Random(seed)
+
+    def people(prefix: str, count: int, mentor: bool) -> list[Candidate]:
+        return [
+            Candidate(
+                id=f"{prefix}{i:03d}",
+                organisation_id=rng.choice("abcd"),
+                department=rng.choice(["x", "y", ""]),
+                manager_id=rng.choice(["boss1", "boss2", "boss3", ""]),
+                person_id=f"{prefix}{i}",
+                seniority_years=rng.choice([None, *range(30)]),
+                answers={
+                    "interests": rng.sample(INTERESTS, rng.randrange(0, 4)),
+                    "motivation": " ".join(rng.sample(WORDS, rng.randrange(0, 5))),
+                    "where": rng.choice(["stockholm", "remote", "lund", ""]),
+                },
+                capacity=rng.choice([1, 1, 2]) if mentor else 1,
+            )
+            for i in range(count)
+        ]
+
+    mentors, adepts = people("m", 30, True), people("a", 45, False)
+    problem = MatchingProblem(
+        mentors=mentors,
+        adepts=adepts,
+        criteria=[
+            MatchingCriterion(name="shared_interests", weight=2, question="interests"),
+            MatchingCriterion(name="themes", weight=1, question="motivation"),
+            MatchingCriterion(name="location", weight=0.5, question="where"),
+        ],
+        rules=MatchingRules(
+            not_same_reporting_line=True,
+            not_same_organisation=seed % 2 == 0,
+            min_seniority_gap_years=5 if seed % 3 else None,
+        ),
+        kind=list(ProgramKind)[seed % 3],
+        forbidden=[(m.id, a.id) for m, a in zip(mentors[:5], adepts[:5], strict=True)],
+        fairness=seed % 2 == 1,
+    )
+    assert objective(problem, as_pairs(problem, match(problem))) == pytest.approx(
+        reference(problem), abs=1e-4
+    )
