@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
@@ -28,12 +29,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.pairs import PairActivities
     from activities.records import ProgramRecordActivities
     from activities.reports import ReportActivities
-    from mentorflow import people
+    from mentorflow import capacity, people, reminders
     from mentorflow import search_attributes as sa
     from mentorflow.definition import (
         ProgramDefinition,
         Role,
-        UndecidedPolicy,
         consistency_problems,
     )
     from mentorflow.models import (
@@ -964,34 +964,23 @@ class ProgramWorkflow:
             summary,
         )
 
-    def _reminder_plan(self) -> list[tuple[str, datetime, timedelta]]:
-        """(key, when, time left) of every reminder for the current deadline."""
-        deadline = self._dates.deadline
-        return [
-            (
-                f"reminder-{int(before.total_seconds())}s@{deadline.isoformat()}",
-                deadline - before,
-                before,
-            )
-            for before in sorted(
-                self._definition.application.reminders_before_deadline, reverse=True
-            )
-        ]
+    def _reminder_plan(self) -> list[reminders.Reminder]:
+        """The reminders before the current deadline."""
+        before = self._definition.application.reminders_before_deadline
+        return reminders.plan(self._dates.deadline, before, prefix="reminder-")
 
     def _skip_passed_reminders(self) -> None:
         """A reminder whose time passed before the deadline was set is not sent late."""
         now = self._clock.now()
-        self._reminders_done.update(key for key, at, _ in self._reminder_plan() if at <= now)
+        self._reminders_done.update(reminders.passed(self._reminder_plan(), now, ()))
 
     def _due_reminder(self, now: datetime) -> tuple[str, timedelta] | None:
-        for key, at, before in self._reminder_plan():
-            if key not in self._reminders_done and at <= now:
-                return key, before
-        return None
+        due = reminders.due(self._reminder_plan(), now, self._reminders_done)
+        return (due.key, due.before) if due else None
 
     def _next_wake_up(self) -> datetime:
-        pending = [at for key, at, _ in self._reminder_plan() if key not in self._reminders_done]
-        return min([*pending, self._dates.deadline])
+        plan = self._reminder_plan()
+        return reminders.next_wake_up(plan, self._reminders_done, self._dates.deadline)
 
     def _next_deadline(self) -> tuple[datetime | None, str | None]:
         if self._phase is ProgramPhase.SCHEDULED:
@@ -1063,30 +1052,21 @@ class ProgramWorkflow:
         profile = self._definition.profile(entry.profile_id)
         return profile is not None and profile.role is role
 
-    def _capacity_reminder_plan(self) -> list[tuple[str, datetime]]:
-        due = self._decision_due()
-        return [
-            (f"capacity-reminder-{int(before.total_seconds())}s@{due.isoformat()}", due - before)
-            for before in sorted(self._definition.capacity.reminders_before_decision, reverse=True)
-        ]
+    def _capacity_reminder_plan(self) -> list[reminders.Reminder]:
+        before = self._definition.capacity.reminders_before_decision
+        return reminders.plan(self._decision_due(), before, prefix="capacity-reminder-")
 
     def _skip_passed_capacity_reminders(self) -> None:
         now = self._clock.now()
-        self._reminders_done.update(k for k, at in self._capacity_reminder_plan() if at <= now)
+        self._reminders_done.update(reminders.passed(self._capacity_reminder_plan(), now, ()))
 
     def _due_capacity_reminder(self, now: datetime) -> str | None:
-        return next(
-            (
-                k
-                for k, at in self._capacity_reminder_plan()
-                if k not in self._reminders_done and at <= now
-            ),
-            None,
-        )
+        due = reminders.due(self._capacity_reminder_plan(), now, self._reminders_done)
+        return due.key if due else None
 
     def _next_capacity_wake_up(self) -> datetime:
-        pending = [at for k, at in self._capacity_reminder_plan() if k not in self._reminders_done]
-        return min([*pending, self._decision_due()])
+        plan = self._capacity_reminder_plan()
+        return reminders.next_wake_up(plan, self._reminders_done, self._decision_due())
 
     async def _ask_for_capacity_decisions(self, reminder_key: str | None) -> None:
         """Each undecided organisation's HR gets its summary and a link to decide."""
@@ -1132,21 +1112,12 @@ class ProgramWorkflow:
         """The definition says what happens to an organisation that did not decide in time."""
         policy = self._definition.capacity.when_undecided
         for organisation_id in self._undecided():
-            selections: dict[str, Selection] = {}
-            taken: dict[str, int] = {}
-            for application_id in self._approved_in(organisation_id):
-                profile_id = self._applications[application_id].profile_id
-                cap = self._definition.cap(organisation_id, profile_id)
-                if policy is UndecidedPolicy.DECLINE_ALL:
-                    selections[application_id] = Selection.DECLINED
-                elif policy is UndecidedPolicy.ACCEPT_UP_TO_CAP and (
-                    cap is None or taken.get(profile_id, 0) < cap
-                ):
-                    # First come, first served: the order the applications arrived in.
-                    taken[profile_id] = taken.get(profile_id, 0) + 1
-                    selections[application_id] = Selection.ACCEPTED
-                else:
-                    selections[application_id] = Selection.WAITLISTED
+            selections = capacity.undecided_selections(
+                policy,
+                # In the order the applications arrived: first come, first served.
+                [(a, self._applications[a].profile_id) for a in self._approved_in(organisation_id)],
+                functools.partial(self._definition.cap, organisation_id),
+            )
             await self._apply_decision(
                 CapacityDecision(
                     organisation_id=organisation_id,
@@ -1357,39 +1328,39 @@ class ProgramWorkflow:
         if result.rejected:
             workflow.logger.warning("%s %s: %d refused", kind, entry.event.id, result.rejected)
 
-    def _event_reminder_plan(self) -> list[tuple[str, datetime, timedelta, str]]:
-        """(key, when, time left, event id) of every reminder of every upcoming event."""
+    def _event_reminder_plans(self) -> list[tuple[CalendarEntry, list[reminders.Reminder]]]:
+        """Each event still on, with its reminders (in the definition's order)."""
         return [
             (
-                f"{int(before.total_seconds())}s@{entry.event.starts.isoformat()}",
-                entry.event.starts - before,
-                before,
-                event_id,
+                entry,
+                reminders.plan(
+                    entry.event.starts, entry.event.reminders_before, earliest_first=False
+                ),
             )
-            for event_id, entry in self._calendar.items()
+            for entry in self._calendar.values()
             if not entry.cancelled
-            for before in entry.event.reminders_before
         ]
 
     def _skip_passed_event_reminders(self) -> None:
         now = self._clock.now()
-        for key, at, _, event_id in self._event_reminder_plan():
-            if at <= now and key not in self._calendar[event_id].reminders_done:
-                self._calendar[event_id].reminders_done.append(key)
+        for entry, plan in self._event_reminder_plans():
+            entry.reminders_done += reminders.passed(plan, now, entry.reminders_done)
 
     def _due_event_reminder(self, now: datetime) -> tuple[str, timedelta, str] | None:
-        for key, at, before, event_id in self._event_reminder_plan():
-            if at <= now and key not in self._calendar[event_id].reminders_done:
-                return key, before, event_id
+        for entry, plan in self._event_reminder_plans():
+            due = reminders.due(plan, now, entry.reminders_done)
+            if due is not None:
+                return due.key, due.before, entry.event.id
         return None
 
     def _next_event_wake_up(self) -> datetime:
-        pending = [
-            at
-            for key, at, _, event_id in self._event_reminder_plan()
-            if key not in self._calendar[event_id].reminders_done
-        ]
-        return min([*pending, self._dates.end])
+        return min(
+            [
+                reminders.next_wake_up(plan, entry.reminders_done, self._dates.end)
+                for entry, plan in self._event_reminder_plans()
+            ],
+            default=self._dates.end,
+        )
 
     async def _send_event_reminder(self, key: str, time_left: timedelta, event_id: str) -> None:
         entry = self._calendar[event_id]
@@ -1401,20 +1372,15 @@ class ProgramWorkflow:
     def _has_evaluation(self) -> bool:
         return bool(self._definition.evaluation.questions)
 
-    def _evaluation_reminder_plan(self) -> list[tuple[str, datetime, timedelta]]:
-        """(key, when, time left) of each reminder before the current closing date."""
-        closes = self._dates.evaluation_closes
-        return [
-            (f"{int(before.total_seconds())}s@{closes.isoformat()}", closes - before, before)
-            for before in sorted(self._definition.evaluation.reminders_before_close, reverse=True)
-        ]
+    def _evaluation_reminder_plan(self) -> list[reminders.Reminder]:
+        """The reminders before the current closing date."""
+        before = self._definition.evaluation.reminders_before_close
+        return reminders.plan(self._dates.evaluation_closes, before)
 
     def _skip_passed_evaluation_reminders(self) -> None:
         """A reminder whose time passed before the survey opened (or moved) is not sent late."""
-        now = self._clock.now()
-        for key, at, _ in self._evaluation_reminder_plan():
-            if at <= now and key not in self._evaluation.reminders_done:
-                self._evaluation.reminders_done.append(key)
+        done = self._evaluation.reminders_done
+        done += reminders.passed(self._evaluation_reminder_plan(), self._clock.now(), done)
 
     async def _evaluation_step(self, now: datetime) -> bool:
         """Open the evaluation, or send a reminder, if one is due; whether one was."""
@@ -1435,12 +1401,12 @@ class ProgramWorkflow:
             )
             self._publish()
             return True
-        for key, at, before in self._evaluation_reminder_plan():
-            if at <= now and key not in self._evaluation.reminders_done:
-                self._evaluation.reminders_done.append(key)
-                await self._evaluation_email("reminder", key, before)
-                return True
-        return False
+        due = reminders.due(self._evaluation_reminder_plan(), now, self._evaluation.reminders_done)
+        if due is None:
+            return False
+        self._evaluation.reminders_done.append(due.key)
+        await self._evaluation_email("reminder", due.key, due.before)
+        return True
 
     def _next_evaluation_wake_up(self) -> datetime:
         closes = self._dates.evaluation_closes
@@ -1451,12 +1417,8 @@ class ProgramWorkflow:
             return max(closes, self._dates.end)
         if self._evaluation.invited is None:
             return self._dates.evaluation_opens
-        pending = [
-            at
-            for key, at, _ in self._evaluation_reminder_plan()
-            if key not in self._evaluation.reminders_done
-        ]
-        return min([*pending, self._dates.evaluation_closes])
+        plan = self._evaluation_reminder_plan()
+        return reminders.next_wake_up(plan, self._evaluation.reminders_done, closes)
 
     async def _evaluation_email(
         self,
