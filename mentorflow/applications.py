@@ -15,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
+from mentorflow import limits
 from mentorflow.definition import ProgramDefinition, Question
 from mentorflow.models import ApplicationSubmission, program_workflow_id
 from mentorflow.store import Store
@@ -102,14 +103,56 @@ def answers_from(questions: list[Question], values: dict[str, Any]) -> dict[str,
     return answers
 
 
+def typed_text_problem(language: str, value: str, limit: int, *, multiline: bool) -> str | None:
+    """What is wrong with text a person typed, in ``language``: too long (the limit is
+    said), or a character that cannot be kept (NUL: PostgreSQL refuses it; the
+    text-direction overrides make a name read differently from what it is)."""
+    text = TEXTS[language]
+    if len(value) > limit:
+        return text["too_long"].format(
+            limit=count_in(language, limit), length=count_in(language, len(value))
+        )
+    bad = limits.unsafe_character(value, multiline=multiline)
+    if bad is not None:
+        return text["bad_characters"].format(character=bad)
+    return None
+
+
+def count_in(language: str, number: int) -> str:
+    """A count as the language writes it: 2,000 in English, 2 000 in Swedish."""
+    written = f"{number:,}"
+    return written.replace(",", "\u00a0") if language == "sv" else written
+
+
+def _typed_fields(definition: ProgramDefinition, profile_id: str) -> dict[str, bool]:
+    """The fields of the form that keep what a person typed; True where line breaks may
+    be kept (the answers to text questions)."""
+    profile = definition.profile(profile_id)
+    fields = dict.fromkeys(limits.FIELD_LIMITS, False)
+    for question in profile.questions if profile else []:
+        if question.kind != "multi_choice":
+            fields[f"q_{question.id}"] = question.kind == "text"
+    return fields
+
+
 def check_application(
     definition: ProgramDefinition, profile_id: str, values: dict[str, Any]
 ) -> dict[str, str]:
     """Field name -> message, in the program's language; empty when the form is right."""
-    text = TEXTS[definition.language.value]
+    language = definition.language.value
+    text = TEXTS[language]
     errors: dict[str, str] = {}
+    # The text itself first: nothing else about a field matters if it cannot be kept.
+    for field, multiline in _typed_fields(definition, profile_id).items():
+        value = values.get(field, "")
+        if isinstance(value, str):
+            problem = typed_text_problem(
+                language, value, limits.field_limit(field), multiline=multiline
+            )
+            if problem is not None:
+                errors[field] = problem
     for field in ("name", "email", "organisation", "manager_name", "manager_email"):
-        if not values.get(field):
+        if not values.get(field) and field not in errors:
             errors[field] = text["required"] if field != "organisation" else text["choose"]
     for field in ("email", "manager_email"):
         if values.get(field) and field not in errors:
@@ -123,9 +166,11 @@ def check_application(
         and values.get("email", "").lower() == values.get("manager_email", "").lower()
     ):
         errors["manager_email"] = text["manager_is_you"]
-    if values.get("organisation") and values["organisation"] not in {
-        o.id for o in definition.organisations
-    }:
+    if (
+        values.get("organisation")
+        and "organisation" not in errors
+        and values["organisation"] not in {o.id for o in definition.organisations}
+    ):
         errors["organisation"] = text["unknown_choice"]
     profile = definition.profile(profile_id)
     assert profile is not None
@@ -137,10 +182,12 @@ def check_application(
             chosen = values.get(f"q_multi_{question.id}", [])
             if question.required and not chosen:
                 errors[f"q_multi_{question.id}"] = text["choose"]
-            elif any(c not in question.options for c in chosen):
+            elif len(set(chosen)) != len(chosen) or any(c not in question.options for c in chosen):
                 errors[f"q_multi_{question.id}"] = text["unknown_choice"]
             continue
         answer = values.get(f"q_{question.id}", "")
+        if f"q_{question.id}" in errors:
+            continue
         if question.required and not answer:
             errors[f"q_{question.id}"] = (
                 text["required"] if question.kind == "text" else text["choose"]
@@ -154,7 +201,8 @@ def check_application(
         elif (
             answer
             and question.kind == "number"
-            and not (answer.isdigit() and int(answer) <= MAX_NUMBER)
+            # ASCII only: "²".isdigit() is true, and int() refuses it.
+            and not (answer.isascii() and answer.isdigit() and int(answer) <= MAX_NUMBER)
         ):
             errors[f"q_{question.id}"] = text["whole_number"]
         elif answer and question.kind == "yes_no" and answer not in ("yes", "no"):

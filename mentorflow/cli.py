@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -21,11 +22,13 @@ from zoneinfo import ZoneInfo
 import typer
 
 from mentorflow.codec import PayloadKeyError
-from mentorflow.definition import DefinitionError, load_definition
+from mentorflow.definition import DefinitionError, is_slug, load_definition
+from mentorflow.limits import REASON_LIMIT, unsafe_character
 from mentorflow.models import ProgramDates, RescheduleRequest, program_workflow_id
-from mentorflow.settings import Settings
+from mentorflow.settings import Settings, with_local_signing_key
 from mentorflow.store import StoreUnavailable
 from mentorflow.temporal import TemporalUnavailable, connect
+from worker.kinds import WorkerKind
 
 T = TypeVar("T")
 
@@ -89,6 +92,29 @@ def _run(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
 
 def _settings() -> Settings:
     return Settings()
+
+
+def _service_settings() -> Settings:
+    """Settings for the worker and the web app, which sign and check the links in emails:
+    refused, in one line, when the key is one that anyone can know or guess. Only the
+    local stack (``mentorflow dev``) runs without setting one: it makes its own."""
+    settings = _settings()
+    problem = settings.signing_key_problem()
+    if problem is not None:
+        fail(problem)
+    return settings
+
+
+def _reason(value: str) -> str:
+    """HR's ``--reason``: kept as a note, told to people; refused (a usage error, nothing
+    done) when longer than a form's answer may be or when it holds control characters."""
+    if len(value) > REASON_LIMIT:
+        raise typer.BadParameter(
+            f"at most {REASON_LIMIT:,} characters (this one has {len(value):,})"
+        )
+    if (bad := unsafe_character(value, multiline=True)) is not None:
+        raise typer.BadParameter(f"holds the control or text-direction character {bad}")
+    return value
 
 
 def _ui_link(settings: Settings, workflow_id: str) -> str:
@@ -218,12 +244,25 @@ def program_status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show a program's phase, next deadline and counts."""
+    from temporalio.client import WorkflowQueryFailedError
+    from temporalio.service import RPCError
+
     from mentorflow.programs import program_status
 
     settings = _settings()
 
     async def fetch() -> Any:
-        return await program_status(await connect(settings), program_id)
+        client = await connect(settings)
+        failed = await _failed_task_attempts(client, program_id)
+        patience = FAILING_QUERY_SECONDS if failed else STATUS_QUERY_SECONDS
+        try:
+            return await asyncio.wait_for(program_status(client, program_id), patience)
+        except (TimeoutError, RPCError, WorkflowQueryFailedError) as error:
+            # The workflow cannot answer (its task keeps failing, or no worker takes it):
+            # say so in one line, with what the database still knows.
+            failed = await _failed_task_attempts(client, program_id)
+            why = _why_not_answering(error, patience, failed)
+            raise Failure(await _not_answering(settings, program_id, why)) from None
 
     state, status = _run(fetch)
     if as_json:
@@ -306,6 +345,77 @@ def program_status_command(
         typer.echo(f"{label + ':':<{width}}{value}")
 
 
+# How long `program status` waits for the workflow's answer. A healthy program answers
+# in well under a second (a replay from history in a few); the server itself gives up
+# on a workflow whose task never completes only after 30 seconds. A workflow whose task
+# is being retried after a failure gets a short wait: usually its query then waits for
+# a task that fails again.
+STATUS_QUERY_SECONDS = 10.0
+FAILING_QUERY_SECONDS = 3.0
+
+
+async def _failed_task_attempts(client: Any, program_id: str) -> int:
+    """How many times the program's pending workflow task has failed (0 when none is
+    pending, or when Temporal does not say)."""
+    from temporalio.service import RPCError
+
+    from mentorflow.programs import handle_for
+
+    try:
+        description = await asyncio.wait_for(handle_for(client, program_id).describe(), 5)
+    except (TimeoutError, RPCError):
+        return 0  # not found, or Temporal is busy: the query that follows tells
+    return max(0, description.raw_description.pending_workflow_task.attempt - 1)
+
+
+def _why_not_answering(error: BaseException, waited: float, failed: int) -> str:
+    """Why the workflow did not answer, as far as Temporal tells."""
+    from temporalio.client import WorkflowQueryFailedError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    if isinstance(error, WorkflowQueryFailedError):
+        return f"its status query failed: {str(error).strip().splitlines()[0]}"
+    if failed:
+        return f"its workflow task is failing: {failed} failed attempt{'s' * (failed > 1)}"
+    if isinstance(error, RPCError) and error.status == RPCStatusCode.FAILED_PRECONDITION:
+        return "its workflow task is failing"  # the server's "Workflow Task in failed state"
+    if isinstance(error, TimeoutError):
+        return (
+            f"no answer within {waited:.0f} s: its workflow task is failing,"
+            " or no worker is running"
+        )
+    return "its workflow task is failing, or no worker is running"
+
+
+async def _not_answering(settings: Settings, program_id: str, why: str) -> str:
+    """One line: the program's workflow does not answer, ``why``, where to look, and the
+    phase and next deadline the database recorded last."""
+    from mentorflow.store import Store
+
+    link = _ui_link(settings, program_workflow_id(program_id))
+    store = Store(settings.effective_database_url)
+    try:
+        program = await asyncio.wait_for(store.program(program_id), 5)
+    except Exception:  # the database's view is a bonus; never a traceback here
+        known = "the database could not be read either"
+    else:
+        if program is None:
+            known = "the database has no record of it"
+        else:
+            definition = program.definition if isinstance(program.definition, dict) else {}
+            zone = ZoneInfo(str(definition.get("timezone") or "Europe/Stockholm"))
+            known = (
+                f"the database last recorded phase {program.phase}, next deadline"
+                f" {_local(program.next_deadline, zone)} (at {_local(program.updated_at, zone)})"
+            )
+    finally:
+        await store.close()
+    return (
+        f"program {program_id!r}: its workflow is not answering ({why};"
+        f" see the Temporal UI: {link}); {known}"
+    )
+
+
 def _parse_moment(text: str, current: datetime, zone: ZoneInfo, name: str) -> datetime:
     """A date or date-time typed by a person, in the program's timezone.
 
@@ -357,7 +467,9 @@ def program_reschedule(
         list[str] | None,
         typer.Option(help="Cancel a joint session by its id; calendars remove it."),
     ] = None,
-    reason: Annotated[str, typer.Option(help="Why; it is told to the people affected.")] = "",
+    reason: Annotated[
+        str, typer.Option(help="Why; it is told to the people affected.", callback=_reason)
+    ] = "",
 ) -> None:
     """Move dates or joint events of a running program; the people affected are told."""
     from mentorflow.programs import program_status, reschedule_program
@@ -492,7 +604,7 @@ def program_report(
 @program_app.command("purge")
 def program_purge(
     program_id: Annotated[str, typer.Argument(help="The program id.")],
-    reason: Annotated[str, typer.Option(help="Why now (recorded).")] = "",
+    reason: Annotated[str, typer.Option(help="Why now (recorded).", callback=_reason)] = "",
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Remove a finished program's personal data now; its report's figures remain.
@@ -585,27 +697,16 @@ def applications_import(
     program_id: Annotated[str, typer.Option("--program", help="The program id.")],
 ) -> None:
     """Import applications HR collected another way; importing again updates, never doubles."""
-    import csv
-
     from mentorflow.applications import check_application, submit_application
     from mentorflow.definition import ProgramDefinition
     from mentorflow.store import Store, migrate
 
     settings = _settings()
-    try:
-        with file.open(encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        fail(f"{file}: cannot be read as CSV ({error})")
-    missing = [c for c in CSV_COLUMNS if rows and c not in rows[0]]
-    if not rows or missing:
-        fail(
-            f"{file}: needs a header row with {', '.join(CSV_COLUMNS)}"
-            + (f" (missing: {', '.join(missing)})" if missing else "")
-            + " and at least one row"
-        )
+    if not is_slug(program_id):
+        fail(f"--program {_cut(program_id)} is not a program id (lowercase letters, digits, -)")
+    header, rows = _read_csv(file)
 
-    async def run() -> int:
+    async def run() -> tuple[int, int, int]:
         await asyncio.to_thread(migrate, settings.effective_database_url)
         store = Store(settings.effective_database_url)
         try:
@@ -614,19 +715,29 @@ def applications_import(
                 fail(f"no program with id {program_id!r} in the database")
             assert program is not None
             definition = ProgramDefinition.model_validate(program.definition)
+            _check_columns(file, header, definition)
             client = await connect(settings)
-            problems = 0
-            for line, row in enumerate(rows, start=2):
-                values: dict[str, Any] = {k: (v or "").strip() for k, v in row.items() if k}
+            imported = updated = refused = 0
+            first_line: dict[str, int] = {}
+
+            def refuse(line: int, why: str) -> None:
+                nonlocal refused
+                refused += 1
+                typer.echo(f"{file}:{line}: {why}", err=True)
+
+            for done, (line, cells) in enumerate(rows):
+                if len(cells) != len(header):
+                    refuse(
+                        line,
+                        f"{len(cells)} fields where the header has {len(header)}"
+                        " (a comma too many or too few?)",
+                    )
+                    continue
+                values: dict[str, Any] = {k: v.strip() for k, v in zip(header, cells, strict=True)}
                 profile = definition.profile(values.get("profile", ""))
                 if profile is None:
-                    problems += 1
                     known = ", ".join(p.id for p in definition.profiles)
-                    typer.echo(
-                        f"{file}:{line}: profile: unknown {values.get('profile')!r};"
-                        f" use one of: {known}",
-                        err=True,
-                    )
+                    refuse(line, f"profile: unknown {_cut(values['profile'])}; use one of: {known}")
                     continue
                 # HR vouches for eligibility when importing what it collected.
                 values.update({f"eligible_{i}": "yes" for i in range(len(profile.eligibility))})
@@ -638,32 +749,133 @@ def applications_import(
                         ]
                 errors = check_application(definition, profile.id, values)
                 if errors:
-                    problems += 1
-                    for field, message in errors.items():
-                        typer.echo(f"{file}:{line}: {field}: {message}", err=True)
+                    refused += 1
+                    for field, why in errors.items():  # one line per field, as HR fixes them
+                        typer.echo(f"{file}:{line}: {field}: {why}", err=True)
                     continue
+                email = values["email"].lower()
+                if email in first_line:
+                    refuse(
+                        line,
+                        f"email: {email} is on line {first_line[email]} too; a person is one"
+                        " row (this one is not imported)",
+                    )
+                    continue
+                first_line[email] = line
                 outcome = await submit_application(
                     store, client, definition, profile.id, values, channel="csv_import"
                 )
+                if outcome.refusal == "closed":
+                    # The program takes no more applications: once is enough to say so.
+                    refuse(line, "refused: the program no longer takes applications")
+                    rest = len(rows) - done - 1
+                    if rest:
+                        refused += rest
+                        typer.echo(f"{file}: the {rest} row(s) after it were not tried", err=True)
+                    break
                 if outcome.refusal is not None:
-                    problems += 1
-                    reason = (
+                    refuse(
+                        line,
                         "saved, but the program is too busy to take it now;"
                         " import the file again in a minute (nothing is doubled)"
                         if outcome.refusal == "busy"
-                        else f"refused: {outcome.refusal} {outcome.detail}".rstrip()
+                        else f"refused: {outcome.refusal} {outcome.detail}".rstrip(),
                     )
-                    typer.echo(f"{file}:{line}: {reason}", err=True)
                     continue
+                imported += outcome.created
+                updated += not outcome.created
                 typer.echo(f"{file}:{line}: {'imported' if outcome.created else 'updated'}")
-            return problems
+            return imported, updated, refused
         finally:
             await store.close()
 
-    problems = _run(run)
-    if problems:
-        typer.echo(f"{problems} row(s) not imported; fix them and import the file again.", err=True)
+    imported, updated, refused = _run(run)
+    summary = f"{file}: {imported} imported, {updated} updated, {refused} refused"
+    if refused:
+        typer.echo(f"{summary}; fix the refused rows and import the file again.", err=True)
         raise typer.Exit(1)
+    typer.echo(summary)
+
+
+CSV_LIMIT_BYTES = 10 * 1024 * 1024  # about 20,000 applications; split a larger file
+
+
+def _read_csv(file: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the rows (with the line each starts on) of a CSV file, or one
+    message saying why it cannot be read; nothing is imported from a file that is
+    not CSV all the way through."""
+    import csv
+
+    try:
+        if file.is_dir():
+            fail(f"{file}: is a folder; give the CSV file")
+        if file.exists() and not file.is_file():  # a pipe or a device: reading may not end
+            fail(f"{file}: is not a regular file; give the CSV file")
+        with file.open("rb") as handle:
+            raw = handle.read(CSV_LIMIT_BYTES + 1)
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the path
+        fail(f"{file}: cannot be read ({getattr(error, 'strerror', None) or error})")
+        raise  # unreachable: fail() exits
+    if len(raw) > CSV_LIMIT_BYTES:
+        fail(f"{file}: larger than {CSV_LIMIT_BYTES // 1024 // 1024} MB; split it into parts")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        fail(f"{file}: not UTF-8 text (byte at {error.start}); save it as CSV UTF-8")
+        raise  # unreachable
+    # strict: a stray or unclosed quote is an error, not a field that swallows the rest.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    start = 1
+    try:
+        for cells in reader:
+            if any(cell.strip() for cell in cells):
+                rows.append((start, cells))
+            start = reader.line_num + 1
+    except csv.Error as error:
+        why = (
+            'a quote (") opens a field that is never closed'
+            if "unexpected end of data" in str(error)
+            else f"not valid CSV ({error}); quote a field that holds a comma or a quote"
+        )
+        fail(f"{file}:{start}: {why}; nothing was imported")
+    if not rows:
+        fail(f"{file}: empty; it needs a header row ({', '.join(CSV_COLUMNS)}) and rows")
+    (_, header), *data = rows
+    header = [name.strip() for name in header]
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        hint = " (is it separated by ';'? save it with commas)" if ";" in "".join(header) else ""
+        fail(
+            f"{file}: the header row lacks {', '.join(missing)}{hint}; the columns are"
+            f" {', '.join(CSV_COLUMNS)} and q_<question id>"
+        )
+    doubled = sorted({name for name in header if header.count(name) > 1})
+    if doubled:
+        fail(f"{file}: the header names {', '.join(doubled)} twice")
+    if not data:
+        fail(f"{file}: has a header row but no applications")
+    return header, data
+
+
+def _check_columns(file: Path, header: list[str], definition: Any) -> None:
+    """Refuse columns the program does not know: a misspelt question column would
+    otherwise import every row without its answer."""
+    questions = {f"q_{q.id}" for p in definition.profiles for q in p.questions}
+    unknown = [name for name in header if name not in (*CSV_COLUMNS, *questions)]
+    if unknown:
+        fail(
+            f"{file}: unknown column(s) {', '.join(_cut(name) for name in unknown)}; the"
+            f" columns are {', '.join(CSV_COLUMNS)}"
+            + (f" and {', '.join(sorted(questions))}" if questions else "")
+            + "; nothing was imported"
+        )
+
+
+def _cut(value: str, width: int = 40) -> str:
+    """``repr(value)`` cut to ``width``: a message quotes what it refuses, not all of it."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # --- capacity --------------------------------------------------------------------------------
@@ -830,7 +1042,9 @@ def pair_list(program_id: Annotated[str, typer.Argument(help="The program id.")]
 def pair_withdraw(
     program_id: Annotated[str, typer.Argument(help="The program id.")],
     email: Annotated[str, typer.Argument(help="The participant who leaves.")],
-    reason: Annotated[str, typer.Option(help="Why; told to HR, not to the partner.")] = "",
+    reason: Annotated[
+        str, typer.Option(help="Why; told to HR, not to the partner.", callback=_reason)
+    ] = "",
 ) -> None:
     """Record that a participant leaves: the pair closes, the partner and HR are told."""
 
@@ -916,17 +1130,27 @@ def pair_rematch(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    only: Annotated[
+        WorkerKind | None,
+        typer.Option(
+            "--only",
+            help="Host only the workflows or only the activities (default: both). Production"
+            ' runs them in separate processes (docs/ops.md, "The two worker kinds").',
+        ),
+    ] = None,
+) -> None:
     """Run a worker: it hosts the workflows and sends the emails."""
     from mentorflow.logs import configure_logging
     from mentorflow.services import run_until_signalled
     from worker.main import run_worker
 
-    settings = _settings()
+    settings = _service_settings()
     configure_logging()
 
     async def main(stop: asyncio.Event) -> None:
-        await run_worker(settings, await connect(settings, serve_metrics=True), stop)
+        client = await connect(settings, serve_metrics=True)
+        await run_worker(settings, client, stop, kind=only)
 
     run_until_signalled(main)
 
@@ -938,7 +1162,7 @@ def web() -> None:
     from mentorflow.services import run_until_signalled
     from mentorflow.web.app import serve
 
-    settings = _settings()
+    settings = _service_settings()
     configure_logging()
 
     async def main(stop: asyncio.Event) -> None:
@@ -954,13 +1178,15 @@ def dev(
         Path | None, typer.Option(help="Where the stack keeps its files (default .mentorflow).")
     ] = None,
 ) -> None:
-    """Run the whole stack locally: Temporal dev server, worker, web app, mail catcher."""
+    """Run the whole stack locally: Temporal dev server, a workflows and an activities
+    worker (child processes), web app, mail catcher."""
     from mentorflow.dev import run_dev_stack
     from mentorflow.logs import configure_logging
 
     settings = _settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
+    settings = with_local_signing_key(settings)
     configure_logging()
     run_dev_stack(settings)
 

@@ -12,11 +12,19 @@ Dates without an offset are local time in the definition's ``timezone``
 (Europe/Stockholm unless it says otherwise). A date may also be written as
 ``+<ISO 8601 duration>`` (``+PT5M``): that long after the moment the program is
 validated or started, which is how the demo definition fits in a few minutes.
+
+A definition file is read as hostile input: the file's size, its nesting and its
+aliases are capped before anything is built from it, duplicate keys are refused,
+and every text, list and number has a limit (``mentorflow.limits``). Those input
+checks apply to what HR writes (:func:`load_definition`, :func:`parse_definition`);
+a definition read back from the database or a workflow's history was checked when
+its program started, and is read as it was then.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -35,11 +43,13 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
-    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
+
+from mentorflow import limits
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
 
@@ -47,12 +57,93 @@ DEFAULT_TIMEZONE = "Europe/Stockholm"
 # --- Building blocks -------------------------------------------------------------------------
 
 
+def _from_file(info: ValidationInfo) -> bool:
+    """Whether the data is what HR wrote (the input checks apply), not a stored definition."""
+    return bool((info.context or {}).get("from_file"))
+
+
+SECOND = timedelta(seconds=1)
+LONGEST_DURATION = timedelta(days=3660)
+"""Ten years: a program, a reminder or a retention period longer than that is a typo, and
+a date that far out is where arithmetic on dates would overflow."""
+FIRST_YEAR, LAST_YEAR = 2000, 2199
+
+_ISO_DURATION = re.compile(
+    r"P(?:(?P<years>\d+)Y)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?"
+)
+_DURATION_EXAMPLE = "such as P7D, PT12H or PT30M"
+
+
+def parse_duration(text: str) -> timedelta:
+    """An ISO 8601 duration of whole seconds (``P2W``, ``P1DT12H``, ``PT30M``); a year is
+    365 days. Months are refused (``P1M`` is too easily meant as ``PT1M``), and so are
+    fractions, signs and anything pydantic would also read (``3600``, ``1 day``)."""
+    text = text.strip()
+    match = _ISO_DURATION.fullmatch(text)
+    if match is None or text in ("P", "PT"):
+        if re.fullmatch(r"P(?:\d+Y)?\d+M.*", text):
+            raise PydanticCustomError(
+                "duration_months",
+                "a month has no fixed length",
+            )
+        if re.search(r"\d[.,]\d", text):
+            raise PydanticCustomError("duration_fraction", "durations are whole seconds")
+        raise PydanticCustomError("duration_format", "is not an ISO 8601 duration")
+    parts = {name: int(value) for name, value in match.groupdict().items() if value}
+    if any(len(str(value)) > 6 for value in parts.values()):
+        raise PydanticCustomError("duration_too_long", "longer than ten years")
+    return timedelta(
+        days=parts.get("years", 0) * 365 + parts.get("weeks", 0) * 7 + parts.get("days", 0),
+        hours=parts.get("hours", 0),
+        minutes=parts.get("minutes", 0),
+        seconds=parts.get("seconds", 0),
+    )
+
+
+def _duration(minimum: timedelta, *, also: tuple[str, ...] = ()) -> BeforeValidator:
+    """Read a duration HR wrote: an ISO 8601 string (never a bare number: YAML's ``1`` or
+    ``true`` would otherwise be a second), whole seconds, at least ``minimum``, at most
+    ten years. ``also``: words allowed besides a duration (``monthly``)."""
+
+    def parse(value: Any, info: ValidationInfo) -> Any:
+        if not _from_file(info) or isinstance(value, timedelta) or value in also:
+            return value
+        if not isinstance(value, str):
+            raise PydanticCustomError("duration_type", "is not a duration")
+        duration = parse_duration(value)
+        if duration < minimum:
+            raise PydanticCustomError(
+                "duration_too_short",
+                "is shorter than the least this field takes, {minimum}",
+                {"minimum": _iso(minimum)},
+            )
+        if duration > LONGEST_DURATION:
+            raise PydanticCustomError("duration_too_long", "longer than ten years")
+        return duration
+
+    return BeforeValidator(parse)
+
+
+def _iso(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    if seconds % 86400 == 0:
+        return f"P{seconds // 86400}D"
+    if seconds % 3600 == 0:
+        return f"PT{seconds // 3600}H"
+    if seconds % 60 == 0:
+        return f"PT{seconds // 60}M"
+    return f"PT{seconds}S"
+
+
 def _resolve_datetime(value: Any, info: ValidationInfo) -> Any:
     """Turn ``+PT5M`` into a time relative to the reference moment in the context."""
     if isinstance(value, str) and value.strip().startswith("+"):
         context = info.context or {}
         reference: datetime = context.get("reference_time") or datetime.now(UTC)
-        offset = TypeAdapter(timedelta).validate_python(value.strip()[1:])
+        offset = parse_duration(value.strip()[1:])
+        if offset > LONGEST_DURATION:
+            raise PydanticCustomError("duration_too_long", "longer than ten years")
         return reference + offset
     return value
 
@@ -62,6 +153,12 @@ def _localize(value: datetime, info: ValidationInfo) -> datetime:
     if value.tzinfo is None:
         context = info.context or {}
         value = value.replace(tzinfo=ZoneInfo(context.get("timezone") or DEFAULT_TIMEZONE))
+    if _from_file(info) and not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise PydanticCustomError(
+            "date_range",
+            "the year {year} is outside the years a program can have ({first}-{last})",
+            {"year": str(value.year), "first": str(FIRST_YEAR), "last": str(LAST_YEAR)},
+        )
     return value
 
 
@@ -75,11 +172,106 @@ def _positive(value: timedelta) -> timedelta:
     return value
 
 
-Duration = Annotated[timedelta, AfterValidator(_positive)]
+Duration = Annotated[timedelta, _duration(SECOND), AfterValidator(_positive)]
 """A positive ISO 8601 duration: ``P7D`` (7 days), ``PT30M`` (30 minutes), ``P2W``."""
 
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+# The least some durations take. They leave room for the demo and the tests, which run
+# a whole program in minutes, and refuse what would flood people (a check-in every
+# second) or purge a program's data before its report is read.
+CADENCE_MINIMUM = timedelta(seconds=10)
+RETENTION_MINIMUM = timedelta(hours=1)
+CadenceDuration = Annotated[timedelta, _duration(CADENCE_MINIMUM), AfterValidator(_positive)]
+RetentionDuration = Annotated[timedelta, _duration(RETENTION_MINIMUM), AfterValidator(_positive)]
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 """Lowercase letters, digits and dashes: ids that may appear in workflow ids and URLs."""
+
+
+def is_slug(value: str) -> bool:
+    """Whether ``value`` could be an id (a program's, say) at all."""
+    return re.match(SLUG_PATTERN, value) is not None and "\n" not in value
+
+
+def _short(value: Any, width: int = 60) -> str:
+    """``repr(value)``, cut to ``width`` characters: messages quote what they refuse."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _text(limit: int, *, multiline: bool = False, required: bool = False) -> AfterValidator:
+    """Text HR wrote: at most ``limit`` characters, no control or text-direction
+    characters (line breaks only in ``multiline`` text), not blank when ``required``."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        if not _from_file(info):
+            return value
+        if len(value) > limit:
+            raise PydanticCustomError(
+                "text_too_long",
+                "is {length} characters long; at most {limit} are allowed",
+                {"length": f"{len(value):,}", "limit": f"{limit:,}"},
+            )
+        bad = limits.unsafe_character(value, multiline=multiline)
+        if bad is not None:
+            raise PydanticCustomError(
+                "text_characters",
+                "contains the control or text-direction character {character}",
+                {"character": bad},
+            )
+        if required and not value.strip():
+            raise PydanticCustomError("text_blank", "is blank")
+        return value
+
+    return AfterValidator(check)
+
+
+def _at_most(limit: int) -> AfterValidator:
+    """A list HR wrote holds at most ``limit`` entries."""
+
+    def check(value: list[Any], info: ValidationInfo) -> list[Any]:
+        if _from_file(info) and len(value) > limit:
+            raise PydanticCustomError(
+                "too_many",
+                "has {count} entries; at most {limit} are allowed",
+                {"count": f"{len(value):,}", "limit": f"{limit:,}"},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _between(low: float, high: float) -> AfterValidator:
+    """A number HR wrote lies within [low, high]."""
+
+    def check(value: float, info: ValidationInfo) -> float:
+        if _from_file(info) and not low <= value <= high:
+            raise PydanticCustomError(
+                "number_range",
+                "is outside {low} to {high}",
+                {"low": f"{low:g}", "high": f"{high:g}"},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _web_address(value: str | None, info: ValidationInfo) -> str | None:
+    # It becomes a link in emails and calendar entries: only the web's own schemes.
+    if _from_file(info) and value is not None and not re.match(r"https?://\S", value):
+        raise PydanticCustomError("web_address", "is not a web address")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1), _text(limits.NAME_LIMIT, required=True)]
+"""A name or title: one line, it goes into email subjects."""
+Line = Annotated[str, _text(limits.NAME_LIMIT)]
+"""A short line: a phone number, a place, a choice."""
+Paragraph = Annotated[str, _text(limits.TEXT_LIMIT, multiline=True)]
+"""A sentence or a paragraph: a question, an eligibility statement, a note."""
+LongText = Annotated[str, _text(limits.DESCRIPTION_LIMIT, multiline=True)]
+"""The longest texts: the program's description, a profile's, the announcement."""
+WebAddress = Annotated[str, _text(limits.TEXT_LIMIT), AfterValidator(_web_address)]
 
 
 class Language(StrEnum):
@@ -123,26 +315,26 @@ class _Model(BaseModel):
 
 
 class Contact(_Model):
-    name: str = Field(min_length=1)
+    name: Name
     email: EmailStr
-    phone: str | None = None
-    role: str | None = None
+    phone: Line | None = None
+    role: Line | None = None
 
 
 class Organisation(_Model):
     id: Slug
-    name: str = Field(min_length=1)
-    hr_contacts: list[Contact] = Field(min_length=1)
+    name: Name
+    hr_contacts: Annotated[list[Contact], Field(min_length=1), _at_most(20)]
     is_organiser: bool = False
 
 
 class Question(_Model):
     id: Slug
-    text: str = Field(min_length=1)
+    text: Annotated[Paragraph, Field(min_length=1)]
     kind: Literal["text", "number", "choice", "multi_choice", "scale", "yes_no"] = "text"
-    options: list[str] = Field(default_factory=list)
-    scale_min: int = 1
-    scale_max: int = 5
+    options: Annotated[list[Line], _at_most(50)] = Field(default_factory=list)
+    scale_min: Annotated[int, _between(-100, 100)] = 1
+    scale_max: Annotated[int, _between(-100, 100)] = 5
     required: bool = True
     nps: bool = False  # a 0-10 "would you recommend" question, reported as an NPS-style score
 
@@ -159,52 +351,55 @@ class Profile(_Model):
 
     id: Slug
     role: Role
-    title: str = Field(min_length=1)
-    description: str = ""
-    eligibility: list[str] = Field(
+    title: Name
+    description: LongText = ""
+    eligibility: Annotated[list[Paragraph], _at_most(20)] = Field(
         default_factory=list,
         description="Statements the applicant confirms, such as 'I am a permanent employee'.",
     )
-    questions: list[Question] = Field(default_factory=list)
+    questions: Annotated[list[Question], _at_most(50)] = Field(default_factory=list)
+
+
+Reminders = Annotated[list[Duration], _at_most(10)]
 
 
 class ApplicationWindow(_Model):
     opens: ProgramDatetime
     deadline: ProgramDatetime
-    reminders_before_deadline: list[Duration] = Field(default_factory=list)
-    form_note: str = ""
+    reminders_before_deadline: Reminders = Field(default_factory=list)
+    form_note: Paragraph = ""
 
 
 class Announcement(_Model):
     """Who is told that the application window is open."""
 
-    recipients: list[EmailStr] = Field(default_factory=list)
-    message: str = ""
+    recipients: Annotated[list[EmailStr], _at_most(1000)] = Field(default_factory=list)
+    message: LongText = ""
 
 
 class ManagerApproval(_Model):
     required: bool = True
     answer_by: ProgramDatetime | None = None
-    reminders_before_answer_by: list[Duration] = Field(default_factory=list)
+    reminders_before_answer_by: Reminders = Field(default_factory=list)
     on_silence: SilencePolicy = SilencePolicy.DECLINE
 
 
 class CapacityRule(_Model):
     organisation: Slug | Literal["*"] = "*"
     profile: Slug
-    max_participants: int = Field(ge=0)
+    max_participants: Annotated[int, Field(ge=0), _between(0, 100_000)]
 
 
 class Capacity(_Model):
     decision_by: ProgramDatetime | None = None
-    reminders_before_decision: list[Duration] = Field(default_factory=list)
+    reminders_before_decision: Reminders = Field(default_factory=list)
     when_undecided: UndecidedPolicy = UndecidedPolicy.WAITLIST_ALL
-    rules: list[CapacityRule] = Field(default_factory=list)
+    rules: Annotated[list[CapacityRule], _at_most(1000)] = Field(default_factory=list)
 
 
 class MatchingCriterion(_Model):
     name: Literal["shared_interests", "goals", "languages", "location", "availability", "themes"]
-    weight: float = Field(1.0, gt=0)
+    weight: Annotated[float, Field(gt=0), _between(0, 1000)] = 1.0
     question: Slug | None = Field(None, description="The application question it reads.")
 
 
@@ -212,12 +407,12 @@ class MatchingRules(_Model):
     not_same_reporting_line: bool = True
     not_same_department: bool = False
     not_same_organisation: bool = False
-    min_seniority_gap_years: int | None = Field(None, ge=0)
-    mentor_capacity: int = Field(1, ge=1)
+    min_seniority_gap_years: Annotated[int, Field(ge=0), _between(0, 60)] | None = None
+    mentor_capacity: Annotated[int, Field(ge=1), _between(1, 50)] = 1
 
 
 class Matching(_Model):
-    criteria: list[MatchingCriterion] = Field(default_factory=list)
+    criteria: Annotated[list[MatchingCriterion], _at_most(20)] = Field(default_factory=list)
     hard_rules: MatchingRules = MatchingRules()
     fairness: bool = False
     hr_review: bool = True
@@ -226,7 +421,7 @@ class Matching(_Model):
         description="The application question whose answer is years of work experience;"
         " needed by hard_rules.min_seniority_gap_years.",
     )
-    introduction: str = Field(
+    introduction: Paragraph = Field(
         "", description="How a new pair gets started, told to both in their introduction."
     )
 
@@ -235,13 +430,13 @@ class Event(_Model):
     """A joint event on a fixed date: the kick-off or an inspiration session."""
 
     id: Slug
-    title: str = Field(min_length=1)
+    title: Name
     starts: ProgramDatetime
     duration: Duration = timedelta(hours=2)
-    place: str | None = None
-    online_url: str | None = None
-    description: str = ""
-    reminders_before: list[Duration] = Field(default_factory=list)
+    place: Line | None = None
+    online_url: WebAddress | None = None
+    description: Paragraph = ""
+    reminders_before: Reminders = Field(default_factory=list)
 
 
 class CadenceStep(_Model):
@@ -249,12 +444,16 @@ class CadenceStep(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    every: Duration | Literal["monthly"]
-    for_: Duration | None = Field(None, alias="for")
+    # One validator for both forms, so a wrong value gets one message, not one per form.
+    every: Annotated[
+        Annotated[timedelta, AfterValidator(_positive)] | Literal["monthly"],
+        _duration(CADENCE_MINIMUM, also=("monthly",)),
+    ]
+    for_: CadenceDuration | None = Field(None, alias="for")
 
 
 class Meetings(_Model):
-    cadence: list[CadenceStep] = Field(min_length=1)
+    cadence: Annotated[list[CadenceStep], Field(min_length=1), _at_most(20)]
     length: Duration = timedelta(minutes=90)
     check_ins: bool = True
     stalled_after: Duration | None = Field(
@@ -266,39 +465,39 @@ class Meetings(_Model):
 class Evaluation(_Model):
     opens: ProgramDatetime | None = None
     closes: ProgramDatetime | None = None
-    reminders_before_close: list[Duration] = Field(default_factory=list)
-    questions: list[Question] = Field(default_factory=list)
+    reminders_before_close: Reminders = Field(default_factory=list)
+    questions: Annotated[list[Question], _at_most(50)] = Field(default_factory=list)
 
 
 class Schedule(_Model):
     start: ProgramDatetime
     end: ProgramDatetime
     kickoff: Event | None = None
-    sessions: list[Event] = Field(default_factory=list)
+    sessions: Annotated[list[Event], _at_most(100)] = Field(default_factory=list)
 
 
 class Cost(_Model):
-    per_person: float = Field(ge=0)
+    per_person: Annotated[float, Field(ge=0), _between(0, 10_000_000)]
     currency: str = Field("SEK", pattern=r"^[A-Z]{3}$")
-    note: str = ""
+    note: Paragraph = ""
 
 
 class Retention(_Model):
-    personal_data_after_end: Duration = timedelta(days=365)
+    personal_data_after_end: RetentionDuration = timedelta(days=365)
 
 
 class ProgramDefinition(_Model):
     """One cohort of one mentorship program, as HR writes it."""
 
     id: Slug = Field(description="Stable id of the cohort; it names the Temporal workflow.")
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: Name
+    description: LongText = ""
     kind: ProgramKind = ProgramKind.REVERSE
     language: Language = Language.SV
     timezone: str = DEFAULT_TIMEZONE
-    organisers: list[str] = Field(min_length=1)
-    organisations: list[Organisation] = Field(min_length=1)
-    profiles: list[Profile] = Field(min_length=2)
+    organisers: Annotated[list[Name], Field(min_length=1), _at_most(50)]
+    organisations: Annotated[list[Organisation], Field(min_length=1), _at_most(200)]
+    profiles: Annotated[list[Profile], Field(min_length=2), _at_most(20)]
     application: ApplicationWindow
     announcement: Announcement = Announcement()
     approval: ManagerApproval = ManagerApproval()
@@ -307,17 +506,15 @@ class ProgramDefinition(_Model):
     schedule: Schedule
     meetings: Meetings
     evaluation: Evaluation = Evaluation()
-    contacts: list[Contact] = Field(default_factory=list)
+    contacts: Annotated[list[Contact], _at_most(50)] = Field(default_factory=list)
     cost: Cost | None = None
     retention: Retention = Retention()
 
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}") from None
+        if not _is_timezone(value):
+            raise PydanticCustomError("timezone", "unknown timezone")
         return value
 
     @property
@@ -376,10 +573,15 @@ class DefinitionError(Exception):
         self.problems = problems
         super().__init__(self.render())
 
+    # A thousand bad entries make a thousand problems; the first ones show what to fix.
+    SHOWN = 50
+
     def render(self) -> str:
         count = len(self.problems)
         lines = [f"{self.file}: {count} problem{'s' if count != 1 else ''}"]
-        lines += [f"  - {problem}" for problem in self.problems]
+        lines += [f"  - {problem}" for problem in self.problems[: self.SHOWN]]
+        if count > self.SHOWN:
+            lines.append(f"  … and {count - self.SHOWN} more like them")
         return "\n".join(lines)
 
 
@@ -498,6 +700,37 @@ def consistency_problems(d: ProgramDefinition) -> Iterator[Problem]:
         )
     for duplicate in _duplicates(p.id for p in d.profiles):
         yield Problem("profiles", f"profile id {duplicate!r} is used twice", "make ids unique")
+    for i, profile in enumerate(d.profiles):
+        for duplicate in _duplicates(q.id for q in profile.questions):
+            yield Problem(
+                f"profiles[{i}].questions",
+                f"question id {duplicate!r} is used twice in profile {profile.id!r}",
+                "give each question of a profile its own id",
+            )
+    for duplicate in _duplicates(q.id for q in d.evaluation.questions):
+        yield Problem(
+            "evaluation.questions",
+            f"question id {duplicate!r} is used twice",
+            "give each evaluation question its own id",
+        )
+    names = {_folded(o.name) for o in d.organisations} | {o.id for o in d.organisations}
+    for i, organiser in enumerate(d.organisers):
+        if _folded(organiser) not in names:
+            yield Problem(
+                f"organisers[{i}]",
+                f"{_short(organiser)} is not one of the organisations",
+                "write the name (or id) of an organisation listed under organisations:"
+                f" {', '.join(repr(o.name) for o in d.organisations[:5])}",
+            )
+    pairs = [(r.organisation, r.profile) for r in cap.rules]
+    for i, pair in enumerate(pairs):
+        if pair in pairs[:i]:
+            yield Problem(
+                f"capacity.rules[{i}]",
+                f"a second rule for organisation {pair[0]!r} and profile {pair[1]!r}",
+                f"keep one rule per organisation and profile (the first is"
+                f" capacity.rules[{pairs.index(pair)}])",
+            )
     for duplicate in _duplicates(o.id for o in d.organisations):
         yield Problem(
             "organisations", f"organisation id {duplicate!r} is used twice", "make ids unique"
@@ -570,6 +803,13 @@ def consistency_problems(d: ProgramDefinition) -> Iterator[Problem]:
                 "only the last cadence step may run until the end",
                 "say how long this step lasts, e.g. for: P12W",
             )
+    for i, step in enumerate(meetings.cadence):
+        if isinstance(step.every, timedelta) and step.for_ is not None and step.for_ < step.every:
+            yield Problem(
+                f"meetings.cadence[{i}].for",
+                f"the step lasts {_span(step.for_)}, less than one interval ({_span(step.every)})",
+                "make for at least as long as every",
+            )
 
 
 def _matching_problems(d: ProgramDefinition) -> Iterator[Problem]:
@@ -598,6 +838,20 @@ def _matching_problems(d: ProgramDefinition) -> Iterator[Problem]:
         )
 
 
+def _folded(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _is_timezone(name: str) -> bool:
+    if len(name) > 64:
+        return False  # the longest IANA name is 32; a longer one is not a file name
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 def _duplicates(values: Iterator[str]) -> list[str]:
     seen: set[str] = set()
     repeated: list[str] = []
@@ -610,13 +864,45 @@ def _duplicates(values: Iterator[str]) -> list[str]:
 
 # --- Loading ---------------------------------------------------------------------------------
 
+Path_ = tuple[int | str, ...]
+
+
+class _Refused(Exception):
+    """A file refused while it is read, before anything is built from it."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
 
 class _Loader(yaml.SafeLoader):
-    """A YAML loader that leaves timestamps as strings, so the schema decides what they mean.
+    """A YAML loader for files nobody vouches for.
 
-    PyYAML would otherwise turn ``2027-04-08 23:59`` into a naive datetime and an
-    offset-carrying one into UTC, losing the local time the author wrote.
+    It leaves timestamps as strings, so the schema decides what they mean: PyYAML
+    would otherwise turn ``2027-04-08 23:59`` into a naive datetime and an
+    offset-carrying one into UTC, losing the local time the author wrote. And it
+    stops at ``DEFINITION_DEPTH`` levels while it composes: the composer recurses
+    once per level, so 5,000 nested brackets were a RecursionError.
     """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if self.depth >= limits.DEFINITION_DEPTH:
+            raise _Refused(_too_deep(event.start_mark.line + 1))
+        # Counted as they are read, so a file of a hundred thousand values stops early.
+        self.nodes += 1
+        if self.nodes > limits.DEFINITION_NODES:
+            raise _Refused(_too_many(event.start_mark.line + 1))
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -624,21 +910,230 @@ _Loader.yaml_implicit_resolvers = {
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _too_deep(line: int | None) -> Problem:
+    return Problem(
+        "(syntax)",
+        f"values are nested more than {limits.DEFINITION_DEPTH} levels deep",
+        "check the brackets and the indentation; a definition nests about eight levels",
+        line,
+    )
+
+
+def _too_many(line: int | None) -> Problem:
+    return Problem(
+        "(syntax)",
+        f"the file holds more than {limits.DEFINITION_NODES:,} values (an alias, *name,"
+        " counts as the values it stands for)",
+        "a definition has a few hundred values: write them out instead of aliasing aliases,"
+        " and check that this is the right file",
+        line,
+    )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse aliases that expand past ``DEFINITION_NODES`` values or nest too deep.
+
+    An alias is the node it names, shared: nothing is copied while the file is
+    read, but everything downstream (the schema, the line index) walks the
+    values as if written out, so a "billion laughs" file of a few lines walked
+    a thousand million values. Counted once per node here, so the count is cheap.
+    """
+    sizes: dict[int, tuple[int, int]] = {}  # node -> (values, levels) when written out
+    open_: set[int] = set()
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        line = node.start_mark.line + 1
+        known = sizes.get(id(node))
+        if known is not None:
+            if depth + known[1] - 1 > limits.DEFINITION_DEPTH:
+                raise _Refused(_too_deep(line))
+            return known
+        if depth > limits.DEFINITION_DEPTH:
+            raise _Refused(_too_deep(line))
+        if id(node) in open_:
+            raise _Refused(
+                Problem(
+                    "(syntax)",
+                    "an alias names a value that contains the alias itself",
+                    "write the value out instead of the alias",
+                    line,
+                )
+            )
+        open_.add(id(node))
+        total, levels = 1, 0
+        for child in _children(node):
+            count, height = measure(child, depth + 1)
+            total += count
+            levels = max(levels, height)
+            if total > limits.DEFINITION_NODES:
+                raise _Refused(_too_many(line))
+        open_.discard(id(node))
+        sizes[id(node)] = (total, levels + 1)
+        return sizes[id(node)]
+
+    measure(root, 1)
+
+
+def _walk(root: yaml.Node) -> tuple[dict[Path_, int], list[Problem]]:
+    """Each YAML path's 1-based line, so problems can point into the file; and every
+    key given twice in one mapping (YAML would keep the last one silently)."""
+    index: dict[Path_, int] = {}
+    problems: list[Problem] = []
+    checked: set[int] = set()
+
+    def walk(node: yaml.Node, path: Path_) -> None:
+        index.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                # A key that is a list or a mapping is the constructor's to refuse.
+                scalar = isinstance(key, yaml.ScalarNode)
+                child = (*path, str(key.value) if scalar else "?")
+                line = key.start_mark.line + 1
+                ident = (key.tag, key.value) if scalar else ("?", str(line))
+                if scalar and key.tag != _MERGE:
+                    seen = first.get(ident)
+                    if seen is None:
+                        first[ident] = line
+                    elif id(node) not in checked:
+                        problems.append(
+                            Problem(
+                                _field_path(child),
+                                f"{_short(key.value)} is given twice, on "
+                                + (f"lines {seen} and {line}" if seen != line else f"line {line}")
+                                + "; YAML would use the last one silently",
+                                "keep one of them",
+                                line,
+                            )
+                        )
+                walk(value, child)
+                if first.get(ident, line) == line:
+                    index[child] = line  # the key's line, not its value's
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+        checked.add(id(node))
+
+    walk(root, ())
+    return index, problems
+
+
+def _yaml_problem(error: yaml.YAMLError, text: str) -> Problem:
+    """A YAML error as a problem whose fix fits it."""
+    if isinstance(error, yaml.reader.ReaderError):
+        character = error.character
+        code = character if isinstance(character, int) else ord(str(character)[:1] or " ")
+        return Problem(
+            "(syntax)",
+            f"the file holds the control character U+{code:04X}, which YAML does not allow",
+            "remove it; a definition is plain UTF-8 text",
+            text[: int(error.position)].count("\n") + 1,
+        )
+    mark = getattr(error, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    reason = str(getattr(error, "problem", None) or error)
+    fix = "fix the indentation or quoting"
+    context = str(getattr(error, "context", None) or "")
+    if isinstance(error, yaml.constructor.ConstructorError):
+        tag = re.search(r"constructor for the tag '([^']*)'", reason)
+        if tag is not None:
+            reason = f"the tag {tag.group(1).replace('tag:yaml.org,2002:', '!!')} is not allowed"
+            fix = "remove the tag: a definition holds only text, numbers, lists and mappings"
+        elif "merging" in reason or "merging" in context:
+            fix = "merge a mapping (<<: *name), or remove the << key"
+        elif "base64" in reason:
+            fix = "remove the !!binary tag: a definition holds text"
+        else:
+            fix = "write keys as plain text and values as text, numbers, lists or mappings"
+    elif isinstance(error, yaml.composer.ComposerError):
+        if "undefined alias" in reason:
+            fix = "define the anchor (&name) before its alias (*name), or write the value out"
+        elif "duplicate anchor" in context:
+            reason = context.replace("; first occurrence", "")
+            fix = "give each anchor (&name) its own name"
+        else:
+            fix = "keep one document in the file (no second ---)"
+    return Problem("(syntax)", f"not valid YAML: {reason}", fix, line)
+
+
+def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
+    """The file's data, its line index and its duplicate keys; :class:`_Refused` when it
+    cannot be read safely, or is not YAML."""
+    loader: _Loader | None = None
+    try:
+        loader = _Loader(text)  # it refuses control characters here, before parsing
+        root = loader.get_single_node()
+        if root is None:
+            return None, {}, []
+        _check_expansion(root)
+        index, duplicates = _walk(root)
+        data = loader.construct_document(root)
+    except yaml.YAMLError as error:
+        raise _Refused(_yaml_problem(error, text)) from None
+    except (ValueError, OverflowError) as error:
+        # Python refuses to read a number of more than 4,300 digits (CVE-2020-10735).
+        reason = str(error).split(":")[0] if "digits" in str(error) else _short(str(error))
+        raise _Refused(
+            Problem("(syntax)", f"a value cannot be read ({reason})", "shorten the number")
+        ) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return data, index, duplicates
+
+
+_TEXT_FIX = "shorten it"
+_DURATION_FIX = f"write an ISO 8601 duration {_DURATION_EXAMPLE}"
 _FIXES = {
     "missing": "add this field",
     "extra_forbidden": "remove it, or check its spelling against the documented fields",
     "datetime_from_date_parsing": "write a date and time such as 2027-04-08 23:59, or +PT5M",
     "datetime_parsing": "write a date and time such as 2027-04-08 23:59, or +PT5M",
     "datetime_type": "write a date and time such as 2027-04-08 23:59, or +PT5M",
-    "time_delta_parsing": "write an ISO 8601 duration such as P7D, PT12H or PT30M",
-    "time_delta_type": "write an ISO 8601 duration such as P7D, PT12H or PT30M",
+    "time_delta_parsing": _DURATION_FIX,
+    "time_delta_type": _DURATION_FIX,
+    "duration_type": f"{_DURATION_FIX} (a bare number is not one: seconds or days?)",
+    "duration_format": _DURATION_FIX,
+    "duration_months": "write days or weeks (P30D, P4W), or PT1M for a minute",
+    "duration_fraction": "round it to whole seconds, e.g. PT1S",
+    "duration_too_short": "use a longer duration",
+    "duration_too_long": "use at most P3650D, or check the units (PT = time: PT5M is 5 minutes)",
+    "date_range": "check the year",
     "string_pattern_mismatch": "use lowercase letters, digits and dashes (2-63 characters)",
     "enum": "use one of the allowed values",
     "literal_error": "use one of the allowed values",
     "value_error": "correct the value",
     "too_short": "add at least one entry",
+    "too_many": "remove entries, or split the program",
     "string_too_short": "write a value",
+    "string_type": "write text (put it in quotes if it looks like a number or yes/no)",
+    "text_blank": "write a value",
+    "text_too_long": _TEXT_FIX,
+    "text_characters": "remove it (text copied from documents can carry invisible characters)",
+    "number_range": "use a number within the range",
+    "web_address": "write an address starting with https://",
     "bool_parsing": "write true or false",
+    "int_parsing": "write a whole number",
+    "int_from_float": "write a whole number",
+    "float_parsing": "write a number",
+    "greater_than": "use a larger number",
+    "greater_than_equal": "use a larger number",
+    "list_type": "write a list: [a, b], or one '- item' per line",
+    "model_type": "write its fields, one 'key: value' per line",
+    "model_attributes_type": "write its fields, one 'key: value' per line",
+    "timezone": "use a name of the IANA time zone database, such as Europe/Stockholm",
+    "string_unicode": "write the character itself, not an escaped half of one (\\ud800)",
 }
 
 
@@ -680,32 +1175,15 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path or "(top level)"
 
 
-def _line_index(text: str) -> dict[tuple[int | str, ...], int]:
-    """Map each YAML path to its 1-based line, so problems can point into the file."""
-    index: dict[tuple[int | str, ...], int] = {}
+def _line_index(text: str) -> dict[Path_, int]:
+    """Map each YAML path to its 1-based line (empty when the text cannot be read)."""
     try:
-        root = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError:
-        return index
-
-    def walk(node: yaml.Node, path: tuple[int | str, ...]) -> None:
-        index[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                child = (*path, str(key.value))
-                index[child] = key.start_mark.line + 1
-                walk(value, child)
-                index[child] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*path, i))
-
-    if root is not None:
-        walk(root, ())
-    return index
+        return _read_yaml(text)[1]
+    except _Refused:
+        return {}
 
 
-def _line_for(index: Mapping[tuple[int | str, ...], int], field: str) -> int | None:
+def _line_for(index: Mapping[Path_, int], field: str) -> int | None:
     parts: list[int | str] = []
     for token in re.findall(r"[^.\[\]]+|\[\d+\]", field):
         parts.append(int(token[1:-1]) if token.startswith("[") else token)
@@ -725,19 +1203,23 @@ def parse_definition(
 ) -> ProgramDefinition:
     """Validate already-parsed YAML data; raise :class:`DefinitionError` with every problem."""
     index = _line_index(text) if text is not None else {}
+    return _validated(data, file, index, reference_time)
+
+
+def _validated(
+    data: Any, file: str, index: Mapping[Path_, int], reference_time: datetime | None
+) -> ProgramDefinition:
     if not isinstance(data, dict):
         raise DefinitionError(
             file,
             [Problem("(top level)", "the file is not a mapping of fields", "start with `id: ...`")],
         )
     timezone = data.get("timezone") or DEFAULT_TIMEZONE
-    try:
-        ZoneInfo(str(timezone))
-    except (ZoneInfoNotFoundError, ValueError):
+    if not isinstance(timezone, str) or not _is_timezone(timezone):
         timezone = DEFAULT_TIMEZONE  # the schema reports the bad name itself
     # Whole seconds keep relative dates (+PT5M) readable in emails and the UI.
     reference = (reference_time or datetime.now(UTC)).replace(microsecond=0)
-    context = {"timezone": timezone, "reference_time": reference}
+    context = {"timezone": timezone, "reference_time": reference, "from_file": True}
     try:
         definition = ProgramDefinition.model_validate(data, context=context)
     except ValidationError as error:
@@ -745,11 +1227,16 @@ def parse_definition(
         for e in error.errors(include_url=False):
             field = _field_path(e["loc"])
             message = e["msg"].removeprefix("Value error, ")
-            if e["type"] != "missing" and "input" in e and not isinstance(e["input"], dict | list):
-                message += f" (got {e['input']!r})"
+            if (
+                e["type"] not in ("missing", "text_too_long")
+                and "input" in e
+                and not isinstance(e["input"], dict | list)
+            ):
+                message += f" (got {_short(e['input'])})"
             fix = _FIXES.get(e["type"], "correct the value")
-            if e["type"] == "extra_forbidden" and e["loc"]:
-                close = difflib.get_close_matches(str(e["loc"][-1]), _field_names(), n=1)
+            last = e["loc"][-1] if e["loc"] else ""
+            if e["type"] == "extra_forbidden" and isinstance(last, str) and len(last) <= 64:
+                close = difflib.get_close_matches(last, _field_names(), n=1)
                 if close:
                     fix = f"did you mean {close[0]!r}? Otherwise remove it"
             problems.append(Problem(field, message, fix, _line_for(index, field)))
@@ -758,6 +1245,17 @@ def parse_definition(
         Problem(p.field, p.problem, p.fix, _line_for(index, p.field))
         for p in consistency_problems(definition)
     ]
+    size = len(json.dumps(definition.model_dump(mode="json", by_alias=True)).encode())
+    if size > limits.DEFINITION_PAYLOAD_BYTES:
+        problems.append(
+            Problem(
+                "(file)",
+                f"the program's workflow would carry {size / 1024:,.0f} KB of definition; at"
+                f" most {limits.DEFINITION_PAYLOAD_BYTES // 1024} KB fit beside its"
+                " applications in one Temporal payload (2 MB)",
+                "shorten the longest texts (description, messages) or list fewer entries",
+            )
+        )
     if problems:
         raise DefinitionError(file, problems)
     return definition
@@ -768,28 +1266,57 @@ def load_definition(
 ) -> ProgramDefinition:
     """Read and validate one definition file."""
     path = Path(path)
+    return definition_from_text(_read_file(path), file=str(path), reference_time=reference_time)
+
+
+def definition_from_text(
+    text: str, *, file: str = "<definition>", reference_time: datetime | None = None
+) -> ProgramDefinition:
+    """Validate a definition's YAML text; :class:`DefinitionError` with every problem."""
+    if len(text.encode("utf-8", "surrogatepass")) > limits.DEFINITION_FILE_BYTES:
+        raise DefinitionError(file, [_too_large()])
     try:
-        text = path.read_text(encoding="utf-8")
+        data, index, duplicates = _read_yaml(text)
+    except _Refused as refused:
+        raise DefinitionError(file, [refused.problem]) from None
+    if duplicates:
+        raise DefinitionError(file, duplicates)
+    return _validated(data, file, index, reference_time)
+
+
+def _read_file(path: Path) -> str:
+    """The file's text; :class:`DefinitionError` with the right fix when it has none."""
+
+    def refuse(problem: str, fix: str) -> DefinitionError:
+        return DefinitionError(str(path), [Problem("(file)", problem, fix)])
+
+    try:
+        if path.is_dir():
+            raise refuse("is a folder, not a file", "give the path of a definition file (.yaml)")
+        if path.exists() and not path.is_file():  # a pipe or a device: opening may block
+            raise refuse("is not a regular file", "give the path of a definition file (.yaml)")
+        with path.open("rb") as handle:
+            raw = handle.read(limits.DEFINITION_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise DefinitionError(
-            str(path), [Problem("(file)", "the file does not exist", "check the path")]
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DefinitionError(
-            str(path), [Problem("(file)", f"cannot be read ({error})", "save it as UTF-8 text")]
-        ) from None
+        raise refuse("the file does not exist", "check the path") from None
+    except PermissionError:
+        raise refuse("cannot be read: permission denied", "check the file's permissions") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the path
+        raise refuse(f"cannot be read ({error})", "check the path") from None
+    if len(raw) > limits.DEFINITION_FILE_BYTES:
+        raise DefinitionError(str(path), [_too_large()])
     try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(error, "problem", None) or str(error)
-        raise DefinitionError(
-            str(path),
-            [
-                Problem(
-                    "(syntax)", f"not valid YAML: {reason}", "fix the indentation or quoting", line
-                )
-            ],
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise refuse(
+            f"is not UTF-8 text (byte 0x{raw[error.start]:02x} at position {error.start})",
+            "save it as UTF-8 text",
         ) from None
-    return parse_definition(data, file=str(path), text=text, reference_time=reference_time)
+
+
+def _too_large() -> Problem:
+    return Problem(
+        "(file)",
+        f"is larger than {limits.DEFINITION_FILE_BYTES // 1024} KB",
+        "shorten it: a definition is usually under 10 KB (is it the right file?)",
+    )

@@ -6,11 +6,19 @@ server, SQLite in ``.mentorflow/`` and the built-in mail catcher.
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-secret-change-me"
+"""The signing key in the source: whoever reads it can sign a manager's approval."""
+SECRET_KEY_MIN_BYTES = 32
+MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+LOCAL_KEY_FILE = "signing-key"
 
 
 class Settings(BaseSettings):
@@ -55,8 +63,9 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address the web app binds to.")
     web_port: int = Field(8000, description="Port the web app binds to.")
     secret_key: SecretStr = Field(
-        SecretStr("dev-only-insecure-secret-change-me"),
-        description="Key that signs email links. Set a long random value in production.",
+        SecretStr(DEVELOPMENT_SECRET_KEY),
+        description="Key that signs email links: at least 32 random bytes outside the local"
+        " stack (the worker and the web app refuse to start without one).",
     )
 
     previous_secret_keys: list[SecretStr] = Field(
@@ -97,9 +106,52 @@ class Settings(BaseSettings):
         """The signing key first, then the earlier ones that still verify."""
         return [k.get_secret_value() for k in (self.secret_key, *self.previous_secret_keys)]
 
+    def signing_key_problem(self) -> str | None:
+        """Why the link keys must not sign or verify anything outside the local stack
+        (one line, with how to make a key), or None when they may."""
+        keys = [("MENTORFLOW_SECRET_KEY", self.secret_key)] + [
+            ("MENTORFLOW_PREVIOUS_SECRET_KEYS", key) for key in self.previous_secret_keys
+        ]
+        for name, key in keys:
+            value = key.get_secret_value()
+            if value == DEVELOPMENT_SECRET_KEY:
+                why = "is the development key written in mentorflow's source"
+            elif len(value.encode()) < SECRET_KEY_MIN_BYTES:
+                why = f"is {len(value.encode())} bytes long, shorter than {SECRET_KEY_MIN_BYTES}"
+            else:
+                continue
+            return (
+                f"{name} {why}: anyone could sign email links (a manager's approval) with it."
+                f" Set a random key of at least {SECRET_KEY_MIN_BYTES} bytes, made with: "
+                + MAKE_A_KEY
+            )
+        return None
+
     @cached_property
     def effective_database_url(self) -> str:
         """The database URL, defaulting to SQLite inside ``data_dir``."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'mentorflow.db').resolve()}"
+
+
+def with_local_signing_key(settings: Settings) -> Settings:
+    """The local stack's settings, signing with a random key of its own instead of the
+    development key in the source.
+
+    The key is kept in ``data_dir`` (readable by its owner only), so links in the
+    stack's inbox keep working after a restart; the workers the stack starts get it
+    with the rest of its settings and pass the check of :meth:`signing_key_problem`.
+    A key set in the environment is used as it is.
+    """
+    if settings.secret_key.get_secret_value() != DEVELOPMENT_SECRET_KEY:
+        return settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / LOCAL_KEY_FILE
+    key = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+    if len(key.encode()) < SECRET_KEY_MIN_BYTES:  # none yet, or cut short: a new one
+        key = secrets.token_urlsafe(48)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+    return settings.model_copy(update={"secret_key": SecretStr(key)})

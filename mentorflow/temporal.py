@@ -34,6 +34,21 @@ from mentorflow.settings import Settings
 # One runtime per metrics address: a runtime binds its Prometheus port once.
 _runtimes: dict[str, Runtime] = {}
 
+# Bucket bounds (ms) of the workflow task histograms. The SDK's default buckets end at
+# one second, so a task near or past the SDK's two-second deadline (TMPRL1101) would
+# only show as "+Inf"; these resolve the range that matters around it.
+WORKFLOW_TASK_BUCKETS_MS: list[float] = [
+    1, 5, 10, 25, 50, 100, 250, 500, 1000, 1500, 2000, 3000, 5000, 10000, 30000,
+]  # fmt: skip
+_HISTOGRAM_BUCKETS = {
+    name: WORKFLOW_TASK_BUCKETS_MS
+    for name in (
+        "workflow_task_execution_latency",
+        "workflow_task_replay_latency",
+        "workflow_task_schedule_to_start_latency",
+    )
+}
+
 
 def runtime_for(settings: Settings) -> Runtime | None:
     """A runtime serving the SDK's metrics at ``metrics_address``, or None (the default)."""
@@ -42,7 +57,11 @@ def runtime_for(settings: Settings) -> Runtime | None:
         return None
     if address not in _runtimes:
         _runtimes[address] = Runtime(
-            telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address))
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(
+                    bind_address=address, histogram_bucket_overrides=_HISTOGRAM_BUCKETS
+                )
+            )
         )
     return _runtimes[address]
 

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from temporalio.client import Client, WorkflowHistory
@@ -34,6 +35,7 @@ from mentorflow.mail.catcher import MailCatcher
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
 from mentorflow.temporal import binary, register_search_attributes
+from tests.keys import TEST_SECRET_KEY
 
 POSTGRES_URL = os.environ.get(
     "MENTORFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -178,7 +180,7 @@ def settings_for(
         temporal_task_queue=task_queue,
         database_url=database_url,
         smtp_port=smtp_port,
-        **overrides,  # type: ignore[arg-type]
+        **{"secret_key": SecretStr(TEST_SECRET_KEY), **overrides},  # type: ignore[arg-type]
     )
 
 

@@ -17,6 +17,7 @@ from mentorflow.definition import ProgramDefinition
 from mentorflow.models import ProgramResult, program_workflow_id
 from mentorflow.programs import start_program
 from mentorflow.store import Store
+from tests.keys import TEST_SECRET_KEY
 from workflows.program import ProgramWorkflow
 
 DEMO = Path(__file__).parent.parent / "definitions" / "demo.yaml"
@@ -70,10 +71,14 @@ def mentorflow(
 
 
 def spawn_mentorflow(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start a long-running ``mentorflow`` service (worker, dev) with its output in ``log``."""
+    """Start a long-running ``mentorflow`` service (worker, dev) with its output in ``log``.
+
+    The worker and the web app get the tests' link key unless ``env`` names one: they
+    refuse to start on the development key."""
+    key = {"MENTORFLOW_SECRET_KEY": TEST_SECRET_KEY} if args[:1] in (("worker",), ("web",)) else {}
     return subprocess.Popen(
         [sys.executable, "-m", "mentorflow", *args],
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **key, **env},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +13,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mentorflow.definition import DefinitionError, load_definition, parse_definition
+from mentorflow.definition import (
+    DefinitionError,
+    ProgramDefinition,
+    load_definition,
+    parse_definition,
+    parse_duration,
+)
 
 DEFINITIONS = Path(__file__).parent.parent / "definitions"
 DEMO = DEFINITIONS / "demo.yaml"
@@ -200,5 +208,109 @@ def test_mutated_definitions_fail_only_with_definition_errors(
         parse_definition(data)
     except DefinitionError as error:
         assert error.problems
+        for problem in error.problems:
+            assert problem.field and problem.problem and problem.fix
+
+
+def test_a_key_given_twice_is_refused_naming_the_key_and_both_lines(tmp_path: Path) -> None:
+    text = DEMO.read_text(encoding="utf-8").replace("language: en", "language: en\nlanguage: sv")
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(write(tmp_path, text))
+    (problem,) = caught.value.problems
+    first = text.splitlines().index("language: en") + 1
+    assert problem.field == "language" and problem.line == first + 1
+    assert f"'language' is given twice, on lines {first} and {first + 1}" in problem.problem
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("P2W", timedelta(weeks=2)),
+        ("P1DT12H", timedelta(days=1, hours=12)),
+        ("PT30M", timedelta(minutes=30)),
+        ("PT90S", timedelta(seconds=90)),
+        ("P1Y", timedelta(days=365)),
+    ],
+)
+def test_durations_are_iso_8601_of_whole_seconds(written: str, meant: timedelta) -> None:
+    assert parse_duration(written) == meant
+
+
+@pytest.mark.parametrize(
+    ("written", "says"),
+    [
+        (1, "is not a duration"),
+        (True, "is not a duration"),
+        (1.5, "is not a duration"),
+        ("3600", "is not an ISO 8601 duration"),
+        ("1 day", "is not an ISO 8601 duration"),
+        ("01:00:00", "is not an ISO 8601 duration"),
+        ("-P1D", "is not an ISO 8601 duration"),
+        ("PT0.5S", "durations are whole seconds"),
+        ("P1M", "a month has no fixed length"),
+        ("PT0S", "is shorter than the least this field takes, PT1S"),
+        ("P4000D", "longer than ten years"),
+    ],
+)
+def test_a_duration_that_is_not_one_is_refused(written: object, says: str) -> None:
+    data = demo_data()
+    data["meetings"]["length"] = written
+    (problem,) = problems_of(data)
+    assert problem.startswith("meetings.length: " + says), problem
+
+
+def test_each_duration_has_the_minimum_its_field_needs() -> None:
+    data = demo_data()
+    data["meetings"]["cadence"] = [{"every": "PT9S"}]
+    data["retention"]["personal_data_after_end"] = "PT59M"
+    problems = problems_of(data)
+    assert any(p.startswith("meetings.cadence[0].every: is shorter than") for p in problems)
+    assert any("PT10S" in p for p in problems) and any("PT1H" in p for p in problems)
+
+
+def test_organisers_questions_and_rules_must_add_up() -> None:
+    data = demo_data()
+    data["organisers"] = ["Demo Company", "demo-company", "Someone Else"]
+    data["profiles"][0]["questions"].append({"id": "motivation", "text": "Again?"})
+    problems = problems_of(data)
+    assert any(p.startswith("organisers[2]: 'Someone Else' is not one of") for p in problems)
+    assert not any(p.startswith(("organisers[0]", "organisers[1]")) for p in problems)
+    assert any("question id 'motivation' is used twice in profile 'mentor'" in p for p in problems)
+
+
+def test_a_started_programs_definition_is_read_back_as_it_was_started() -> None:
+    """The input checks apply to what HR writes. A definition stored when its program
+    started (or in a workflow's history) is read as it was then, even if written before
+    a limit existed, so a running program never stops on a newer rule."""
+    definition = parse_definition(demo_data())
+    older = definition.model_dump(mode="json", by_alias=True)
+    older["name"] = "N" * 300  # longer than a definition may now be
+    older["meetings"]["cadence"] = [{"every": "PT1S"}]  # a check-in every second
+    older["organisers"] = ["Nobody"]
+    again = ProgramDefinition.model_validate(older)
+    assert again.name == "N" * 300 and again.meetings.cadence[0].every == timedelta(seconds=1)
+    with pytest.raises(DefinitionError):
+        parse_definition(older)
+
+
+# The same with every field of the schema present (the defaults and the empty optional
+# ones too, which the demo leaves out), so each field's checks meet every kind of value.
+_FULL = parse_definition(demo_data()).model_dump(mode="json", by_alias=True)
+_FULL_PATHS = _paths(_FULL)
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.sampled_from(_FULL_PATHS), value=_VALUES | st.floats() | st.just("P1M"))
+def test_every_field_mutated_fails_only_with_definition_errors(
+    path: tuple[object, ...], value: object
+) -> None:
+    data: Any = copy.deepcopy(_FULL)
+    target = data
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    try:
+        parse_definition(data)
+    except DefinitionError as error:
         for problem in error.problems:
             assert problem.field and problem.problem and problem.fix

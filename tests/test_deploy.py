@@ -24,7 +24,9 @@ from mentorflow.settings import Settings
 ROOT = Path(__file__).parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
-APP_SERVICES = ("mentorflow-setup", "worker", "web")
+APP_SERVICES = ("mentorflow-setup", "workflow-worker", "activity-worker", "web")
+# The two worker kinds, each its own service (docs/ops.md, "The two worker kinds").
+WORKERS = {"workflow-worker": "workflows", "activity-worker": "activities"}
 ONE_SHOT = {"temporal-schema", "mentorflow-setup"}
 README = (ROOT / "README.md").read_text()
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -57,7 +59,7 @@ def interpolate(value: str, variables: dict[str, str]) -> str:
 
 
 def app_environment(variables: dict[str, str]) -> dict[str, str]:
-    environment = SERVICES["worker"]["environment"]
+    environment = SERVICES["activity-worker"]["environment"]
     return {key: interpolate(str(value), variables) for key, value in environment.items()}
 
 
@@ -68,7 +70,8 @@ def test_the_stack_has_every_part_in_order() -> None:
         "temporal",
         "temporal-ui",
         "mentorflow-setup",
-        "worker",
+        "workflow-worker",
+        "activity-worker",
         "web",
         "mailpit",
     }
@@ -81,7 +84,14 @@ def test_the_stack_has_every_part_in_order() -> None:
     # One image built from the repo, used by setup, worker and web.
     assert SERVICES["mentorflow-setup"]["build"] == "."
     assert {images[name] for name in APP_SERVICES} == {images["mentorflow-setup"]}
-    assert [SERVICES[name]["command"][0] for name in APP_SERVICES] == ["setup", "worker", "web"]
+    assert [SERVICES[name]["command"][0] for name in APP_SERVICES] == [
+        "setup",
+        "worker",
+        "worker",
+        "web",
+    ]
+    for name, kind in WORKERS.items():
+        assert SERVICES[name]["command"] == ["worker", "--only", kind]
 
     # Who waits for whom, and on what.
     def needs(name: str) -> dict[str, str]:
@@ -94,7 +104,12 @@ def test_the_stack_has_every_part_in_order() -> None:
         "temporal": "service_healthy",
         "postgres": "service_healthy",
     }
-    assert needs("worker")["mentorflow-setup"] == "service_completed_successfully"
+    # Only activities send email; workflows need nothing but Temporal.
+    assert needs("activity-worker") == {
+        "mentorflow-setup": "service_completed_successfully",
+        "mailpit": "service_healthy",
+    }
+    assert needs("workflow-worker") == {"mentorflow-setup": "service_completed_successfully"}
     assert needs("web")["mentorflow-setup"] == "service_completed_successfully"
 
 
@@ -151,7 +166,7 @@ def test_every_setting_the_app_reads_is_provided() -> None:
     assert set(provided) <= read_from_environment, "a MENTORFLOW_ name the app does not read"
     assert read_from_environment - set(provided) == set(defaults_fit)
     for name in APP_SERVICES:
-        assert SERVICES[name]["environment"] == SERVICES["worker"]["environment"]
+        assert SERVICES[name]["environment"] == SERVICES["activity-worker"]["environment"]
 
     # The values parse as the app parses them (empty optional values count as unset).
     settings = Settings.model_validate(
@@ -189,19 +204,21 @@ def test_every_variable_is_documented_and_secrets_are_required() -> None:
 
 
 def test_ports_match_the_settings() -> None:
-    environment = SERVICES["worker"]["environment"]
+    environment = SERVICES["activity-worker"]["environment"]
     assert SERVICES["web"]["ports"] == [f"127.0.0.1:{environment['MENTORFLOW_WEB_PORT']}:8000"]
     assert environment["MENTORFLOW_WEB_PORT"] == 8000
     metrics_port = environment["MENTORFLOW_METRICS_ADDRESS"].rsplit(":", 1)[1]
-    assert SERVICES["worker"]["expose"] == [metrics_port]
-    assert f"127.0.0.1:{metrics_port}/metrics" in " ".join(
-        SERVICES["worker"]["healthcheck"]["test"]
-    )
+    for name in WORKERS:
+        assert SERVICES[name]["expose"] == [metrics_port]
+        assert f"127.0.0.1:{metrics_port}/metrics" in " ".join(
+            SERVICES[name]["healthcheck"]["test"]
+        )
     assert "127.0.0.1:8000/health" in " ".join(SERVICES["web"]["healthcheck"]["test"])
     assert environment["MENTORFLOW_TEMPORAL_ADDRESS"] == "temporal:7233"
     assert "127.0.0.1:7233:7233" in SERVICES["temporal"]["ports"]
     # Workers scale with --scale: no fixed name, no host port.
-    assert "container_name" not in SERVICES["worker"] and "ports" not in SERVICES["worker"]
+    for name in WORKERS:
+        assert "container_name" not in SERVICES[name] and "ports" not in SERVICES[name]
     assert all("container_name" not in service for service in SERVICES.values())
 
 
@@ -240,9 +257,14 @@ def test_the_dockerfile_installs_and_runs_as_the_readme_says() -> None:
     production = README[README.index("## Production") :]
     production = production[: production.index("\n## ", 4)]
     assert "pip install ." in production
-    for command in ("mentorflow setup", "mentorflow worker", "mentorflow web"):
+    for command in (
+        "mentorflow setup",
+        "mentorflow worker --only workflows",
+        "mentorflow worker --only activities",
+        "mentorflow web",
+    ):
         assert command in production
-    assert "docker compose up" in production and "--scale worker=" in production
+    assert "docker compose up" in production and "--scale activity-worker=" in production
 
 
 @pytest.mark.parametrize("command", ["setup", "worker", "web"])
@@ -259,3 +281,7 @@ def test_the_commands_compose_runs_exist(command: str) -> None:
     flags = SERVICES["mentorflow-setup"]["command"][1:]
     if command == "setup":
         assert flags[0] in done.stdout
+    if command == "worker":
+        for name in WORKERS:
+            only, kind = SERVICES[name]["command"][1:]
+            assert only in done.stdout and kind in done.stdout

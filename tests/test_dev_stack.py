@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import os
 import re
 import signal
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,10 +21,44 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from mentorflow.children import PIDFILE, ProcessRecord, identify, is_same
+from mentorflow.dev import worker_environment
 from mentorflow.mail.catcher import CatchingHandler
+from mentorflow.settings import Settings
 from tests.conftest import free_port, wait_for
 from tests.programs import demo_application, fast_definition, mentorflow, spawn_mentorflow
+from worker.kinds import WorkerKind
+
+# Ctrl-C or SIGTERM must stop `mentorflow dev`, and every process it started, within this.
+STOP_SECONDS = 15
+
+
+def children_of(pid: int) -> list[ProcessRecord]:
+    """The running children of ``pid``, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            record = identify(int(entry.name))
+            if record is not None:
+                found.append(record)
+    return found
+
+
+def role_of(child: ProcessRecord) -> str:
+    """What a child of ``mentorflow dev`` is, from its command line."""
+    if Path(child.command[0]).name == "temporal":
+        return "temporal"
+    if child.command[-4:-2] == ["mentorflow", "worker"] and child.command[-2] == "--only":
+        return f"{child.command[-1]} worker"
+    return " ".join(child.command)
 
 
 class DevStack:
@@ -41,19 +77,42 @@ class DevStack:
         }
         self.log = data_dir.parent / "dev.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.seen: dict[int, ProcessRecord] = {}  # every child seen, for the checks and cleanup
+
+    def spawn(self) -> None:
+        self.process = spawn_mentorflow("dev", env=self.env, log=self.log)
 
     async def start(self) -> None:
         banner = "mentorflow dev is running"
         before = self.output().count(banner)
-        self.process = spawn_mentorflow("dev", env=self.env, log=self.log)
+        self.spawn()
         await wait_for(lambda: self.output().count(banner) > before, within=90)
 
-    def stop(self) -> int:
+    def children(self) -> list[ProcessRecord]:
+        """The stack's running children (the Temporal dev server, the workers)."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
+        found = children_of(self.process.pid)
+        self.seen.update((child.pid, child) for child in found)
+        return found
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        """Stop the stack with ``sig``; it must be gone within STOP_SECONDS with its children."""
+        assert self.process is not None
+        self.children()
+        started = time.monotonic()
+        self.process.send_signal(sig)
         code = self.process.wait(60)
+        took = time.monotonic() - started
         self.process = None
+        assert took < STOP_SECONDS, f"mentorflow dev took {took:.1f} s to stop"
+        left = [role_of(child) for child in self.seen.values() if is_same(child)]
+        assert not left, f"still running after mentorflow dev stopped: {left}"
         return code
+
+    def kill_leftovers(self) -> None:
+        for child in self.seen.values():
+            if is_same(child):
+                os.kill(child.pid, signal.SIGKILL)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -73,8 +132,11 @@ class DevStack:
 def stack(tmp_path: Path) -> Iterator[DevStack]:
     stack = DevStack(tmp_path / "data")
     yield stack
-    if stack.process is not None:
-        stack.stop()
+    try:
+        if stack.process is not None:
+            stack.stop()
+    finally:
+        stack.kill_leftovers()
 
 
 async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restart(
@@ -82,6 +144,10 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
 ) -> None:
     await stack.start()
     assert stack.ui in stack.output() and f"{stack.web}/inbox" in stack.output()
+    # The workers run as two processes of their own, as in production.
+    children = {role_of(child): child for child in stack.children()}
+    assert set(children) == {"temporal", "workflows worker", "activities worker"}
+    assert str(stack.data_dir / "temporal.db") in children["temporal"].command
     async with httpx.AsyncClient() as http:
         health = await http.get(f"{stack.web}/health")
     assert health.status_code == 200
@@ -219,6 +285,62 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
         body = await http.get(f"/inbox/{key}/html")
     assert message.status_code == 200 and "Plain text" in message.text
     assert body.status_code == 200 and "sandbox" in body.headers["content-security-policy"]
+
+
+async def test_dev_stack_stops_in_any_state_and_starts_again_after_being_killed(
+    stack: DevStack,
+) -> None:
+    # Ctrl-C while it starts (the Temporal dev server is up, the rest may not be).
+    stack.spawn()
+    await wait_for(lambda: "temporal" in map(role_of, stack.children()), within=30)
+    assert stack.stop() == 0
+
+    # Killed outright: its children go with it, and the next start takes the ports back.
+    await stack.start()
+    first = {role_of(child): child for child in stack.children()}
+    assert set(first) == {"temporal", "workflows worker", "activities worker"}
+    assert stack.process is not None
+    stack.process.kill()
+    stack.process.wait()
+    await stack.start()
+    assert "is taken" not in stack.output()
+    assert not [role for role, child in first.items() if is_same(child)]
+    again = {role_of(child): child for child in stack.children()}
+    assert set(again) == set(first)
+    assert {child.pid for child in again.values()}.isdisjoint(c.pid for c in first.values())
+
+    # SIGTERM, as a service manager stops it, once it runs.
+    assert stack.stop(signal.SIGTERM) == 0
+    assert not (stack.data_dir / PIDFILE).exists()
+
+
+def test_the_workers_get_the_stacks_own_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        secret_key=SecretStr("s3cret"),
+        previous_secret_keys=[SecretStr("old")],
+        smtp_tls=True,
+        metrics_address="127.0.0.1:9464",
+    )
+    # Set in this process but not in the stack's settings: the workers must not see it.
+    monkeypatch.setenv("MENTORFLOW_DATABASE_URL", "sqlite:////elsewhere.db")
+    for kind in WorkerKind:
+        environment = worker_environment(settings, kind)
+        assert "MENTORFLOW_DATABASE_URL" not in environment
+        with monkeypatch.context() as worker:
+            for name in [name for name in os.environ if name.startswith("MENTORFLOW_")]:
+                worker.delenv(name)
+            for name, value in environment.items():
+                worker.setenv(name, value)
+            read = Settings(_env_file=None)
+        # Each worker serves its metrics on a port of its own.
+        port = 9464 if kind is WorkerKind.WORKFLOWS else 9465
+        expected = settings.model_copy(update={"metrics_address": f"127.0.0.1:{port}"})
+        assert read.model_dump() == expected.model_dump()
+        assert read.effective_database_url == settings.effective_database_url
 
 
 async def test_cli_explains_unreachable_temporal_and_broken_definitions(tmp_path: Path) -> None:

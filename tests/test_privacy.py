@@ -277,6 +277,7 @@ def private_demo(start: datetime) -> ProgramDefinition:
     data: dict[str, Any] = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     data["id"] = f"privacy-{uuid.uuid4().hex[:8]}"
     data["organisations"] = [{"id": key, **value} for key, value in ORGANISATIONS.items()]
+    data["organisers"] = [value["name"] for value in ORGANISATIONS.values()]
     return parse_definition(data, file="demo.yaml", reference_time=start)
 
 

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -30,7 +31,7 @@ from mentorflow.models import program_workflow_id
 from mentorflow.temporal import binary
 from tests.conftest import free_port, is_healthy, wait_for
 from tests.programs import fast_definition, mentorflow, spawn_mentorflow
-from tests.test_deploy import app_environment, env_example
+from tests.test_deploy import SERVICES, app_environment, env_example
 
 pytestmark = pytest.mark.postgres
 
@@ -67,9 +68,18 @@ def production_env(
     }
 
 
+@dataclass(frozen=True)
+class Service:
+    """One compose service running as a local process: where it logs and serves metrics."""
+
+    log: Path
+    metrics: str
+
+
 @pytest.fixture
-def services(production_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Path]]:
-    """``mentorflow setup`` (checked), then a worker and a web app, stopped with SIGTERM."""
+def services(production_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Service]]:
+    """``mentorflow setup`` (checked), then compose's two workers and web app with compose's
+    own commands, stopped with SIGTERM."""
     first = mentorflow("setup", "--retention-days", "3", env=production_env)
     assert first.returncode == 0, first.stderr
     namespace = production_env["MENTORFLOW_TEMPORAL_NAMESPACE"]
@@ -80,14 +90,15 @@ def services(production_env: dict[str, str], tmp_path: Path) -> Iterator[dict[st
     assert f"Namespace {namespace}: already there" in again.stdout
     assert "Search attributes added: none (all present)" in again.stdout
 
-    logs = {name: tmp_path / f"{name}.log" for name in ("worker", "web")}
-    # Each is its own container in compose, so each gets its own metrics port here.
-    web_env = production_env | {"MENTORFLOW_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"}
-    processes = [
-        spawn_mentorflow("worker", env=production_env, log=logs["worker"]),
-        spawn_mentorflow("web", env=web_env, log=logs["web"]),
-    ]
-    yield logs
+    running = {}
+    processes = []
+    for name in ("workflow-worker", "activity-worker", "web"):
+        # Each is its own container in compose, so each gets its own metrics port here.
+        service = Service(tmp_path / f"{name}.log", f"127.0.0.1:{free_port()}")
+        env = production_env | {"MENTORFLOW_METRICS_ADDRESS": service.metrics}
+        processes.append(spawn_mentorflow(*SERVICES[name]["command"], env=env, log=service.log))
+        running[name] = service
+    yield running
     for process in processes:
         process.send_signal(signal.SIGTERM)
     for process in processes:
@@ -105,7 +116,7 @@ def json_lines(log: Path) -> list[dict[str, object]]:
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_the_compose_topology_runs_as_processes_with_logs_metrics_and_encryption(
     production_env: dict[str, str],
-    services: dict[str, Path],
+    services: dict[str, Service],
     mail_catcher: MailCatcher,
     tmp_path: Path,
 ) -> None:
@@ -123,8 +134,8 @@ async def test_the_compose_topology_runs_as_processes_with_logs_metrics_and_encr
 
         # Logs: JSON lines, the workflow's and the program's ids on what workflows log.
         workflow_id = program_workflow_id(program_id)
-        worker_log = json_lines(services["worker"])
-        assert worker_log, services["worker"].read_text()
+        worker_log = json_lines(services["workflow-worker"].log)
+        assert worker_log, services["workflow-worker"].log.read_text()
         phase_lines = [
             line
             for line in worker_log
@@ -141,15 +152,25 @@ async def test_the_compose_topology_runs_as_processes_with_logs_metrics_and_encr
             return any(
                 line.get("activity_type") == "send_email_batch"
                 and line.get("program_id") == program_id
-                for line in json_lines(services["worker"])
+                for line in json_lines(services["activity-worker"].log)
             )
 
         await wait_for(email_logged, within=30)
 
         # Metrics: the SDK's and mentorflow's own, in Prometheus' text format.
-        metrics = (await http.get(f"http://{env['MENTORFLOW_METRICS_ADDRESS']}/metrics")).text
-        assert "temporal_workflow_task_execution_latency" in metrics
+        # Each worker kind has its own: workflow task times from the workflows worker
+        # (with buckets around the two-second deadline), the rest from the activities'.
+        workflows = await http.get(f"http://{services['workflow-worker'].metrics}/metrics")
+        assert "temporal_workflow_task_execution_latency" in workflows.text
+        assert any(
+            line.startswith("temporal_workflow_task_execution_latency_bucket{")
+            and 'le="2000"' in line
+            for line in workflows.text.splitlines()
+        )
+        assert "temporal_activity_execution_latency" not in workflows.text
+        metrics = (await http.get(f"http://{services['activity-worker'].metrics}/metrics")).text
         assert "temporal_activity_execution_latency" in metrics
+        assert "temporal_workflow_task_execution_latency" not in metrics
         sent = [
             line
             for line in metrics.splitlines()

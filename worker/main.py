@@ -1,4 +1,11 @@
-"""Build and run the worker that hosts every workflow and activity of mentorflow."""
+"""Build and run the workers that host mentorflow's workflows and activities.
+
+A process can host both kinds (the default) or only one (``mentorflow worker
+--only workflows|activities``): a workflow task must finish within the SDK's two
+seconds, so production runs the workflows in processes where no activity's CPU
+work or payload (de)serialisation can hold the event loop (docs/ops.md, "The two
+worker kinds").
+"""
 
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from activities.reports import ReportActivities
 from mentorflow.models import participant_task_queue
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
+from worker.kinds import WorkerKind, hosts_activities, hosts_workflows
 from workflows.application import ApplicationWorkflow
 from workflows.pair import PairWorkflow
 from workflows.program import ProgramWorkflow
@@ -31,6 +39,7 @@ WORKFLOWS: Sequence[type] = (ProgramWorkflow, ApplicationWorkflow, PairWorkflow)
 
 
 def activities_for(store: Store, settings: Settings) -> list[Any]:
+    """The activity functions of every activity class, bound to ``store`` and ``settings``."""
     email = EmailActivities(store, settings)
     records = ProgramRecordActivities(store)
     applications = ApplicationRecordActivities(store)
@@ -60,15 +69,26 @@ def activities_for(store: Store, settings: Settings) -> list[Any]:
 async def create_worker(
     client: Client,
     settings: Settings,
-    store: Store,
+    store: Store | None,
     activities: Sequence[Callable[..., Any]] | None = None,
+    *,
+    kind: WorkerKind | None = None,
 ) -> AsyncIterator[None]:
     """Run, until the block ends, the workers of the settings' task queue (programs) and
-    of its participants' queue (applications and pairs), with every workflow and
-    activity on each: workflows started before the queues were split run on.
-    ``activities`` replaces ``activities_for(store, settings)`` (tests wrap one)."""
-    if activities is None:
+    of its participants' queue (applications and pairs): workflows started before the
+    queues were split run on, so each queue gets every workflow and activity.
+
+    ``kind`` None hosts both; ``WorkerKind.WORKFLOWS`` only the workflows (``store`` may
+    be None: workflows never touch the database); ``WorkerKind.ACTIVITIES`` only the
+    activities. ``activities`` replaces ``activities_for(store, settings)`` (tests wrap one).
+    """
+    if not hosts_activities(kind):
+        activities = []
+    elif activities is None:
+        if store is None:
+            raise ValueError("a worker that hosts activities needs a store")
         activities = activities_for(store, settings)
+    workflows = list(WORKFLOWS) if hosts_workflows(kind) else []
     queues = (settings.temporal_task_queue, participant_task_queue(settings.temporal_task_queue))
     async with contextlib.AsyncExitStack() as workers:
         for queue in queues:
@@ -76,7 +96,7 @@ async def create_worker(
                 Worker(
                     client,
                     task_queue=queue,
-                    workflows=list(WORKFLOWS),
+                    workflows=workflows,
                     activities=activities,
                     # A program keeps one workflow per application and per pair running
                     # for weeks; past the SDK's default of 1,000 cached runs the worker
@@ -89,19 +109,30 @@ async def create_worker(
         yield
 
 
-async def run_worker(settings: Settings, client: Client, stop: asyncio.Event) -> None:
-    """Migrate the database, then run the worker until ``stop`` is set."""
-    url = settings.effective_database_url
-    await asyncio.to_thread(migrate, url)
-    store = Store(url)
+async def run_worker(
+    settings: Settings, client: Client, stop: asyncio.Event, *, kind: WorkerKind | None = None
+) -> None:
+    """Run the worker(s) of ``kind`` (None: both kinds) until ``stop`` is set.
+
+    A worker hosting activities migrates the database first; a workflows-only
+    worker never opens it.
+    """
+    store: Store | None = None
+    if hosts_activities(kind):
+        url = settings.effective_database_url
+        await asyncio.to_thread(migrate, url)
+        store = Store(url)
     try:
-        await store.ping()
-        async with create_worker(client, settings, store):
+        if store is not None:
+            await store.ping()
+        async with create_worker(client, settings, store, kind=kind):
             log.info(
-                "worker polling task queues %s and %s",
+                "worker (%s) polling task queues %s and %s",
+                kind.value if kind else "workflows and activities",
                 settings.temporal_task_queue,
                 participant_task_queue(settings.temporal_task_queue),
             )
             await stop.wait()
     finally:
-        await store.close()
+        if store is not None:
+            await store.close()

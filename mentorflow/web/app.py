@@ -11,16 +11,24 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
-from mentorflow import __version__
+from mentorflow import __version__, limits
 from mentorflow.codec import codec_for
 from mentorflow.mail.catcher import CatchingHandler
 from mentorflow.settings import Settings
 from mentorflow.store import Store, StoreUnavailable
+from mentorflow.web.outage import Guard, program_of
+from mentorflow.web.participants import render_notice
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 _URL = re.compile(r"https?://[^\s<>\"']+")
@@ -55,7 +63,34 @@ def create_app(
     inbox: CatchingHandler | None = None,
 ) -> FastAPI:
     """The web app. ``inbox`` (the dev mail catcher) adds the /inbox pages."""
+    from mentorflow.links import LinkSigner
+
     app = FastAPI(title="mentorflow", version=__version__, docs_url=None, redoc_url=None)
+    signer = LinkSigner(settings.secret_keys)
+    # Added first, so it runs inside the security headers: its pages get them too.
+    app.add_middleware(Guard, store=store, temporal=temporal, signer=signer)
+
+    async def refused_request(request: Request, error: Exception) -> Response:
+        """A wrong address, method or request gets a page in the program's language
+        (FastAPI would answer JSON); the machine-facing endpoints keep their JSON."""
+        if request.url.path.startswith(("/codec", "/health")):
+            if isinstance(error, RequestValidationError):
+                return await request_validation_exception_handler(request, error)
+            assert isinstance(error, StarletteHTTPException)
+            return await http_exception_handler(request, error)
+        status = error.status_code if isinstance(error, StarletteHTTPException) else 400
+        definition = await program_of(request.url.path, signer, store)
+        name = {404: "no_page", 413: "too_large"}.get(status, "invalid")
+        limit = f"{limits.REQUEST_LIMIT_BYTES // 1024 // 1024} MB"
+        page = render_notice(
+            request, definition, name, status, bilingual=definition is None, limit=limit
+        )
+        if isinstance(error, StarletteHTTPException) and error.headers:
+            page.headers.update(error.headers)  # such as a 405's Allow
+        return page
+
+    app.add_exception_handler(StarletteHTTPException, refused_request)
+    app.add_exception_handler(RequestValidationError, refused_request)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -94,14 +129,12 @@ def create_app(
         )
 
     if temporal is not None:
-        from mentorflow.links import LinkSigner
         from mentorflow.web.check_ins import check_in_router
         from mentorflow.web.evaluation import evaluation_router
         from mentorflow.web.hr import hr_router
         from mentorflow.web.participants import participant_router
         from mentorflow.web.reports import report_router
 
-        signer = LinkSigner(settings.secret_keys)
         app.include_router(participant_router(store, temporal, signer))
         app.include_router(hr_router(store, temporal, signer))
         app.include_router(check_in_router(store, temporal, signer))

@@ -24,6 +24,7 @@ from mentorflow.models import (
 )
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
+from mentorflow.web.outage import ensure_up, unless_down
 from mentorflow.web.participants import (
     load_definition_of,
     refusal,
@@ -106,6 +107,7 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
         if choice not in answers_of(number):
             return notice(request, definition, "invalid", 400)
         pair_id = link.application_id.partition("/")[0]
+        await ensure_up(temporal)
         handle = temporal.get_workflow_handle_for(
             PairWorkflow.run, pair_workflow_id(link.program_id, pair_id)
         )
@@ -129,7 +131,8 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
             if kind == "closed":
                 return notice(request, definition, "pair_closed", 410)
             return notice(request, definition, "invalid", 400)
-        except RPCError:  # the pair's workflow has finished: the program ended
+        except RPCError as error:  # the pair's workflow has finished: the program ended
+            await unless_down(temporal, error)
             return notice(request, definition, "pair_closed", 410)
         key = "check_in_thanks_pulse" if number == PULSE else f"check_in_thanks_{choice}"
         return page(request, definition, t(definition, "check_in_thanks_title"), t(definition, key))

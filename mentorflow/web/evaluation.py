@@ -9,6 +9,7 @@ the close, which this page reads.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
+from mentorflow.applications import typed_text_problem
 from mentorflow.definition import ProgramDefinition, Question
+from mentorflow.limits import ANSWER_LIMIT
 from mentorflow.links import Link, LinkError, LinkSigner, Purpose
 from mentorflow.models import program_dates
 from mentorflow.store import Store
@@ -37,7 +40,8 @@ def read_answers(
     definition: ProgramDefinition, form: FormData
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
     """(answers, problems by question id, the values as given, to show again)."""
-    t = TEXTS[definition.language.value]
+    language = definition.language.value
+    t = TEXTS[language]
     answers: dict[str, Any] = {}
     problems: dict[str, str] = {}
     given: dict[str, Any] = {}
@@ -45,14 +49,18 @@ def read_answers(
         if q.kind == "multi_choice":
             chosen = [str(v) for v in form.getlist(q.id)]
             given[q.id] = chosen
-            if any(c not in q.options for c in chosen):
+            if len(set(chosen)) != len(chosen) or any(c not in q.options for c in chosen):
                 problems[q.id] = t["choose"]
             elif chosen:
                 answers[q.id] = chosen
         else:
-            value = str(form.get(q.id, "")).strip()[:4000]
+            value = str(form.get(q.id, "")).strip()
             given[q.id] = value
-            if value:
+            # Refused, not cut: a cut answer would be recorded as if it were whole.
+            typed = typed_text_problem(language, value, ANSWER_LIMIT, multiline=q.kind == "text")
+            if typed is not None:
+                problems[q.id] = typed
+            elif value:
                 problem, answer = _checked(q, value, t)
                 if problem:
                     problems[q.id] = problem
@@ -65,14 +73,22 @@ def read_answers(
 
 def _checked(q: Question, value: str, t: dict[str, str]) -> tuple[str | None, Any]:
     if q.kind == "scale":
-        if not value.lstrip("-").isdigit() or not q.scale_min <= int(value) <= q.scale_max:
+        digits = value.removeprefix("-")
+        # ASCII only: "²".isdigit() is true, and int() refuses it.
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 4) or not (
+            q.scale_min <= int(value) <= q.scale_max
+        ):
             return t["evaluation_out_of_range"].format(low=q.scale_min, high=q.scale_max), None
         return None, int(value)
     if q.kind == "number":
         try:
-            return None, float(value)
+            number = float(value)
         except ValueError:
             return t["evaluation_not_a_number"], None
+        # "inf" and "nan" are floats to Python, but not numbers to JSON or PostgreSQL.
+        if not math.isfinite(number):
+            return t["evaluation_not_a_number"], None
+        return None, number
     if q.kind == "yes_no" and value not in ("yes", "no"):
         return t["choose"], None
     if q.kind == "choice" and value not in q.options:

@@ -30,6 +30,7 @@ from mentorflow.models import (
 )
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
+from mentorflow.web.outage import ensure_up, unless_down
 from mentorflow.web.participants import (
     TEMPLATES,
     load_definition_of,
@@ -91,7 +92,8 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             return render_notice(request, definition, "hr_not_yours", 403)
         try:
             status = await handle_of(definition.id).query(ProgramWorkflow.status)
-        except RPCError:
+        except RPCError as error:
+            await unless_down(temporal, error)
             return render_notice(request, definition, "program_closed", 410)
         if status.phase is ProgramPhase.CANCELLED:
             return render_notice(request, definition, "program_closed", 410)
@@ -180,6 +182,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             selections = {k: Selection(v) for k, v in chosen.items()}
         except ValueError:
             return render_notice(request, d, "invalid", 400)
+        await ensure_up(temporal)
         try:
             result = await handle_of(d.id).execute_update(
                 ProgramWorkflow.decide_capacity,
@@ -277,6 +280,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             )
         except ValueError:
             return render_notice(request, d, "invalid", 400)
+        await ensure_up(temporal)
         try:
             await handle_of(d.id).execute_update(ProgramWorkflow.review_matching, review)
         except WorkflowUpdateFailedError as failure:

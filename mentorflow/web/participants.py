@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from mentorflow.applications import check_application, submit_application
-from mentorflow.definition import ProgramDefinition
+from mentorflow.definition import ProgramDefinition, is_slug
 from mentorflow.links import Link, LinkError, LinkSigner, Purpose
 from mentorflow.mail.render import DATETIME_PATTERNS, LOCALES
 from mentorflow.models import (
@@ -32,6 +32,7 @@ from mentorflow.models import (
 )
 from mentorflow.store import Store
 from mentorflow.temporal import execute_update_when_admitted, is_busy
+from mentorflow.web.outage import ensure_up, remember, unless_down
 from mentorflow.web.texts import TEXTS
 from workflows.application import ApplicationWorkflow
 from workflows.program import ProgramWorkflow
@@ -64,12 +65,21 @@ def render_page(
     *,
     status: int = 200,
     form: dict[str, Any] | None = None,
+    others: list[tuple[str, str, str]] | None = None,
 ) -> HTMLResponse:
+    """A page; ``others``: the same page in more languages, as (language, title, body)."""
     language = definition.language.value if definition else "en"
     return TEMPLATES.TemplateResponse(
         request,
         "page.html",
-        {"lang": language, "title": title, "body": body, "form": form, "program": definition},
+        {
+            "lang": language,
+            "title": title,
+            "body": body,
+            "form": form,
+            "program": definition,
+            "others": others or [],
+        },
         status_code=status,
     )
 
@@ -79,15 +89,23 @@ def render_notice(
     definition: ProgramDefinition | None,
     name: str,
     status: int = 200,
+    *,
+    bilingual: bool = False,
     **values: Any,
 ) -> HTMLResponse:
-    """A page with the texts ``<name>_title`` and ``<name>_body``."""
+    """A page with the texts ``<name>_title`` and ``<name>_body``; ``bilingual``: in
+    Swedish too, for a page whose program (and so its language) is not known."""
+    others = []
+    if bilingual and definition is None:
+        sv = TEXTS["sv"]
+        others.append(("sv", sv[f"{name}_title"], sv[f"{name}_body"].format(**values)))
     return render_page(
         request,
         definition,
         text(definition, f"{name}_title"),
         text(definition, f"{name}_body", **values),
         status=status,
+        others=others,
     )
 
 
@@ -100,10 +118,14 @@ def refusal(error: WorkflowUpdateFailedError) -> tuple[str, str]:
 
 async def load_definition_of(store: Store, program_id: str) -> ProgramDefinition | None:
     """The program's definition as it was started (from the database)."""
+    if not is_slug(program_id):
+        return None  # not an id (a NUL would reach PostgreSQL, which refuses it)
     row = await store.program(program_id)
     if row is None:
         return None
-    return ProgramDefinition.model_validate(row.definition)
+    definition = ProgramDefinition.model_validate(row.definition)
+    remember(definition)
+    return definition
 
 
 def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
@@ -129,9 +151,11 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         try:
             status = await handle.query(ProgramWorkflow.status)
         except RPCError as error:
-            if error.status is not RPCStatusCode.RESOURCE_EXHAUSTED:
-                return None, None
-            return await recorded_window(program_id)
+            if error.status is RPCStatusCode.RESOURCE_EXHAUSTED:
+                return await recorded_window(program_id)
+            # Not "closed" while Temporal is down: the form is open, it cannot be reached.
+            await unless_down(temporal, error)
+            return None, None
         return status.phase, status.dates.deadline
 
     async def recorded_window(program_id: str) -> tuple[ProgramPhase | None, datetime | None]:
@@ -215,10 +239,12 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         errors = check_application(definition, chosen.id, values)
         if errors:
             return apply_page(request, definition, deadline, chosen.id, values, errors, 422)
+        await ensure_up(temporal)
         outcome = await submit_application(
             store, temporal, definition, chosen.id, values, channel="web_form"
         )
         if outcome.refusal == "busy":
+            await ensure_up(temporal)  # gone down meanwhile: say so, not "many apply"
             return busy_page(request, definition, "busy_apply")
         if outcome.refusal == "closed":
             return closed_page(request, definition, *await window(program_id))
@@ -351,6 +377,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         choice = str((await request.form()).get("choice", ""))
         if choice not in ("approve", "decline"):
             return notice(request, definition, "invalid", 400)
+        await ensure_up(temporal)
         channel = "email_link" if signer.is_for(link, application.manager_email) else "hr_link"
         handle = temporal.get_workflow_handle_for(
             ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
@@ -366,6 +393,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         except WorkflowUpdateFailedError as error:
             return await refused_page(request, definition, link, error)
         except RPCError as error:
+            await unless_down(temporal, error)
             if is_busy(error):
                 return busy_page(request, definition, "busy_answer")
             return await finished_page(request, definition, link)
@@ -415,6 +443,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         if refusal is not None:
             return refusal
         assert link is not None and definition is not None and application is not None
+        await ensure_up(temporal)
         handle = temporal.get_workflow_handle_for(
             ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
         )
@@ -425,6 +454,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         except WorkflowUpdateFailedError as error:
             return await refused_page(request, definition, link, error)
         except RPCError as error:
+            await unless_down(temporal, error)
             if is_busy(error):
                 return busy_page(request, definition, "busy_answer")
             return await finished_page(request, definition, link)

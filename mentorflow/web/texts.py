@@ -164,6 +164,23 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "evaluation_closed_body": "The closing evaluation of this program has closed; answers"
         " are no longer taken.",
         "your_answers": "Your answers",
+        "too_long": "Please shorten this to at most {limit} characters (it has {length}).",
+        "bad_characters": "This holds a character that cannot be used ({character}), an"
+        " invisible control or text-direction character. Please type the text again.",
+        "unavailable_title": "Please try again in a few minutes",
+        "unavailable_body": "The service cannot be reached just now: a part of it is down or"
+        " being restarted. Nothing has been lost. Please try again in a few minutes; if you"
+        " were sending a form or pressing a button, do it again then: nothing is recorded"
+        " twice.",
+        "error_title": "Something went wrong",
+        "error_body": "The page could not be shown because of an error on our side. Please try"
+        " again later; if it keeps happening, contact the program's coordinators.",
+        "too_large_title": "The form is too large",
+        "too_large_body": "What was sent is larger than any form here takes ({limit}). Please"
+        " shorten the longest answers and send it again.",
+        "no_page_title": "Page not found",
+        "no_page_body": "There is no page at this address. Please use the link exactly as it is"
+        " in your email.",
     },
     "sv": {
         "apply_title": "Ansök",
@@ -324,6 +341,23 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "evaluation_closed_body": "Slututvärderingen av programmet har stängt; svar tas inte"
         " längre emot.",
         "your_answers": "Dina svar",
+        "too_long": "Korta av texten till högst {limit} tecken (den har {length}).",
+        "bad_characters": "Här finns ett tecken som inte kan användas ({character}), ett"
+        " osynligt styrtecken eller riktningstecken. Skriv in texten igen.",
+        "unavailable_title": "Försök igen om några minuter",
+        "unavailable_body": "Tjänsten går inte att nå just nu: en del av den ligger nere eller"
+        " startas om. Inget har gått förlorat. Försök igen om några minuter; om du skickade ett"
+        " formulär eller tryckte på en knapp kan du göra det igen då: inget registreras två"
+        " gånger.",
+        "error_title": "Något gick fel",
+        "error_body": "Sidan kunde inte visas på grund av ett fel hos oss. Försök igen senare;"
+        " om det fortsätter, kontakta programmets samordnare.",
+        "too_large_title": "Formuläret är för stort",
+        "too_large_body": "Det som skickades är större än något formulär här tar emot ({limit})."
+        " Korta av de längsta svaren och skicka igen.",
+        "no_page_title": "Sidan finns inte",
+        "no_page_body": "Det finns ingen sida på den här adressen. Använd länken precis som den"
+        " står i ditt mejl.",
     },
 }
 
