@@ -194,12 +194,9 @@ def _paths(data: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, 
 _DEMO_PATHS = _paths(yaml.safe_load(DEMO.read_text(encoding="utf-8")))
 
 
-@settings(max_examples=150, deadline=None)
-@given(path=st.sampled_from(_DEMO_PATHS), value=_VALUES)
-def test_mutated_definitions_fail_only_with_definition_errors(
-    path: tuple[object, ...], value: object
-) -> None:
-    data = demo_data()
+def assert_clear_if_refused(data: Any, path: tuple[object, ...], value: object) -> None:
+    """Set ``value`` at ``path`` in ``data``: the definition parses, or every problem
+    names its field, what is wrong and the fix (never another exception)."""
     target = data
     for step in path[:-1]:
         target = target[step]
@@ -210,6 +207,14 @@ def test_mutated_definitions_fail_only_with_definition_errors(
         assert error.problems
         for problem in error.problems:
             assert problem.field and problem.problem and problem.fix
+
+
+@settings(max_examples=150, deadline=None)
+@given(path=st.sampled_from(_DEMO_PATHS), value=_VALUES)
+def test_mutated_definitions_fail_only_with_definition_errors(
+    path: tuple[object, ...], value: object
+) -> None:
+    assert_clear_if_refused(demo_data(), path, value)
 
 
 def test_a_key_given_twice_is_refused_naming_the_key_and_both_lines(tmp_path: Path) -> None:
@@ -304,13 +309,4 @@ _FULL_PATHS = _paths(_FULL)
 def test_every_field_mutated_fails_only_with_definition_errors(
     path: tuple[object, ...], value: object
 ) -> None:
-    data: Any = copy.deepcopy(_FULL)
-    target = data
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = value
-    try:
-        parse_definition(data)
-    except DefinitionError as error:
-        for problem in error.problems:
-            assert problem.field and problem.problem and problem.fix
+    assert_clear_if_refused(copy.deepcopy(_FULL), path, value)
