@@ -325,6 +325,12 @@ async def main() -> None:
     for n in args.applicants:
         with kept_on_failure() as a, kept_on_failure() as b:
             ours = await run_project(n, args.concurrency, args.database_url, a)
+            # Before the baseline runs: a baseline that fails must not hide the project's run.
+            print(
+                f"  project: {ours['wall']:.1f} s to running; activations (workflows worker):"
+                f" {ours['activations']}",
+                flush=True,
+            )
             bare = await run_baseline(n, args.concurrency, ours["histories"], b)
         rows.append((n, ours, bare))
         h, hb = ours["histories"], bare["histories"]
