@@ -34,10 +34,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from mentorflow import models
 from mentorflow.codec import EncryptionCodec
 from mentorflow.definition import ProgramDefinition, parse_definition
 from mentorflow.mail.catcher import MailCatcher
-from mentorflow.models import ProgramPhase, RescheduleRequest
+from mentorflow.models import ApplicationSubmission, ProgramPhase, RescheduleRequest
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
@@ -358,6 +359,20 @@ async def test_temporal_holds_no_personal_data_of_a_whole_program(
                 ProgramWorkflow.reschedule,
                 RescheduleRequest(
                     deadline=later, reason=RESCHEDULE_REASON, requested_by=hr_email("solsken-data")
+                ),
+            )
+        assert "personal_data" in str(refused.value.cause)
+        # So is an application that carries its people (as clients before the change did).
+        someone = PEOPLE[0]
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await program.execute_update(
+                ProgramWorkflow.submit_application,
+                ApplicationSubmission(
+                    application_id="carried-people",
+                    organisation_id=someone.organisation,
+                    profile_id=someone.profile,
+                    created=True,
+                    applicant=models.Person(name=someone.name, email=someone.email),
                 ),
             )
         assert "personal_data" in str(refused.value.cause)

@@ -664,6 +664,10 @@ class ProgramWorkflow:
 
     @submit_application.validator
     def _validate_submission(self, submission: ApplicationSubmission) -> None:
+        # The people fields are read only from runs recorded before mentorflow.people
+        # (validators do not run on replay): a client may no longer send them.
+        if submission.applicant is not None or submission.manager is not None:
+            raise ValueError("personal_data: an application reaches the program as ids only")
         if self._handing_over:
             raise ValueError(f"{HANDING_OVER}: the program is moving to its next run; send again")
         if self._phase is not ProgramPhase.APPLICATION_WINDOW:
