@@ -17,6 +17,14 @@ class ProgramRecordActivities:
     @activity.defn
     async def register_program(self, program: RegisterProgramInput) -> None:
         """Create or refresh the program's row (idempotent)."""
+        stored = await self._store.program(program.program_id)
+        if program.definition is None and (stored is None or not stored.definition):
+            # Its people cannot be found: every email to a reference will be refused.
+            activity.logger.error(
+                "program %s has no definition in this database: was it started with"
+                " `mentorflow program start` against another database?",
+                program.program_id,
+            )
         await self._store.save_program(
             program_id=program.program_id,
             name=program.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -88,6 +89,31 @@ async def test_an_overloaded_server_does_not_close_the_application_form(
     # The recorded phase and deadline answer for the workflow.
     assert form.status_code == 200 and "1 March 2027" in form.text
     assert closed.status_code == 410
+
+
+async def test_a_program_without_its_definition_here_is_an_unknown_program(
+    tmp_path: Path, store: Store
+) -> None:
+    # As when `program start` saved the definition in another database: the workflow's
+    # own registration makes the row, without a definition.
+    await store.save_program(
+        program_id="elsewhere",
+        name="Started elsewhere",
+        workflow_id="program-elsewhere",
+        definition=None,
+        phase="application_window",
+        revision=1,
+        next_deadline=None,
+        at=datetime.now(UTC),
+    )
+    port = free_port()
+    settings = Settings(web_port=port, public_base_url=f"http://127.0.0.1:{port}")
+    async with serving(settings, BusyTemporal(), store) as web:  # type: ignore[arg-type]
+        form = await web.http.get("/programs/elsewhere/apply", params={"profile": "mentor"})
+        sent = await web.http.post(
+            "/programs/elsewhere/apply", params={"profile": "mentor"}, data={"name": "x"}
+        )
+    assert form.status_code == 404 and sent.status_code == 404
 
 
 class AbortingTemporal(BusyTemporal):

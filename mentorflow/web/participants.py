@@ -121,7 +121,9 @@ async def load_definition_of(store: Store, program_id: str) -> ProgramDefinition
     if not is_slug(program_id):
         return None  # not an id (a NUL would reach PostgreSQL, which refuses it)
     row = await store.program(program_id)
-    if row is None:
+    if row is None or not row.definition:
+        # No definition here: the program's workflow registered itself in this database,
+        # but it was started against another one (a misconfigured `program start`).
         return None
     definition = ProgramDefinition.model_validate(row.definition)
     remember(definition)
