@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import load_definition
-from mentorflow.models import ApplicationSubmission, Person, ProgramPhase
+from mentorflow.models import ApplicationSubmission, ProgramPhase
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
@@ -52,8 +52,6 @@ async def apply(store: Store, program: WorkflowHandle[Any, Any], program_id: str
             application_id=saved.id,
             organisation_id="demo-company",
             profile_id=saved.profile_id,
-            applicant=Person(name=saved.name, email=saved.email),
-            manager=Person(name=saved.manager_name, email=saved.manager_email),
             created=created,
         ),
     )
