@@ -123,7 +123,12 @@ class EmailActivities:
                         "manager_name": row.manager_name if batch.name_manager else None,
                     }
                 )
-        shared = None if batch.links else render(batch.template, facts)
+        # HR's own words to the announcement's recipients: read here, from the stored
+        # definition, like the people (the workflow's copy need not carry them).
+        extra: dict[str, str] = {}
+        if batch.template == "announcement":
+            extra["announcement_message"] = await self._announcement_message(batch.program_id)
+        shared = None if batch.links else render(batch.template, facts, **extra)
         result = EmailBatchResult(sent=0, already_sent=0)
         outgoing = []
         for reference in batch.recipients:
@@ -134,7 +139,7 @@ class EmailActivities:
                 continue
             result.fingerprints[reference] = self._signer.fingerprint(address)
             links = self._links(batch.program_id, batch.links, address)
-            rendered = shared or render(batch.template, facts, links=links)
+            rendered = shared or render(batch.template, facts, links=links, **extra)
             outgoing.append(
                 _Outgoing(batch.step, batch.revision, address, batch.template, rendered, reference)
             )
@@ -144,14 +149,29 @@ class EmailActivities:
     async def _facts(
         self, resolver: people.Resolver, program_id: str, facts: EmailFacts
     ) -> EmailFacts:
-        """The workflow's facts with what it may not carry: the contacts, HR's note."""
+        """The workflow's facts with what it may not carry: the contacts, HR's note.
+
+        The contacts go into the footer and the first into Reply-To: a reference
+        the database no longer knows goes nowhere, never into a header.
+        """
+        contacts = [
+            c for c in resolver.contacts(facts.contacts) if people.parse(str(c.email)) is None
+        ]
         return facts.model_copy(
             update={
                 "apply_url": self._apply_url(program_id),
-                "contacts": resolver.contacts(facts.contacts),
+                "contacts": contacts,
                 "reason": await resolver.text(facts.reason),
             }
         )
+
+    async def _announcement_message(self, program_id: str) -> str:
+        """The definition's ``announcement.message``, as stored with the program ("" if none)."""
+        program = await self._store.program(program_id)
+        definition = program.definition if program is not None else None
+        announcement = definition.get("announcement") if isinstance(definition, dict) else None
+        message = announcement.get("message") if isinstance(announcement, dict) else None
+        return message if isinstance(message, str) else ""
 
     @activity.defn
     async def send_outcome_notices(self, notices: OutcomeNoticesInput) -> DeliveryCounts:

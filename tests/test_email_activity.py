@@ -6,20 +6,26 @@ import asyncio
 import email
 import email.message
 import email.policy
+import re
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email.header import decode_header, make_header
+from email.headerregistry import Address
 from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtplib.email import flatten_message
 from sqlalchemy import create_engine, text
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 import activities.email as email_activity
 from activities.email import EMAIL_IN_FLIGHT, TEMPORARY_SMTP_FAILURE, EmailActivities
-from mentorflow.definition import Language
+from mentorflow import people
+from mentorflow.definition import Contact, Language, load_definition
 from mentorflow.mail.catcher import CatchingHandler, MailCatcher
 from mentorflow.mail.message import MessageTemplate, build_message, email_key, message_id
 from mentorflow.mail.render import render
@@ -363,3 +369,156 @@ def test_a_message_built_once_per_batch_is_the_one_build_message_makes() -> None
     assert (
         template.fill(recipient="åsa@example.org", message_id="<x@y>", key=key, date=date) is None
     )
+
+
+# Subjects with Swedish names, as the email package once folded them: two encoded-words
+# met at a fold with the space outside both, and mail clients showed "Björn Häll haransökt".
+SUBJECTS = [
+    "Björn Häll har ansökt",  # short: one line
+    "Godkänn eller avslå: Björn Häll har ansökt till Omvänt mentorskap",  # the name in the middle
+    "Godkänn eller avslå: Linnéa Jönsson har ansökt till Omvänt mentorskap för chefer",
+    "Ö Å har ansökt till Omvänt mentorskap i Västra Götaland för chefer",  # at the start
+    "Ny ansökan till Omvänt mentorskap för chefer och medarbetare i Västra Götaland 2027"
+    " från Björn Häll",  # at the end
+    "Örjan Ärlig-Åkesson, Björn Häll och Linnéa Jönsson har ansökt till Omvänt mentorskap"
+    " för chefer i Västra Götalandsregionen 2027",  # folded twice
+    "Please approve or decline: Anna Karlsson applied to Reverse mentoring for managers 2027",
+]
+SENDER = "Mentorflöw <noreply@mentorflow.example>"
+
+
+def read_as_a_mail_client(raw: bytes) -> tuple[email.message.EmailMessage, list[str]]:
+    """The message as Python's modern parser reads it, and its subject as the older
+    API does (unfold, decode_header, make_header); checks that every header line
+    keeps to RFC 5322's 78 characters."""
+    head = raw.partition(b"\r\n\r\n")[0].decode("utf-8")
+    assert all(len(line) <= 78 for line in head.split("\r\n")), head
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, email.message.EmailMessage)
+    subjects = [str(parsed["Subject"])]
+    folded = email.message_from_string(raw.decode("utf-8"))["Subject"]  # SMTPUTF8: raw UTF-8
+    assert folded is not None
+    unfolded = re.sub(r"\r?\n(?=[ \t])", "", str(folded))
+    subjects.append(str(make_header(decode_header(unfolded))))
+    return parsed, subjects
+
+
+@pytest.mark.parametrize("path", ["template-8bit", "template-7bit", "built", "built-smtputf8"])
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_a_subject_with_swedish_names_decodes_to_exactly_the_rendered_subject(
+    subject: str, path: str
+) -> None:
+    rendered = replace(render("announcement", batch([]).facts), subject=subject)
+    key = email_key("p1", "announcement", "kim.ek@example.org", "1")
+    if path.startswith("template"):  # the fast path: one flattened message, filled per recipient
+        template = MessageTemplate(
+            sender=SENDER, rendered=rendered, language="sv", cte_type=path.partition("-")[2]
+        )
+        raw = template.fill(
+            recipient="kim.ek@example.org",
+            message_id=message_id(key, SENDER),
+            key=key,
+            date=format_datetime(NOW),
+        )
+        assert raw is not None
+    else:  # the email package's path, as aiosmtplib flattens it
+        message = build_message(
+            sender=SENDER,
+            recipient="kim.ek@example.org",
+            rendered=rendered,
+            message_id=message_id(key, SENDER),
+            language="sv",
+            key=key,
+        )
+        assert str(message["Subject"]) == subject
+        raw = flatten_message(message, utf8=path.endswith("smtputf8"), cte_type="7bit")
+    _, subjects = read_as_a_mail_client(raw)
+    assert subjects == [subject, subject]
+
+
+class RawKeepingHandler(CatchingHandler):
+    """Keeps each message's bytes as they came over the wire."""
+
+    def __init__(self, maildir: Path) -> None:
+        super().__init__(maildir)
+        self.raw: dict[str, bytes] = {}
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        assert isinstance(raw, bytes)
+        self.raw[envelope.rcpt_tos[0]] = raw
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_the_announcement_replies_to_the_programs_contact_and_carries_hrs_message(
+    tmp_path: Path, store: Store, database_url: str
+) -> None:
+    """Its subject as rendered, Reply-To the first contact (a reference in the workflow,
+    the real person on the wire), the contacts at the foot of both parts, and the
+    definition's announcement message: in the fast path and in the email package's."""
+    demo = load_definition(Path(__file__).parent.parent / "definitions" / "demo.yaml")
+    contact = Contact(
+        name="Linnéa Jönsson", email="linnea.jonsson@myndigheten.example", role="HR-strateg"
+    )
+    message = "Välkommen att söka!\n<Anmäl> dig & sprid ordet.\n\nHälsningar\nHR"
+    definition = demo.model_copy(
+        update={
+            "contacts": [contact],
+            "announcement": demo.announcement.model_copy(update={"message": message}),
+        }
+    )
+    await store.save_program(
+        program_id=definition.id,
+        name=definition.name,
+        workflow_id=f"program-{definition.id}",
+        definition=definition.model_dump(mode="json", by_alias=True),
+        phase="application_window",
+        revision=1,
+        next_deadline=None,
+        at=NOW,
+    )
+    references = people.without_people(definition).contacts
+    assert people.parse(str(references[0].email)) is not None
+    name = "Björn Häll och Linnéa Jönsson bjuder in till omvänt mentorskap för chefer"
+    request = batch([], name=name)
+    request = request.model_copy(
+        update={
+            "program_id": definition.id,
+            # One the database does not know goes nowhere; the program's contact goes on.
+            "facts": request.facts.model_copy(
+                update={"contacts": [*references, Contact(name="x", email=people.applicant("x"))]}
+            ),
+            # Plain, so the fast path; quoted, so the email package's.
+            "recipients": ["kim.ek@example.org", '"kim ek"@example.org'],
+        }
+    )
+    port = free_port()
+    handler = RawKeepingHandler(tmp_path / "mail")
+    catcher = MailCatcher(tmp_path / "mail", port=port, handler=handler)
+    catcher.start()
+    try:
+        settings = settings_for(task_queue="-", database_url=database_url, smtp_port=port)
+        result = await ActivityEnvironment().run(
+            EmailActivities(store, settings).send_email_batch, request
+        )
+    finally:
+        catcher.stop()
+    assert result.sent == 2 and sorted(handler.raw) == sorted(request.recipients)
+    for raw in handler.raw.values():
+        parsed, subjects = read_as_a_mail_client(raw)
+        assert subjects == [f"Nu kan du ansöka: {name}"] * 2
+        assert parsed["Reply-To"].addresses == (
+            Address("Linnéa Jönsson", addr_spec="linnea.jonsson@myndigheten.example"),
+        )
+        assert people.DOMAIN.encode() not in raw
+        plain = parsed.get_body(preferencelist=("plain",))
+        html = parsed.get_body(preferencelist=("html",))
+        assert plain is not None and html is not None
+        text, markup = (str(p.get_content()).replace("\r\n", "\n") for p in (plain, html))
+        assert "Välkommen att söka!\n<Anmäl> dig & sprid ordet.\n\nHälsningar\nHR\n" in text
+        assert "<p>Välkommen att söka!<br>\n&lt;Anmäl&gt; dig &amp; sprid ordet.</p>" in markup
+        assert text.endswith(
+            "\n\nFrågor? Kontakta:\n"
+            "- Linnéa Jönsson (HR-strateg): linnea.jonsson@myndigheten.example\n"
+        )
+        assert 'href="mailto:linnea.jonsson@myndigheten.example"' in markup

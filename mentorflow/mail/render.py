@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, format_timedelta
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from mentorflow.definition import Language
 from mentorflow.models import EmailFacts, EmailTemplate
@@ -39,6 +40,19 @@ class RenderedEmail:
     # A calendar invitation: the text/calendar body and its iTIP method.
     calendar: str | None = None
     calendar_method: str | None = None
+    # Whom a reply goes to, (name, address): the program's first contact.
+    reply_to: tuple[str, str] | None = None
+
+
+def paragraphs(text: str) -> Markup:
+    """Plain text as HTML paragraphs, escaped: a blank line starts a paragraph,
+    a line break stays one."""
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip())]
+    return Markup("\n").join(
+        Markup("<p>{}</p>").format(Markup("<br>\n").join(escape(line) for line in b.split("\n")))
+        for b in blocks
+        if b
+    )
 
 
 @cache
@@ -62,7 +76,7 @@ def _environment(language: Language, timezone: str) -> Environment:
     def duration(value: timedelta) -> str:
         return format_timedelta(value, threshold=1.0, locale=locale)
 
-    env.filters.update(when=when, day=day, duration=duration)
+    env.filters.update(when=when, day=day, duration=duration, paragraphs=paragraphs)
     return env
 
 
@@ -77,4 +91,10 @@ def render(template: EmailTemplate, facts: EmailFacts, **extra: Any) -> Rendered
     )
     # Optional paragraphs leave runs of blank lines behind; one is enough.
     body = re.sub(r"\n{3,}", "\n\n", body.strip()) + "\n"
-    return RenderedEmail(subject=" ".join(subject.split()), text=body, html=html)
+    first = facts.contacts[0] if facts.contacts else None
+    return RenderedEmail(
+        subject=" ".join(subject.split()),
+        text=body,
+        html=html,
+        reply_to=(first.name, str(first.email)) if first is not None else None,
+    )
