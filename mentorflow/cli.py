@@ -155,6 +155,40 @@ def validate(
         raise typer.Exit(1)
 
 
+# --- schema ----------------------------------------------------------------------------------
+
+SCHEMA_FILE = Path("definitions/schema.json")
+
+
+def schema_text() -> str:
+    """The JSON Schema of definition files, as ``mentorflow schema`` writes it."""
+    from mentorflow.definition import json_schema
+
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Where to write it; - writes it to the standard output."
+        ),
+    ] = SCHEMA_FILE,
+) -> None:
+    """Write the JSON Schema of definition files, so editors check them as HR types
+    (README, "Checking as you type")."""
+    text = schema_text()
+    if str(output) == "-":
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or error}")
+    typer.echo(f"Wrote {output}: the JSON Schema of program definitions.")
+
+
 # --- program ---------------------------------------------------------------------------------
 
 

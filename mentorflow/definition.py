@@ -26,7 +26,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -43,11 +43,14 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from mentorflow import limits
 
@@ -99,6 +102,25 @@ def parse_duration(text: str) -> timedelta:
         minutes=parts.get("minutes", 0),
         seconds=parts.get("seconds", 0),
     )
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """An after-validator for what HR writes, that also tells the JSON Schema what it
+    checks (``mentorflow schema``), so an editor can flag it as HR types."""
+
+    check: Callable[[Any, ValidationInfo], Any]
+    schema: tuple[tuple[str, Any], ...] = ()
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.with_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), **dict(self.schema)}
 
 
 def _duration(minimum: timedelta, *, also: tuple[str, ...] = ()) -> BeforeValidator:
@@ -199,7 +221,7 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _text(limit: int, *, multiline: bool = False, required: bool = False) -> AfterValidator:
+def _text(limit: int, *, multiline: bool = False, required: bool = False) -> _Checked:
     """Text HR wrote: at most ``limit`` characters, no control or text-direction
     characters (line breaks only in ``multiline`` text), not blank when ``required``."""
 
@@ -223,10 +245,11 @@ def _text(limit: int, *, multiline: bool = False, required: bool = False) -> Aft
             raise PydanticCustomError("text_blank", "is blank")
         return value
 
-    return AfterValidator(check)
+    # Blank is "no character but spaces": a pattern is searched for, not matched whole.
+    return _Checked(check, (("maxLength", limit), *((("pattern", r"\S"),) if required else ())))
 
 
-def _at_most(limit: int) -> AfterValidator:
+def _at_most(limit: int) -> _Checked:
     """A list HR wrote holds at most ``limit`` entries."""
 
     def check(value: list[Any], info: ValidationInfo) -> list[Any]:
@@ -238,10 +261,10 @@ def _at_most(limit: int) -> AfterValidator:
             )
         return value
 
-    return AfterValidator(check)
+    return _Checked(check, (("maxItems", limit),))
 
 
-def _between(low: float, high: float) -> AfterValidator:
+def _between(low: float, high: float) -> _Checked:
     """A number HR wrote lies within [low, high]."""
 
     def check(value: float, info: ValidationInfo) -> float:
@@ -253,7 +276,7 @@ def _between(low: float, high: float) -> AfterValidator:
             )
         return value
 
-    return AfterValidator(check)
+    return _Checked(check, (("minimum", low), ("maximum", high)))
 
 
 def _web_address(value: str | None, info: ValidationInfo) -> str | None:
@@ -271,7 +294,9 @@ Paragraph = Annotated[str, _text(limits.TEXT_LIMIT, multiline=True)]
 """A sentence or a paragraph: a question, an eligibility statement, a note."""
 LongText = Annotated[str, _text(limits.DESCRIPTION_LIMIT, multiline=True)]
 """The longest texts: the program's description, a profile's, the announcement."""
-WebAddress = Annotated[str, _text(limits.TEXT_LIMIT), AfterValidator(_web_address)]
+WebAddress = Annotated[
+    str, _text(limits.TEXT_LIMIT), _Checked(_web_address, (("pattern", r"^https?://\S"),))
+]
 
 
 class Language(StrEnum):
@@ -440,7 +465,7 @@ class Event(_Model):
 
 
 class CadenceStep(_Model):
-    """Meet ``every`` so often, for ``for_`` (the last step lasts until the end)."""
+    """Meet ``every`` so often, ``for`` so long (the last step lasts until the end)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -546,6 +571,58 @@ class ProgramDefinition(_Model):
         for contact in contacts:
             unique.setdefault(contact.email.lower(), contact)
         return list(unique.values())
+
+
+# --- JSON Schema -----------------------------------------------------------------------------
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+# A duration as parse_duration reads it: at least one part; no months, fractions or signs.
+DURATION_PATTERN = (
+    r"P(?=\d|T\d)(?:\d+Y)?(?:\d+W)?(?:\d+D)?"  # the date part, then the time part
+    r"(?:T(?=\d)(?:\d+H)?(?:\d+M)?(?:\d+S)?)?"
+)
+# A date as pydantic reads it (a date alone is its midnight; T, t, _ or a space before the
+# time; seconds and an offset optional), or +<duration> from when the program is started.
+DATETIME_PATTERN = (
+    r"^(?:\d{4}-\d{2}-\d{2}(?:[Tt _]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+    rf"(?:[Zz]|[+-]\d{{2}}:?\d{{2}})?)?|\+{DURATION_PATTERN})$"
+)
+
+
+class _FileSchema(GenerateJsonSchema):
+    """Dates and durations as a definition file writes them, not as pydantic's defaults
+    (``format: date-time``, which refuses ``2027-04-08 23:59`` and ``+PT5M``)."""
+
+    def datetime_schema(self, schema: core_schema.DatetimeSchema) -> JsonSchemaValue:
+        return {
+            "type": "string",
+            "pattern": DATETIME_PATTERN,
+            "description": "A date and time such as 2027-04-08 23:59 (local time in the"
+            " program's timezone unless an offset follows), or +PT5M: that long after the"
+            " program is started.",
+        }
+
+    def timedelta_schema(self, schema: core_schema.TimedeltaSchema) -> JsonSchemaValue:
+        return {
+            "type": "string",
+            "pattern": f"^{DURATION_PATTERN}$",
+            "description": f"An ISO 8601 duration {_DURATION_EXAMPLE}; no months (P30D or P4W).",
+        }
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a definition file, for editors that check YAML as it is typed
+    (``mentorflow schema`` writes it to ``definitions/schema.json``).
+
+    It describes the fields, their types and the limits on each value; the checks that
+    need the whole definition (a deadline before the start, a rule naming a known
+    profile) are ``mentorflow validate``'s.
+    """
+    schema = ProgramDefinition.model_json_schema(
+        by_alias=True, mode="validation", schema_generator=_FileSchema
+    )
+    return {"$schema": JSON_SCHEMA_DIALECT, **schema}
 
 
 # --- Consistency checks ----------------------------------------------------------------------
