@@ -3,12 +3,15 @@
 No Docker engine runs here, so these tests read the files as Compose and Docker
 would: the services and their order, pinned images, healthchecks behind every
 ``service_healthy``, every setting the app reads, every ``${VAR}`` documented,
-and a Dockerfile that installs and runs the project the way README says. The
-same topology runs as local processes in ``test_production_processes.py``.
+a Dockerfile that installs and runs the project the way README says, and the
+monitoring: Prometheus scraping every worker at its metrics port, Grafana
+provisioned with it and a dashboard that reads only metrics the workers serve.
+The same topology runs as local processes in ``test_production_processes.py``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import temporalio.bridge
 import yaml
 
 from mentorflow.settings import Settings
@@ -74,6 +78,8 @@ def test_the_stack_has_every_part_in_order() -> None:
         "activity-worker",
         "web",
         "mailpit",
+        "prometheus",
+        "grafana",
     }
     images = {name: service.get("image", "") for name, service in SERVICES.items()}
     assert images["temporal"].startswith("temporalio/server:")
@@ -81,6 +87,8 @@ def test_the_stack_has_every_part_in_order() -> None:
     assert images["temporal-schema"].startswith("temporalio/admin-tools:")
     assert images["temporal-ui"].startswith("temporalio/ui:")
     assert images["mailpit"].startswith("axllent/mailpit:")
+    assert images["prometheus"].startswith("prom/prometheus:")
+    assert images["grafana"].startswith("grafana/grafana:")
     # One image built from the repo, used by setup, worker and web.
     assert SERVICES["mentorflow-setup"]["build"] == "."
     assert {images[name] for name in APP_SERVICES} == {images["mentorflow-setup"]}
@@ -111,6 +119,9 @@ def test_the_stack_has_every_part_in_order() -> None:
     }
     assert needs("workflow-worker") == {"mentorflow-setup": "service_completed_successfully"}
     assert needs("web")["mentorflow-setup"] == "service_completed_successfully"
+    # Prometheus waits for nobody: it scrapes whichever worker replicas there are.
+    assert "depends_on" not in SERVICES["prometheus"]
+    assert needs("grafana") == {"prometheus": "service_healthy"}
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -285,3 +296,180 @@ def test_the_commands_compose_runs_exist(command: str) -> None:
         for name in WORKERS:
             only, kind = SERVICES[name]["command"][1:]
             assert only in done.stdout and kind in done.stdout
+
+
+# --- Monitoring: Prometheus and Grafana ------------------------------------------------------
+
+PROMETHEUS_PORT = 9090
+GRAFANA_PORT = 3000
+
+# What a worker on temporalio 1.35 serves at /metrics, and each metric's type: scraped
+# from a worker on a PrometheusConfig runtime (as mentorflow.temporal.runtime_for makes)
+# that ran a workflow, an activity that failed and a workflow task that failed. The names
+# are sdk-core's (core/src/telemetry/metrics.rs in temporalio/sdk-core; Temporal's "SDK
+# metrics" reference) with the default temporal_ prefix; counters have no _total suffix.
+SDK_METRICS = {
+    "temporal_activity_execution_failed": "counter",
+    "temporal_activity_execution_latency": "histogram",
+    "temporal_activity_schedule_to_start_latency": "histogram",
+    "temporal_activity_succeed_endtoend_latency": "histogram",
+    "temporal_activity_task_received": "counter",
+    "temporal_long_request": "counter",
+    "temporal_long_request_latency": "histogram",
+    "temporal_num_pollers": "gauge",
+    "temporal_request": "counter",
+    "temporal_request_latency": "histogram",
+    "temporal_sticky_cache_hit": "counter",
+    "temporal_sticky_cache_size": "gauge",
+    "temporal_sticky_cache_total_forced_eviction": "counter",
+    "temporal_worker_start": "counter",
+    "temporal_worker_task_slots_available": "gauge",
+    "temporal_worker_task_slots_used": "gauge",
+    "temporal_workflow_completed": "counter",
+    "temporal_workflow_endtoend_latency": "histogram",
+    "temporal_workflow_task_execution_failed": "counter",
+    "temporal_workflow_task_execution_latency": "histogram",
+    "temporal_workflow_task_queue_poll_succeed": "counter",
+    "temporal_workflow_task_replay_latency": "histogram",
+    "temporal_workflow_task_schedule_to_start_latency": "histogram",
+}
+# mentorflow's own, made with the activity's metric meter in activities/email.py.
+MENTORFLOW_METRICS = {"mentorflow_emails": "counter"}
+
+
+def mounted(service: str, target: str) -> Path:
+    """The repo path that compose binds at ``target`` (or at a folder holding it)."""
+    for volume in SERVICES[service].get("volumes", []):
+        source, inside = str(volume).split(":")[:2]
+        if source.startswith("./") and (target == inside or target.startswith(inside + "/")):
+            return ROOT / source / target.removeprefix(inside).lstrip("/")
+    raise AssertionError(f"{service} mounts nothing at {target}")
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metrics a PromQL expression reads: what is left once strings, label
+    matchers, ranges, groupings, variables, functions and operators are taken out."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\$\w+", "", expr)
+    expr = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", "", expr)
+    expr = re.sub(r"\bgroup_(?:left|right)\b(?:\s*\([^)]*\))?", "", expr)
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][\w:]*", expr):
+        called = expr[match.end() :].lstrip().startswith("(")
+        if not called and match[0] not in {"and", "or", "unless", "offset", "bool"}:
+            names.add(match[0])
+    return names
+
+
+def served_series() -> dict[str, str]:
+    """Every series name a worker serves: a histogram as its _bucket, _sum and _count."""
+    series: dict[str, str] = {}
+    for name, kind in (SDK_METRICS | MENTORFLOW_METRICS).items():
+        parts = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
+        series |= {name + part: name for part in parts}
+    return series
+
+
+def test_metric_names_reads_promql() -> None:
+    expr = (
+        'histogram_quantile(0.99, sum by (le, workflow_type) (rate(a_bucket{job="x"}[5m])))'
+        " / on (job) group_left sum without (le) (increase(b[$__rate_interval])) > bool 1"
+    )
+    assert metric_names(expr) == {"a_bucket", "b"}
+
+
+def test_prometheus_scrapes_every_worker_replica_at_its_metrics_port() -> None:
+    config = yaml.safe_load(mounted("prometheus", "/etc/prometheus/prometheus.yml").read_text())
+    environment = SERVICES["activity-worker"]["environment"]
+    metrics_port = int(environment["MENTORFLOW_METRICS_ADDRESS"].rsplit(":", 1)[1])
+    scraped: dict[str, tuple[str, int]] = {}
+    for job in config["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics"
+        assert job.get("scheme", "http") == "http"
+        # A fixed target would reach one replica of a scaled service; DNS finds them all.
+        assert "static_configs" not in job, job["job_name"]
+        for found in job["dns_sd_configs"]:
+            assert found["type"] == "A"
+            for name in found["names"]:
+                scraped[name] = (job["job_name"], found["port"])
+    assert scraped == {name: (name, metrics_port) for name in WORKERS}
+    for name in WORKERS:
+        assert SERVICES[name]["expose"] == [str(metrics_port)]
+    # The healthcheck and the host port are Prometheus' own port.
+    prometheus = SERVICES["prometheus"]
+    assert f"127.0.0.1:{PROMETHEUS_PORT}/-/ready" in " ".join(prometheus["healthcheck"]["test"])
+    assert prometheus["ports"] == [f"127.0.0.1:{PROMETHEUS_PORT}:{PROMETHEUS_PORT}"]
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    grafana = SERVICES["grafana"]
+    assert grafana["ports"] == [f"127.0.0.1:{GRAFANA_PORT}:{GRAFANA_PORT}"]
+    assert f"127.0.0.1:{GRAFANA_PORT}/api/health" in " ".join(grafana["healthcheck"]["test"])
+    datasources = mounted("grafana", "/etc/grafana/provisioning/datasources")
+    (source,) = [
+        entry
+        for file in sorted(datasources.glob("*.yml"))
+        for entry in yaml.safe_load(file.read_text())["datasources"]
+    ]
+    assert source["type"] == "prometheus" and source["isDefault"] is True
+    assert source["url"] == f"http://prometheus:{PROMETHEUS_PORT}"
+
+    providers = mounted("grafana", "/etc/grafana/provisioning/dashboards")
+    (provider,) = [
+        entry
+        for file in sorted(providers.glob("*.yml"))
+        for entry in yaml.safe_load(file.read_text())["providers"]
+    ]
+    assert provider["type"] == "file"
+    dashboards = sorted(mounted("grafana", provider["options"]["path"]).glob("*.json"))
+    assert [file.name for file in dashboards] == ["mentorflow.json"]
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert mounted("grafana", home) == dashboards[0]
+    # Viewing needs no account; nobody signs up.
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert grafana["environment"]["GF_USERS_ALLOW_SIGN_UP"] == "false"
+
+    for file in dashboards:
+        dashboard = json.loads(file.read_text())
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == source["uid"], panel["title"]
+
+
+def test_the_dashboard_reads_only_metrics_the_workers_serve() -> None:
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/mentorflow.json").read_text())
+    panels = {
+        panel["title"]: [target["expr"] for target in panel["targets"]]
+        for panel in dashboard["panels"]
+    }
+    assert len(panels) == len(dashboard["panels"]), "two panels share a title"
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(panels)
+    series = served_series()
+    for title, exprs in panels.items():
+        for expr in exprs:
+            unknown = metric_names(expr) - set(series)
+            assert not unknown, f"{title}: no worker serves {unknown}"
+
+    def reads(title: str) -> set[str]:
+        return {series[name] for expr in panels[title] for name in metric_names(expr)}
+
+    # What ops watch (docs/ops.md, "Logs and metrics").
+    assert reads("Workflow task latency") == {"temporal_workflow_task_execution_latency"}
+    assert reads("Activity failures") == {"temporal_activity_execution_failed"}
+    assert reads("Emails by outcome") == {"mentorflow_emails"}
+    assert all("by (outcome)" in expr for expr in panels["Emails by outcome"])
+    # The latency panel marks the SDK's two-second deadline (ms).
+    (latency,) = [p for p in dashboard["panels"] if p["title"] == "Workflow task latency"]
+    assert latency["fieldConfig"]["defaults"]["unit"] == "ms"
+    assert latency["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 2000
+
+
+def test_the_metric_list_is_the_code_s() -> None:
+    # mentorflow's counter is made under this name; the SDK's names are in its native
+    # library (a new SDK that renames one fails here, not on a blank panel).
+    assert '"mentorflow_emails"' in (ROOT / "activities/email.py").read_text()
+    (bridge,) = Path(temporalio.bridge.__file__).parent.glob("temporal_sdk_bridge*")
+    native = bridge.read_bytes()
+    for name in SDK_METRICS:
+        assert name.removeprefix("temporal_").encode() in native, name
