@@ -36,10 +36,7 @@ from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
 from mentorflow.temporal import binary, register_search_attributes
 from tests.keys import TEST_SECRET_KEY
-
-POSTGRES_URL = os.environ.get(
-    "MENTORFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from tests.postgres import CONTAINER_IMAGE, DEFAULT_URL, Use, choose_postgres
 
 
 def free_port() -> int:
@@ -96,15 +93,77 @@ def mail_catcher(tmp_path: Path) -> Iterator[MailCatcher]:
 # --- Databases -----------------------------------------------------------------------------
 
 
-def _postgres_reachable() -> str | None:
+def _unreachable(url: str) -> str | None:
+    """Why the PostgreSQL server at ``url`` does not answer, or None when it does."""
     try:
-        engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
     except Exception as error:
         return f"{error.__class__.__name__}: {str(error).splitlines()[0]}"
     return None
+
+
+def _docker_answers() -> bool:
+    """Whether a Docker engine answers, found as testcontainers finds it (DOCKER_HOST,
+    ~/.testcontainers.properties, the local socket)."""
+    try:
+        from testcontainers.core.docker_client import DockerClient
+
+        return bool(DockerClient(timeout=5).client.ping())
+    except Exception:
+        return False
+
+
+# Each test database's server, by database name: set_connections needs its admin URL.
+_ADMIN_URLS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The admin URL of this session's PostgreSQL server: MENTORFLOW_TEST_POSTGRES_URL's,
+    the local default, or a container; or every test that needs one is skipped (locally)
+    or fails (in CI). ``tests/postgres.py`` chooses."""
+    env_url = os.environ.get("MENTORFLOW_TEST_POSTGRES_URL") or None
+    ci = bool(os.environ.get("CI"))
+    problem = _unreachable(env_url or DEFAULT_URL)
+    docker = env_url is None and problem is not None and _docker_answers()
+    choice = choose_postgres(env_url, problem is None, docker, ci)
+    if choice.use is Use.CONTAINER:
+        from testcontainers.community.postgres import PostgresContainer
+
+        container = PostgresContainer(
+            CONTAINER_IMAGE,
+            username="postgres",
+            password="postgres",
+            dbname="test",
+            driver="psycopg",
+        )
+        try:
+            container.start()
+        except Exception as error:
+            with contextlib.suppress(Exception):
+                container.stop()  # whatever part of it did start
+            # As if no Docker engine had answered: skipped locally, failed in CI.
+            reason = f"PostgreSQL unreachable at {DEFAULT_URL}: {problem}; and a container"
+            reason += f" of {CONTAINER_IMAGE} did not start: {error}"
+            if choose_postgres(None, False, False, ci).use is Use.FAIL:
+                pytest.fail(f"PostgreSQL is required in CI; {reason}")
+            pytest.skip(reason)
+        try:
+            yield container.get_connection_url()
+        finally:
+            container.stop()
+        return
+    if choice.use is Use.FAIL:
+        pytest.fail(f"{choice.reason}: {problem}")
+    if choice.use is Use.SKIP:
+        pytest.skip(f"{choice.reason}: {problem}")
+    assert choice.url is not None
+    yield choice.url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -115,16 +174,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         migrate(url)
         yield url
         return
-    problem = _postgres_reachable()
-    if problem is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI; unreachable at {POSTGRES_URL}: {problem}")
-        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {problem}")
+    server: str = request.getfixturevalue("postgres_server")
     name = f"mentorflow_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    _ADMIN_URLS[name] = server
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
     try:
         migrate(url)
         yield url
@@ -132,12 +188,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+        _ADMIN_URLS.pop(name, None)
 
 
 def set_connections(database_url: str, *, allowed: bool) -> None:
     """Open or close a PostgreSQL database to new connections; closing also drops the open ones."""
     name = make_url(database_url).database
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(_ADMIN_URLS[str(name)], isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
