@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from mentorflow import people
-from mentorflow.models import ApplicationRecordInput
+from mentorflow.models import (
+    ApplicationRecordInput,
+    ApplicationRef,
+    CloseApplicationsInput,
+    CloseApplicationsResult,
+    Selection,
+    SelectionOf,
+    application_workflow_id,
+)
 from mentorflow.store import Store
+
+# Applications whose workflow may still take an answer or a withdrawal.
+OPEN_STATUSES = ("submitted", "awaiting_approval", "escalated", "approved")
 
 
 class ApplicationRecordActivities:
@@ -39,3 +52,43 @@ class ApplicationRecordActivities:
             await self._store.set_application_status(
                 record.application_id, record.status, record.at
             )
+
+    @activity.defn
+    async def selection_of(self, application: ApplicationRef) -> SelectionOf:
+        """HR's capacity decision on an application, if any (for its program's tally)."""
+        row = await self._store.application(application.application_id)
+        selected = row.selection if row is not None else None
+        return SelectionOf(selection=Selection(selected) if selected else None)
+
+
+class ApplicationControlActivities:
+    """Holds the store and the Temporal client: tells open applications their program closed."""
+
+    def __init__(self, store: Store, client: Client) -> None:
+        self._store = store
+        self._client = client
+
+    @activity.defn
+    async def close_applications(self, request: CloseApplicationsInput) -> CloseApplicationsResult:
+        """Signal every application of a cancelled program that may still take an answer.
+
+        The applications are read from the database (the program holds only counts); a
+        signal to one that has finished meanwhile is skipped. Retried, each is told again,
+        which changes nothing.
+        """
+        rows = await self._store.applications(request.program_id)
+        closed = 0
+        for row in rows:
+            if row.status not in OPEN_STATUSES:
+                continue
+            handle = self._client.get_workflow_handle(
+                application_workflow_id(request.program_id, row.id)
+            )
+            try:
+                # By name: activities do not import workflows (ApplicationWorkflow.program_closed).
+                await handle.signal("program_closed")
+                closed += 1
+            except RPCError as error:
+                activity.logger.info("application %s not told: %s", row.id, error.message)
+            activity.heartbeat(closed)
+        return CloseApplicationsResult(closed=closed)

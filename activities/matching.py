@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+from collections import Counter
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from mentorflow import people
+from mentorflow import capacity, people
+from mentorflow.definition import ProgramDefinition, Role, UndecidedPolicy
 from mentorflow.matching import Candidate, MatchingConflict, MatchingProblem, match
 from mentorflow.models import (
     ConfirmMatchesInput,
     MatchingSummary,
+    PairRef,
     ProposeMatchesInput,
     ProposeMatchesResult,
+    SelectionDecisionInput,
     SelectionRecordInput,
+    SelectionsRecorded,
 )
 from mentorflow.store import Store
 from mentorflow.store.tables import Application, MatchPair, MatchProposal
+from mentorflow.tally import group_of
 
 
 class MatchingActivities:
@@ -40,6 +48,61 @@ class MatchingActivities:
         )
 
     @activity.defn
+    async def decide_selections(self, request: SelectionDecisionInput) -> SelectionsRecorded:
+        """Check an organisation's selections against its approved applicants (or let the
+        policy choose them, first come first served), record them, and count them.
+
+        A refusal is typed (``unknown``, ``incomplete``, ``over_cap``) and not retried.
+        """
+        definition = await self._definition(request.program_id)
+        organisation = request.organisation_id
+        approved = [
+            row
+            for row in await self._store.applications(request.program_id)
+            if row.organisation_id == organisation and row.status == "approved"
+        ]
+        if request.policy is not None:
+            selections = capacity.undecided_selections(
+                UndecidedPolicy(request.policy),
+                [(row.id, row.profile_id) for row in approved],  # in the order they came
+                functools.partial(definition.cap, organisation),
+            )
+        else:
+            selections = request.selections
+            if request.channel != "rematch":
+                _check_complete(definition, organisation, selections, approved)
+            elif not set(selections) <= {row.id for row in approved}:
+                _refuse("unknown", f"{', '.join(selections)} is not approved in {organisation}")
+        resolver = await people.Resolver.load(self._store, request.program_id)
+        await self._store.record_selections(
+            program_id=request.program_id,
+            selections={k: v.value for k, v in selections.items()},
+            decided_by=await resolver.who(request.decided_by),
+            channel=request.channel,
+            at=request.at,
+        )
+        chosen = Counter(selection.value for selection in selections.values())
+        # Absolute counts of the organisation's approved applicants (retried, the same).
+        counts: dict[str, dict[str, int]] = {}
+        for row in approved:
+            selection = selections[row.id].value if row.id in selections else row.selection
+            group = counts.setdefault(group_of(row.organisation_id, row.profile_id), {})
+            if selection is not None:
+                group[selection] = group.get(selection, 0) + 1
+        return SelectionsRecorded(
+            changes=counts,
+            accepted=chosen["accepted"],
+            waitlisted=chosen["waitlisted"],
+            declined=chosen["declined"],
+        )
+
+    async def _definition(self, program_id: str) -> ProgramDefinition:
+        row = await self._store.program(program_id)
+        if row is None or not row.definition:
+            raise ApplicationError(f"program {program_id} has no definition in this database")
+        return ProgramDefinition.model_validate(row.definition)
+
+    @activity.defn
     async def propose_matches(self, request: ProposeMatchesInput) -> ProposeMatchesResult:
         """Pair the accepted mentors and adepts; store the proposal under its number (once)."""
         stored = await self._store.proposal(request.program_id, request.proposal)
@@ -50,6 +113,8 @@ class MatchingActivities:
             for row in await self._store.applications(request.program_id)
             if row.status == "approved" and row.selection == "accepted"
         ]
+        if request.check_accepted:
+            _check_accepted(request, {row.id: row.profile_id for row in rows})
         matching = request.matching
         problem = MatchingProblem(
             mentors=[
@@ -104,6 +169,50 @@ class MatchingActivities:
             confirmed_by=await resolver.who(request.confirmed_by),
             at=request.at,
         )
+
+
+def _refuse(kind: str, detail: str) -> None:
+    raise ApplicationError(f"{kind}: {detail}", type=kind, non_retryable=True)
+
+
+def _check_complete(
+    definition: ProgramDefinition,
+    organisation: str,
+    selections: dict[str, Any],
+    approved: list[Application],
+) -> None:
+    """HR's decision names each approved applicant once and keeps within the caps."""
+    profiles = {row.id: row.profile_id for row in approved}
+    unknown = sorted(set(selections) - set(profiles))
+    if unknown:
+        _refuse("unknown", f"{', '.join(unknown)} is not an approved applicant of {organisation}")
+    missing = len(set(profiles) - set(selections))
+    if missing:
+        _refuse("incomplete", f"{missing} approved applicant(s) have no decision")
+    for profile in definition.profiles:
+        cap = definition.cap(organisation, profile.id)
+        accepted = sum(
+            1
+            for application_id, selection in selections.items()
+            if selection.value == "accepted" and profiles[application_id] == profile.id
+        )
+        if cap is not None and accepted > cap:
+            _refuse(
+                "over_cap",
+                f"{profile.title}: {accepted} accepted, the cap for {organisation} is {cap}",
+            )
+
+
+def _check_accepted(request: ProposeMatchesInput, accepted: dict[str, str]) -> None:
+    """Each pair HR's action names is an accepted mentor and an accepted adept."""
+    roles = {profile: Role.MENTOR for profile in request.mentor_profiles}
+    roles.update({profile: Role.ADEPT for profile in request.adept_profiles})
+    pair: PairRef
+    for pair in request.check_accepted:
+        for application_id, role in ((pair.mentor_id, Role.MENTOR), (pair.adept_id, Role.ADEPT)):
+            profile = accepted.get(application_id)
+            if profile is None or roles.get(profile) is not role:
+                _refuse("unknown", f"{application_id} is not an accepted {role.value}")
 
 
 def candidate(row: Application, seniority_question: str | None, capacity: int = 1) -> Candidate:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from mentorflow import people
+from mentorflow.definition import ProgramDefinition
 from mentorflow.models import (
     OpenedPair,
     OpenPairsInput,
     OpenPairsResult,
     PairRecordInput,
+    RematchCheckInput,
+    RematchCheckResult,
     pair_id_of,
 )
 from mentorflow.store import Store
+from mentorflow.tally import group_of
 
 
 class PairActivities:
@@ -32,8 +37,18 @@ class PairActivities:
         else:
             pairs = [(p.mentor_id, p.adept_id) for p in request.pairs]
             source = "rematch"
+        groups = {
+            row.id: group_of(row.organisation_id, row.profile_id)
+            for row in await self._store.applications(request.program_id)
+        }
         opened = [
-            OpenedPair(pair_id=pair_id_of(mentor, adept), mentor_id=mentor, adept_id=adept)
+            OpenedPair(
+                pair_id=pair_id_of(mentor, adept),
+                mentor_id=mentor,
+                adept_id=adept,
+                mentor_group=groups.get(mentor, ""),
+                adept_group=groups.get(adept, ""),
+            )
             for mentor, adept in pairs
         ]
         await self._store.open_pairs(
@@ -43,6 +58,59 @@ class PairActivities:
             at=request.at,
         )
         return OpenPairsResult(pairs=opened)
+
+    @activity.defn
+    async def check_rematch(self, request: RematchCheckInput) -> RematchCheckResult:
+        """May HR pair the remaining participant of a closed pair with this partner?
+
+        Refusals are typed (``unknown``, ``conflict``) and not retried.
+        """
+        pairs = await self._store.pairs(request.program_id)
+        busy = {
+            member
+            for pair in pairs
+            if pair.status == "active"
+            for member in (pair.mentor_application_id, pair.adept_application_id)
+        }
+        remaining = request.remaining_id
+        left_alone = any(
+            remaining in (pair.mentor_application_id, pair.adept_application_id)
+            for pair in pairs
+            if pair.status == "closed"
+        )
+        if not left_alone or remaining in busy:
+            _refuse("unknown", f"{remaining} is not the remaining participant of a closed pair")
+        partner = await self._store.application(request.partner_id)
+        if (
+            partner is None
+            or partner.program_id != request.program_id
+            or partner.status != "approved"
+            or partner.selection not in ("waitlisted", "accepted")
+            or partner.id in busy
+        ):
+            _refuse(
+                "unknown",
+                f"{request.partner_id} is not on the wait-list (nor accepted and unpaired)",
+            )
+        assert partner is not None
+        program = await self._store.program(request.program_id)
+        assert program is not None
+        definition = ProgramDefinition.model_validate(program.definition)
+        left = await self._store.application(remaining)
+        assert left is not None
+        roles = [definition.profile(row.profile_id) for row in (left, partner)]
+        if roles[0] is None or roles[1] is None or roles[0].role is roles[1].role:
+            _refuse("conflict", "both have the same role; pair a mentor with an adept")
+        assert roles[0] is not None
+        mentor, adept = (
+            (remaining, partner.id) if roles[0].role.value == "mentor" else (partner.id, remaining)
+        )
+        return RematchCheckResult(
+            mentor_id=mentor,
+            adept_id=adept,
+            partner_accepted=partner.selection == "accepted",
+            partner_organisation=partner.organisation_id,
+        )
 
     @activity.defn
     async def record_pair(self, record: PairRecordInput) -> None:
@@ -63,3 +131,7 @@ class PairActivities:
             await self._store.set_pair_status(record.pair_id, record.status, record.at, reason)
         if record.withdrawn_id is not None:
             await self._store.set_application_status(record.withdrawn_id, "withdrawn", record.at)
+
+
+def _refuse(kind: str, detail: str) -> None:
+    raise ApplicationError(f"{kind}: {detail}", type=kind, non_retryable=True)

@@ -34,6 +34,7 @@ class ProgramRecordActivities:
             revision=program.revision,
             next_deadline=program.next_deadline,
             at=program.at,
+            dates=program.dates.model_dump(mode="json") if program.dates else None,
         )
 
     @activity.defn
@@ -48,5 +49,6 @@ class ProgramRecordActivities:
             at=event.at,
             detail=event.detail,
             next_deadline=event.next_deadline,
+            dates=event.dates.model_dump(mode="json") if event.dates else None,
         )
         return RecordEventResult(created=created)

@@ -1,8 +1,9 @@
 """The bare-Temporal baseline of ``bench/program_scale.py``: the same shape, empty bodies.
 
-A parent takes one update per application and starts a child for it; each
-child runs its share of empty activities and timers, takes one "approve"
-update, and signals the parent; the parent waits for the window to be closed
+Each application is a workflow the client starts itself (as the project's web
+form does), which signals the parent that it applied, runs its share of empty
+activities and timers, takes one "approve" update, and signals the parent its
+result; the parent counts them and waits for the window to be closed
 (an update, as HR's reschedule is in the project), for every result, for one
 update per organisation and one confirmation, then runs its own share of empty
 activities and timers. It continues as new at the same history length as
@@ -26,12 +27,11 @@ from temporalio.client import Client
 from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
-from temporalio.workflow import ParentClosePolicy
 
 # Passed through, as the project's workflows import it: otherwise the sandbox runs
 # mentorflow.models (and its pydantic models) again for every workflow it creates.
 with workflow.unsafe.imports_passed_through():
-    from mentorflow.models import HANDING_OVER, participant_task_queue
+    from mentorflow.models import participant_task_queue
     from mentorflow.settings import Settings
 
 CONTINUE_AS_NEW_AFTER = 4_000  # ProgramInput's default
@@ -57,14 +57,10 @@ class BareProgramInput(BaseModel):
     confirmed: bool = False
 
 
-class BareSubmission(BaseModel):
-    application_id: str
-    share: Share
-
-
 class BareApplicationInput(BaseModel):
     application_id: str
     share: Share
+    parent_id: str = "bare-program"
 
 
 class BareStatus(BaseModel):
@@ -95,6 +91,8 @@ class BareApplication:
 
     @workflow.run
     async def run(self, input: BareApplicationInput) -> None:
+        parent = workflow.get_external_workflow_handle(input.parent_id)
+        await parent.signal(BareProgram.applied, input.application_id)
         share = input.share
         before = share.activities // 2
         for _ in range(before):
@@ -107,9 +105,7 @@ class BareApplication:
             await workflow.wait_condition(lambda: self._approved)
         for _ in range(share.activities - before):
             await run_nothing()
-        await workflow.get_external_workflow_handle(workflow.info().parent.workflow_id).signal(  # type: ignore[union-attr]
-            BareProgram.result, input.application_id
-        )
+        await parent.signal(BareProgram.result, input.application_id)
         for left in range(timers, 0, -1):
             # The project's last timer stays open (withdrawal possible until the start).
             await workflow.sleep(LONG if left == 1 else timedelta(milliseconds=1))
@@ -141,7 +137,6 @@ class BareProgram:
     def __init__(self, input: BareProgramInput) -> None:
         self._state = input
         self._phase = "application_window"
-        self._handing_over = False  # as the program: applications wait for the next run
 
     @workflow.run
     async def run(self, input: BareProgramInput) -> None:
@@ -176,7 +171,6 @@ class BareProgram:
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: condition() or _long(), timeout=LONG)
         if _long():
-            self._handing_over = True
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(self._state)
 
@@ -186,21 +180,9 @@ class BareProgram:
             phase=self._phase, applications=self._state.applications, results=self._state.results
         )
 
-    @workflow.update
-    async def submit(self, submission: BareSubmission) -> None:
+    @workflow.signal
+    def applied(self, application_id: str) -> None:
         self._state.applications += 1
-        await workflow.start_child_workflow(
-            BareApplication.run,
-            BareApplicationInput(application_id=submission.application_id, share=submission.share),
-            id=f"bare-application-{submission.application_id}",
-            task_queue=participant_task_queue(workflow.info().task_queue),  # as the program
-            parent_close_policy=ParentClosePolicy.ABANDON,
-        )
-
-    @submit.validator
-    def _validate_submit(self, submission: BareSubmission) -> None:
-        if self._handing_over:
-            raise ValueError(f"{HANDING_OVER}: send again")
 
     @workflow.signal
     def result(self, application_id: str) -> None:

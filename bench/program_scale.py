@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bare_program import BareProgram, BareProgramInput, BareSubmission, Share
+from bare_program import BareApplication, BareApplicationInput, BareProgram, BareProgramInput, Share
 from stack import (
     ORGANISATIONS,
     application_form,
@@ -62,12 +62,13 @@ from mentorflow.models import (
     ProgramPhase,
     RescheduleRequest,
     Selection,
+    participant_task_queue,
 )
 from mentorflow.programs import ProgramError, handle_for, reschedule_program, start_program
-from mentorflow.temporal import execute_update_when_admitted
 from workflows.program import ProgramWorkflow
 
 HISTORY_WARNING = 10_240
+PROGRAM = "ProgramWorkflowV2"
 
 
 # --- Counting what ran --------------------------------------------------------------------
@@ -224,7 +225,7 @@ async def run_project(
         wall = time.perf_counter() - began
         inbox.approval_links()  # read the last emails' ids
         approved = sum(a.status == "approved" for a in await store.applications(program_id))
-        histories = await count_histories(env.client, {"ProgramWorkflow", "ApplicationWorkflow"})
+        histories = await count_histories(env.client, {PROGRAM, "ApplicationWorkflow"})
         activations = stack.workflow_task_times()
     finally:
         await stack.stop()
@@ -250,7 +251,7 @@ async def run_baseline(
     n: int, concurrency: int, project: Histories, folder: Path
 ) -> dict[str, Any]:
     env, worker = await start_bare(folder)
-    program = project.by_type["ProgramWorkflow"]
+    program = project.by_type[PROGRAM]
     children = project.by_type["ApplicationWorkflow"]
     try:
         began = time.perf_counter()
@@ -274,11 +275,12 @@ async def run_baseline(
             child = Share(
                 activities=share(children.activities, n, i), timers=share(children.timers, n, i)
             )
-            async with gate:
-                await execute_update_when_admitted(
-                    handle,
-                    BareProgram.submit,
-                    BareSubmission(application_id=application_id, share=child),
+            async with gate:  # started by the client, as the project's web form does
+                await env.client.start_workflow(
+                    BareApplication.run,
+                    BareApplicationInput(application_id=application_id, share=child),
+                    id=f"bare-application-{application_id}",
+                    task_queue=participant_task_queue("bare"),
                 )
             async with gate:
                 await env.client.get_workflow_handle(

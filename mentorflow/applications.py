@@ -1,7 +1,11 @@
-"""Taking an application: checking it, saving it, and handing it to its program.
+"""Taking an application: checking it, saving it, and starting its workflow.
 
 The web form and the CSV import both go through here, so an application is
-the same thing whichever way it came.
+the same thing whichever way it came. The program is not asked: whether it
+takes applications now is read from its row in the database (its dates and
+phase, which its workflow records), and the application's own workflow tells
+the program that it applied. So a thousand people applying at once is a
+thousand workflow starts, not a thousand messages to one program.
 """
 
 from __future__ import annotations
@@ -13,16 +17,34 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
-from mentorflow import limits
+from mentorflow import limits, timeline
+from mentorflow import search_attributes as sa
 from mentorflow.definition import ProgramDefinition, Question
-from mentorflow.models import ApplicationSubmission, program_workflow_id
+from mentorflow.models import (
+    ApplicationInput,
+    ApplicationSubmission,
+    ManagerChange,
+    ProgramDates,
+    ProgramPhase,
+    application_workflow_id,
+    participant_task_queue,
+    program_workflow_id,
+)
+from mentorflow.people import without_people
 from mentorflow.store import Store
-from mentorflow.store.tables import Application
+from mentorflow.store.tables import Application, Program
 from mentorflow.temporal import execute_update_when_admitted, is_busy
 from mentorflow.web.texts import TEXTS
-from workflows.program import ProgramWorkflow
+from workflows.legacy.program_v1 import ProgramWorkflowV1 as ProgramWorkflow
 
 MAX_NUMBER = 100  # a number answer is a count such as years of experience
 
@@ -46,10 +68,120 @@ async def submit_application(
     *,
     channel: str,
 ) -> SubmitOutcome:
-    """Save a checked application (once per email) and hand it to the program's workflow."""
+    """Save a checked application (once per email) and start its workflow; applying
+    again updates the same application, whose workflow asks the manager again."""
+    program = await store.program(definition.id)
+    if program is None or program.dates is None:
+        return await _submit_to_v1(store, temporal, definition, profile_id, values, channel=channel)
+    refusal = _closed(program)
+    if refusal is not None:
+        return SubmitOutcome(None, False, "closed", refusal)
+    earlier = await store.application_by_email(definition.id, values["email"])
+    if earlier is not None and earlier.status in ANSWERED:
+        return SubmitOutcome(earlier, False, "already_answered", earlier.status)
+    saved, created = await _save(store, definition, profile_id, values, channel)
+    workflow_id = application_workflow_id(definition.id, saved.id)
+    try:
+        await temporal.start_workflow(
+            "ApplicationWorkflow",  # by name: the core does not import the workflows
+            _application_input(definition, ProgramDates.model_validate(program.dates), saved),
+            id=workflow_id,
+            task_queue=participant_task_queue(await _task_queue(temporal, definition.id)),
+            # Once per application: applying again reaches the same workflow.
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(sa.PROGRAM_ID, definition.id)]
+            ),
+            static_summary=f"application to {definition.id}",
+        )
+    except WorkflowAlreadyStartedError:
+        # Applied again: the database may name another manager, whom it asks (an
+        # unchanged one is not emailed twice: the email ledger's key holds the address).
+        try:
+            await temporal.get_workflow_handle(workflow_id).signal(
+                "manager_changed", ManagerChange()
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:  # finished meanwhile: nothing to ask
+                raise
+    except RPCError as error:
+        if not is_busy(error):
+            raise
+        return SubmitOutcome(saved, created, "busy", "saved; send it again in a minute")
+    return SubmitOutcome(saved, created)
+
+
+# An application with one of these has its answer: applying again changes nothing.
+ANSWERED = ("approved", "declined", "withdrawn")
+
+
+def _closed(program: Program) -> str | None:
+    """Why the program takes no application now, or None.
+
+    The phase its workflow recorded decides, not this machine's clock: the program
+    opens and closes its window on its own timers (and a test server's skipped time).
+    An application that arrives between the deadline and that record is still counted.
+    """
+    assert program.dates is not None
+    dates = ProgramDates.model_validate(program.dates)
+    if program.phase == ProgramPhase.APPLICATION_WINDOW.value:
+        return None
+    if program.phase == ProgramPhase.SCHEDULED.value:
+        return f"applications open at {dates.opens.isoformat()}"
+    if program.phase == ProgramPhase.CANCELLED.value:
+        return "the program was cancelled"
+    return "the application deadline has passed"
+
+
+def _application_input(
+    definition: ProgramDefinition, dates: ProgramDates, application: Application
+) -> ApplicationInput:
+    """What the application's workflow needs: ids, dates and the program's plan (its
+    people as references, like the program's own definition: mentorflow.people)."""
+    plan = without_people(definition)
+    organisation = next(o for o in plan.organisations if o.id == application.organisation_id)
+    profile = plan.profile(application.profile_id)
+    assert profile is not None
+    return ApplicationInput(
+        program_id=plan.id,
+        application_id=application.id,
+        organisation_id=application.organisation_id,
+        profile_id=application.profile_id,
+        profile_title=profile.title,
+        hr_contacts=list(organisation.hr_contacts),
+        approval_required=plan.approval.required,
+        answer_by=timeline.answer_by(plan, dates),
+        reminders_before_answer_by=list(plan.approval.reminders_before_answer_by),
+        on_silence=plan.approval.on_silence.value,
+        decide_escalated_by=timeline.escalation_due(plan, dates),
+        facts=timeline.facts(plan, dates),
+        report_to_program=True,
+    )
+
+
+_task_queues: dict[tuple[str, str, str], str] = {}
+
+
+async def _task_queue(temporal: Client, program_id: str) -> str:
+    """The task queue the program runs on (its applications run beside it); asked once."""
+    key = (temporal.service_client.config.target_host, temporal.namespace, program_id)
+    if key not in _task_queues:
+        described = await temporal.get_workflow_handle(program_workflow_id(program_id)).describe()
+        _task_queues[key] = described.raw_description.execution_config.task_queue.name
+    return _task_queues[key]
+
+
+async def _save(
+    store: Store,
+    definition: ProgramDefinition,
+    profile_id: str,
+    values: dict[str, Any],
+    channel: str,
+) -> tuple[Application, bool]:
     profile = definition.profile(profile_id)
     assert profile is not None
-    saved, created = await store.save_application(
+    return await store.save_application(
         new_id=secrets.token_hex(8),
         program_id=definition.id,
         email=values["email"],
@@ -64,6 +196,20 @@ async def submit_application(
         channel=channel,
         at=datetime.now(UTC),
     )
+
+
+async def _submit_to_v1(
+    store: Store,
+    temporal: Client,
+    definition: ProgramDefinition,
+    profile_id: str,
+    values: dict[str, Any],
+    *,
+    channel: str,
+) -> SubmitOutcome:
+    """A program run by ProgramWorkflowV1 (started before the thin program) takes each
+    application as an update, and starts its workflow itself."""
+    saved, created = await _save(store, definition, profile_id, values, channel)
     handle = temporal.get_workflow_handle_for(
         ProgramWorkflow.run, program_workflow_id(definition.id)
     )

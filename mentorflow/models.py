@@ -16,9 +16,6 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     Field,
-    ValidationInfo,
-    field_serializer,
-    field_validator,
 )
 
 from mentorflow.definition import (
@@ -30,6 +27,7 @@ from mentorflow.definition import (
     ProgramDefinition,
     ProgramKind,
 )
+from mentorflow.tally import Tally
 
 WORKFLOW_ID_PREFIX = "program-"
 
@@ -121,13 +119,6 @@ class ReportSummary(BaseModel):
     currency: str | None = None
 
 
-class ApplicationEntry(BaseModel):
-    organisation_id: str
-    profile_id: str
-    outcome: str | None = None  # an ApplicationOutcome once the application has one
-    selection: Selection | None = None  # HR's capacity decision, once made
-
-
 class PairRef(BaseModel):
     """A mentor and an adept, by application id (no personal data)."""
 
@@ -177,64 +168,34 @@ class DateChange(BaseModel):
 
 
 class ProgramState(BaseModel):
-    """What a program carries across continue-as-new, so its history stays bounded."""
+    """Everything a program holds, in one model: the workflow's state, and what it
+    carries across continue-as-new. Ids, dates, counts and outcomes only; its size
+    does not grow with the number of applicants (the tally counts them)."""
 
-    phase: ProgramPhase
-    revision: int
+    phase: ProgramPhase = ProgramPhase.SCHEDULED
+    revision: int = 0  # raised by every change that must wake the waiting lifecycle
     dates: ProgramDates
-    reminders_done: list[str]
-    reminders_sent: int
-    announced_to: int
-    reschedules: int
-    applications: dict[str, ApplicationEntry]
-    notices: list[DateChange] = Field(default_factory=list)
+    reminders_done: set[str] = Field(default_factory=set)
+    reminders_sent: int = 0
+    announced_to: int = 0
+    reschedules: int = 0
+    notices: list[DateChange] = Field(default_factory=list)  # moves not yet told
+    tally: Tally = Field(default_factory=Tally)
     decisions: dict[str, OrganisationDecision] = Field(default_factory=dict)
     capacity_requested: bool = False
     matching: MatchingState = Field(default_factory=MatchingState)
     calendar: dict[str, CalendarEntry] = Field(default_factory=dict)
     pairs: dict[str, PairEntry] = Field(default_factory=dict)
-    pairs_to_tell: list[str] = Field(default_factory=list)
+    pairs_to_tell: list[str] = Field(default_factory=list)  # pairs whose dates moved
     evaluation: EvaluationProgress = Field(default_factory=EvaluationProgress)
     report: ReportSummary | None = None
     purge_at: AwareDatetime | None = None
     purge_request: PurgeRequest | None = None
 
-    # Every application's and every pair's entry rides along on each continue-as-new. As
-    # objects, 5,000 applicants' entries alone were 543 KB, over Temporal's 512 KB payload
-    # warning; as short lists of their fields (trailing defaults left out) half that.
-    @field_serializer("applications", "pairs")
-    def _compact_entries(
-        self, entries: dict[str, ApplicationEntry] | dict[str, PairEntry]
-    ) -> dict[str, list[object]]:
-        compact = {}
-        for key, entry in entries.items():
-            fields = _DEFAULTS[type(entry)]
-            values = [getattr(entry, name) for name, _ in fields]
-            kept = len(values)
-            while kept and values[kept - 1] == fields[kept - 1][1]:
-                kept -= 1
-            compact[key] = values[:kept]
-        return compact
-
-    @field_validator("applications", "pairs", mode="before")
-    @classmethod
-    def _expand_entries(cls, value: object, info: ValidationInfo) -> object:
-        """Read the short lists, and the objects of runs that handed over before them."""
-        if not isinstance(value, dict):
-            return value
-        model = ApplicationEntry if info.field_name == "applications" else PairEntry
-        names = [name for name, _ in _DEFAULTS[model]]
-        return {
-            key: dict(zip(names, entry, strict=False)) if isinstance(entry, list) else entry
-            for key, entry in value.items()
-        }
-
 
 class ProgramInput(BaseModel):
-    """What ``ProgramWorkflow`` is started with: the definition as it was validated.
-
-    ``state`` is set only when the program continues as new.
-    """
+    """What ``ProgramWorkflow`` is started with: the definition as it was validated
+    (without its people: mentorflow.people). ``state`` only when it continues as new."""
 
     definition: ProgramDefinition
     state: ProgramState | None = None
@@ -324,6 +285,9 @@ class RegisterProgramInput(BaseModel):
     revision: int
     next_deadline: AwareDatetime | None
     at: AwareDatetime
+    # The program's current dates, which clients read to take applications (thin
+    # programs only; a row without them belongs to a ProgramWorkflowV1 run).
+    dates: ProgramDates | None = None
 
 
 EventKind = Literal[
@@ -353,6 +317,7 @@ class RecordEventInput(BaseModel):
     at: AwareDatetime
     next_deadline: AwareDatetime | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+    dates: ProgramDates | None = None  # the current dates, after a move
 
 
 class RecordEventResult(BaseModel):
@@ -603,6 +568,17 @@ class ApplicationInput(BaseModel):
     # Only in runs from before mentorflow.people (now read from the database).
     applicant: Person | None = None
     manager: Person | None = None
+    # Started by the client, not by its program (thin programs): it tells the program
+    # that it applied, and with each outcome the one it replaces.
+    report_to_program: bool = False
+
+
+class ApplicationApplied(BaseModel):
+    """An application's word to its program that it exists: ids only."""
+
+    application_id: str
+    organisation_id: str
+    profile_id: str
 
 
 class ApplicationResult(BaseModel):
@@ -611,6 +587,8 @@ class ApplicationResult(BaseModel):
     profile_id: str
     outcome: ApplicationOutcome
     channel: str  # email_link | policy | hr_link | applicant
+    previous: ApplicationOutcome | None = None  # None: it was pending
+    selection: Selection | None = None  # HR's decision on it, when it leaves the approved
 
 
 class ApplicationStatus(BaseModel):
@@ -649,6 +627,14 @@ class LinkRequest(BaseModel):
     path: str  # e.g. "/a/" or "/w/"
 
 
+class ApplicationRef(BaseModel):
+    application_id: str
+
+
+class SelectionOf(BaseModel):
+    selection: Selection | None = None
+
+
 class ApplicationRecordInput(BaseModel):
     application_id: str
     status: str
@@ -676,6 +662,49 @@ class CapacityDecisionResult(BaseModel):
     accepted: int
     waitlisted: int
     declined: int
+
+
+class SelectionDecisionInput(BaseModel):
+    """HR's (or the policy's) selections for one organisation, checked against the
+    database before they are recorded; ``policy`` set: the activity chooses."""
+
+    program_id: str
+    organisation_id: str
+    selections: dict[str, Selection] = Field(default_factory=dict)
+    policy: str | None = None  # an UndecidedPolicy value
+    decided_by: str
+    channel: str
+    at: AwareDatetime
+
+
+class SelectionsRecorded(BaseModel):
+    """What changed, per ``organisation/profile`` and selection (+1/-1), for the tally."""
+
+    changes: dict[str, dict[str, int]] = Field(default_factory=dict)
+    accepted: int = 0
+    waitlisted: int = 0
+    declined: int = 0
+
+
+class RematchCheckInput(BaseModel):
+    program_id: str
+    remaining_id: str
+    partner_id: str
+
+
+class RematchCheckResult(BaseModel):
+    mentor_id: str
+    adept_id: str
+    partner_accepted: bool
+    partner_organisation: str
+
+
+class CloseApplicationsInput(BaseModel):
+    program_id: str
+
+
+class CloseApplicationsResult(BaseModel):
+    closed: int
 
 
 class SelectionRecordInput(BaseModel):
@@ -714,6 +743,9 @@ class ProposeMatchesInput(BaseModel):
     locks: list[PairRef] = Field(default_factory=list)
     forbids: list[PairRef] = Field(default_factory=list)
     at: AwareDatetime
+    # The pairs HR's action names: each must be an accepted mentor and adept (thin programs
+    # check it here, against the database, not in the update's validator).
+    check_accepted: list[PairRef] = Field(default_factory=list)
 
 
 class ProposeMatchesResult(BaseModel):
@@ -774,18 +806,9 @@ class PairEntry(BaseModel):
     status: Literal["active", "closed", "ended"] = "active"
     started: bool = False  # its workflow has been started
     rematch: bool = False  # paired by HR after a withdrawal: its workflow introduces the two
-
-
-# The fields of the entries ProgramState carries as short lists, in order, with their
-# defaults (a required field's is a value no entry has, so it is never left out).
-_REQUIRED = object()
-_DEFAULTS: dict[type, list[tuple[str, object]]] = {
-    model: [
-        (name, _REQUIRED if field.is_required() else field.default)
-        for name, field in model.model_fields.items()
-    ]
-    for model in (ApplicationEntry, PairEntry)
-}
+    # organisation/profile of each, for the tally when one withdraws (thin programs).
+    mentor_group: str = ""
+    adept_group: str = ""
 
 
 class OpenPairsInput(BaseModel):
@@ -799,6 +822,8 @@ class OpenedPair(BaseModel):
     pair_id: str
     mentor_id: str
     adept_id: str
+    mentor_group: str = ""  # organisation/profile
+    adept_group: str = ""
 
 
 class OpenPairsResult(BaseModel):

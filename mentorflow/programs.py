@@ -31,6 +31,7 @@ from mentorflow.models import (
     PurgeResult,
     RescheduleRequest,
     RescheduleResult,
+    program_dates,
     program_workflow_id,
 )
 from mentorflow.people import without_people
@@ -81,6 +82,8 @@ async def start_program(
         revision=0,
         next_deadline=definition.application.opens,
         at=datetime.now(UTC),
+        # Before the workflow starts: clients read them to take applications.
+        dates=program_dates(definition).model_dump(mode="json"),
     )
     plan = without_people(definition)
     try:
@@ -193,7 +196,8 @@ async def purge_program(
 
 async def list_programs(client: Client, limit: int = 200) -> list[ProgramSummary]:
     """Programs, newest first, as the Temporal visibility store knows them."""
-    query = f"WorkflowType = '{ProgramWorkflow.__name__}'"
+    # Both types: programs started before the thin program run on as ProgramWorkflowV1.
+    query = "WorkflowType IN ('ProgramWorkflowV2', 'ProgramWorkflow')"
     found = []
     async for execution in client.list_workflows(query, limit=limit):
         attributes = execution.typed_search_attributes

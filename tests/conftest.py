@@ -32,6 +32,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.mail.catcher import MailCatcher
+from mentorflow.models import WORKFLOW_ID_PREFIX, program_id_of
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
 from mentorflow.temporal import binary, register_search_attributes
@@ -368,16 +369,21 @@ async def keep_histories(client: Client, program: Any, scenario: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     runs = await run_histories(client, program.id)
-    children = sorted(
-        {
-            event.start_child_workflow_execution_initiated_event_attributes.workflow_id
-            for history in runs
-            for event in history.events
-            if event.HasField("start_child_workflow_execution_initiated_event_attributes")
-        }
-    )
+    children = {
+        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for history in runs
+        for event in history.events
+        if event.HasField("start_child_workflow_execution_initiated_event_attributes")
+    }
+    # Applications are started by the clients that took them, not by the program.
+    from tests.privacy import every_run  # lists on the time-skipping server too
+
+    program_id = program.id.removeprefix(WORKFLOW_ID_PREFIX)
+    for run in await every_run(client):
+        if program_id_of(run.workflow_id) == program_id:
+            children.add(run.workflow_id)
     shapes: set[tuple[int, ...]] = set()
-    for workflow_id in [program.id, *children]:
+    for workflow_id in [program.id, *sorted(children)]:
         for history in await run_histories(client, workflow_id):
             shape = tuple(event.event_type for event in history.events)
             if shape in shapes:

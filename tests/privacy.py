@@ -92,7 +92,7 @@ async def personal_data_in_temporal(
     search to some workflows, e.g. one program's on a dev server shared by tests.
     """
     matcher = _Matcher(needles)
-    runs = await _every_run(client, query)
+    runs = await every_run(client, query)
     limit = asyncio.Semaphore(_PARALLEL)
 
     async def search(run: _Run) -> list[Hit]:
@@ -163,7 +163,7 @@ def _normal(text: str) -> str:
 # --- Listing ----------------------------------------------------------------------------------
 
 
-async def _every_run(client: Client, query: str | None = None) -> list[_Run]:
+async def every_run(client: Client, query: str | None = None) -> list[_Run]:
     """Every run of every workflow of the namespace (or of ``query``), open and closed,
     continued-as-new too."""
     try:

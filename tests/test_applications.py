@@ -287,6 +287,9 @@ async def test_every_bad_link_is_refused_politely_and_changes_nothing(
         async def decisions(i: int) -> list[ApprovalDecision]:
             return await store.decisions(rows[f"p{i}@example.org"].id)
 
+        async def recorded(i: int, expected: list[str]) -> bool:
+            return [d.decision for d in await decisions(i)] == expected
+
         # Forged: a changed signature, on GET and POST alike.
         good = first_link("boss0@example.org", "a")
         forged = good[:-3] + ("xyz" if not good.endswith("xyz") else "abc")
@@ -303,6 +306,8 @@ async def test_every_bad_link_is_refused_politely_and_changes_nothing(
         assert (await web.http.post(good, data={"choice": "approve"})).status_code == 200
         reused = await web.http.post(good, data={"choice": "decline"})
         assert reused.status_code == 409 and "already been answered: approved" in reused.text
+        # A click returns once the workflow took the answer; it records it just after.
+        await wait_for(lambda: recorded(0, ["approved"]))
         assert [d.decision for d in await decisions(0)] == ["approved"]
 
         # After withdrawal, the manager's link says so and changes nothing.
@@ -324,6 +329,7 @@ async def test_every_bad_link_is_refused_politely_and_changes_nothing(
             first_link("newboss2@example.org", "a"), data={"choice": "decline"}
         )
         assert new.status_code == 200
+        await wait_for(lambda: recorded(2, ["declined"]))
         assert [(d.decision, d.decided_by) for d in await decisions(2)] == [
             ("declined", "newboss2@example.org")
         ]

@@ -227,10 +227,8 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
             )
         if response.status_code != 200:
             return False
-        executions = response.json().get("executions", [])
-        return len(executions) == count and all(
-            e["parentExecution"]["workflowId"] == f"program-{program_id}" for e in executions
-        )
+        # Started by the web form and the import, not by the program: no parent.
+        return len(response.json().get("executions", [])) == count
 
     await wait_for(lambda: ui_lists_applications(2), within=30, interval=0.5)
 

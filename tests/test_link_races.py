@@ -76,7 +76,11 @@ async def test_one_link_clicked_many_times_at_once_makes_exactly_one_decision(
     definition = load_definition(file)
     release = asyncio.Event()
     activities = [
-        *(a for a in activities_for(store, worker_settings) if a.__name__ != "send_email_batch"),
+        *(
+            a
+            for a in activities_for(store, worker_settings, dev_env.client)
+            if a.__name__ != "send_email_batch"
+        ),
         slow_to_report(store, worker_settings, release),
     ]
     worker = create_worker(dev_env.client, worker_settings, store, activities)

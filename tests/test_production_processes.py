@@ -143,7 +143,7 @@ async def test_the_compose_topology_runs_as_processes_with_logs_metrics_and_encr
         ]
         assert phase_lines, worker_log
         assert phase_lines[0]["program_id"] == program_id
-        assert phase_lines[0]["workflow_type"] == "ProgramWorkflow"
+        assert phase_lines[0]["workflow_type"] == "ProgramWorkflowV2"
         assert phase_lines[0]["namespace"] == namespace
 
         def email_logged() -> bool:

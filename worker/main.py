@@ -19,7 +19,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.applications import ApplicationRecordActivities
+from activities.applications import ApplicationControlActivities, ApplicationRecordActivities
 from activities.email import EmailActivities
 from activities.matching import MatchingActivities
 from activities.pairs import PairActivities
@@ -30,19 +30,23 @@ from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
 from worker.kinds import WorkerKind, hosts_activities, hosts_workflows
 from workflows.application import ApplicationWorkflow
+from workflows.legacy.program_v1 import ProgramWorkflowV1
 from workflows.pair import PairWorkflow
 from workflows.program import ProgramWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: Sequence[type] = (ProgramWorkflow, ApplicationWorkflow, PairWorkflow)
+# ProgramWorkflowV1 runs the programs started before the thin program, until they end.
+WORKFLOWS: Sequence[type] = (ProgramWorkflow, ProgramWorkflowV1, ApplicationWorkflow, PairWorkflow)
 
 
-def activities_for(store: Store, settings: Settings) -> list[Any]:
-    """The activity functions of every activity class, bound to ``store`` and ``settings``."""
+def activities_for(store: Store, settings: Settings, client: Client) -> list[Any]:
+    """The activity functions of every activity class, bound to their store, settings
+    and Temporal client."""
     email = EmailActivities(store, settings)
     records = ProgramRecordActivities(store)
     applications = ApplicationRecordActivities(store)
+    control = ApplicationControlActivities(store, client)
     matching = MatchingActivities(store)
     pairs = PairActivities(store)
     reports = ReportActivities(store)
@@ -55,11 +59,15 @@ def activities_for(store: Store, settings: Settings) -> list[Any]:
         reports.make_report,
         reports.purge_personal_data,
         pairs.open_pairs,
+        pairs.check_rematch,
         pairs.record_pair,
         records.register_program,
         records.record_event,
         applications.record_application,
+        applications.selection_of,
+        control.close_applications,
         matching.record_selections,
+        matching.decide_selections,
         matching.propose_matches,
         matching.confirm_matches,
     ]
@@ -80,14 +88,14 @@ async def create_worker(
 
     ``kind`` None hosts both; ``WorkerKind.WORKFLOWS`` only the workflows (``store`` may
     be None: workflows never touch the database); ``WorkerKind.ACTIVITIES`` only the
-    activities. ``activities`` replaces ``activities_for(store, settings)`` (tests wrap one).
+    activities. ``activities`` replaces ``activities_for(...)`` (tests wrap one).
     """
     if not hosts_activities(kind):
         activities = []
     elif activities is None:
         if store is None:
             raise ValueError("a worker that hosts activities needs a store")
-        activities = activities_for(store, settings)
+        activities = activities_for(store, settings, client)
     workflows = list(WORKFLOWS) if hosts_workflows(kind) else []
     queues = (settings.temporal_task_queue, participant_task_queue(settings.temporal_task_queue))
     async with contextlib.AsyncExitStack() as workers:

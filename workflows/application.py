@@ -1,7 +1,10 @@
 """ApplicationWorkflow: one application, from confirmation to the manager's answer.
 
-It runs as a child of its program (abandoned on close, so the program can
-continue-as-new without it) and reports its outcome to the program by signal.
+The client that saved the application starts it (its id is the application's,
+so applying again reaches the same workflow); it tells its program that it
+applied and, by signal, each outcome: the program keeps only counts. (Programs
+of the earlier ProgramWorkflowV1 started it as an abandoned child, and were told
+only the outcome.)
 Answers come through the ``decide`` and ``withdraw`` updates, whose validators
 refuse, before anything is recorded, an answer that is already given, given by
 the wrong person, or too late.
@@ -24,9 +27,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities
     from mentorflow import people
     from mentorflow.models import (
+        ApplicationApplied,
         ApplicationInput,
         ApplicationOutcome,
         ApplicationRecordInput,
+        ApplicationRef,
         ApplicationResult,
         ApplicationStatus,
         DecisionRequest,
@@ -34,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         EmailTemplate,
         LinkRequest,
         ManagerChange,
+        SelectionOf,
         WithdrawalRequest,
         program_workflow_id,
     )
@@ -41,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.timers import Clock
 
 APPLICATION_RESULT_SIGNAL = "application_result"
+APPLICATION_APPLIED_SIGNAL = "application_applied"
 
 
 @workflow.defn
@@ -72,6 +79,15 @@ class ApplicationWorkflow:
 
     @workflow.run
     async def run(self, input: ApplicationInput) -> ApplicationResult:
+        if input.report_to_program:
+            await self._tell_program(
+                APPLICATION_APPLIED_SIGNAL,
+                ApplicationApplied(
+                    application_id=input.application_id,
+                    organisation_id=input.organisation_id,
+                    profile_id=input.profile_id,
+                ),
+            )
         await self._record("awaiting_approval")
         await self._confirm_to_applicant()
         if not input.approval_required:
@@ -111,34 +127,55 @@ class ApplicationWorkflow:
                     key="withdrawal",
                 )
                 self._state = ApplicationOutcome.WITHDRAWN.value
-                result = await self._report(ApplicationOutcome.WITHDRAWN, "applicant")
+                result = await self._report(
+                    ApplicationOutcome.WITHDRAWN, "applicant", previous=ApplicationOutcome.APPROVED
+                )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
-    async def _report(self, outcome: ApplicationOutcome, channel: str) -> ApplicationResult:
+    async def _report(
+        self,
+        outcome: ApplicationOutcome,
+        channel: str,
+        previous: ApplicationOutcome | None = None,
+    ) -> ApplicationResult:
         """Tell the program (whichever run of it is current) how the application ended."""
+        selection = None
+        if self._input.report_to_program and previous is ApplicationOutcome.APPROVED:
+            # HR may have chosen it already: the program's counts of the chosen follow.
+            selected: SelectionOf = await workflow.execute_activity_method(
+                ApplicationRecordActivities.selection_of,
+                ApplicationRef(application_id=self._input.application_id),
+                start_to_close_timeout=RECORD_TIMEOUT,
+                summary="HR's selection",
+            )
+            selection = selected.selection
         result = ApplicationResult(
             application_id=self._input.application_id,
             organisation_id=self._input.organisation_id,
             profile_id=self._input.profile_id,
             outcome=outcome,
             channel=channel,
+            **({"previous": previous, "selection": selection} if previous else {}),
         )
+        await self._tell_program(APPLICATION_RESULT_SIGNAL, result)
+        return result
+
+    async def _tell_program(
+        self, signal: str, message: ApplicationApplied | ApplicationResult
+    ) -> None:
         program_id = program_workflow_id(self._input.program_id)
         try:
-            await workflow.get_external_workflow_handle(program_id).signal(
-                APPLICATION_RESULT_SIGNAL, result
-            )
+            await workflow.get_external_workflow_handle(program_id).signal(signal, message)
         except Exception:
             # The program has already finished (a withdrawal after it moved on):
             # the outcome is in the database, which is what later phases read.
             workflow.logger.warning(
-                "program %s did not take the %s outcome of %s",
+                "program %s did not take %s of %s",
                 self._input.program_id,
-                outcome.value,
+                signal,
                 self._input.application_id,
             )
-        return result
 
     async def _await_answer(self) -> tuple[ApplicationOutcome, str]:
         """The manager's answer, with reminders; at answer-by the silence policy applies."""
@@ -228,13 +265,21 @@ class ApplicationWorkflow:
         _refuse_with(self._validate_decide, request)
         self._decision = request
         self._decided_by = self._approvers.get(request.fingerprint, "unknown approver")
-        await workflow.wait_condition(lambda: self._state not in ("awaiting_manager", "escalated"))
+        # Returns once taken: the decision is in this workflow's history, which records it
+        # and tells the program next (a click does not wait for the database). Answers
+        # given before this change returned once recorded, and replay so.
+        if not workflow.patched("decide-returns-when-taken"):
+            await workflow.wait_condition(
+                lambda: self._state not in ("awaiting_manager", "escalated")
+            )
         return self.status()
 
     @decide.validator
     def _validate_decide(self, request: DecisionRequest) -> None:
         self._refuse_if_closed()
-        if self._decision is not None or self._state in ("approved", "declined"):
+        if self._decision is not None:  # taken, perhaps not recorded yet
+            raise ValueError(f"already_answered: {_word(self._decision)}")
+        if self._state in ("approved", "declined"):
             raise ValueError(f"already_answered: {self._state}")
         if request.fingerprint not in self._approvers and not self._links_in_flight:
             raise ValueError("not_your_link: this link is not for the person who may answer now")
@@ -389,3 +434,7 @@ def _refuse_with(validator: Callable[[Any], None], request: Any) -> None:
         validator(request)
     except ValueError as error:
         raise ApplicationError(str(error), non_retryable=True) from None
+
+
+def _word(decision: DecisionRequest) -> str:
+    return ApplicationOutcome.APPROVED.value if decision.approve else "declined"

@@ -201,11 +201,13 @@ class Store:
         revision: int,
         next_deadline: datetime | None,
         at: datetime,
+        dates: dict[str, str] | None = None,
     ) -> None:
         """Create the program's row, or bring it up to date.
 
         ``definition`` None keeps the stored one: the workflow registering itself
         holds only the definition without its people (see mentorflow.people).
+        ``dates`` None keeps the stored dates.
         """
         values = {
             "id": program_id,
@@ -218,6 +220,8 @@ class Store:
             "created_at": at,
             "updated_at": at,
         }
+        if dates is not None:
+            values["dates"] = dates
         kept = (
             ("id", "created_at") if definition is not None else ("id", "created_at", "definition")
         )
@@ -275,8 +279,10 @@ class Store:
         at: datetime,
         detail: dict[str, Any] | None = None,
         next_deadline: datetime | None = None,
+        dates: dict[str, str] | None = None,
     ) -> bool:
-        """Record an event once, and the program's current phase; False if it was already there."""
+        """Record an event once, and the program's current phase (and ``dates``, when
+        given); False if it was already there."""
         insert = (
             self._insert(ProgramEvent)
             .values(
@@ -299,7 +305,11 @@ class Store:
                     update(Program)
                     .where(Program.id == program_id, Program.revision <= revision)
                     .values(
-                        phase=phase, revision=revision, next_deadline=next_deadline, updated_at=at
+                        phase=phase,
+                        revision=revision,
+                        next_deadline=next_deadline,
+                        updated_at=at,
+                        **({"dates": dates} if dates is not None else {}),
                     )
                 )
         return created
@@ -562,6 +572,16 @@ class Store:
             )
         assert row is not None
         return row, row.id == new_id
+
+    async def application_by_email(self, program_id: str, email: str) -> Application | None:
+        """The program's application from ``email`` (as saved: trimmed, lower case)."""
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(Application).where(
+                    Application.program_id == program_id,
+                    Application.email == email.strip().lower(),
+                )
+            )
 
     async def application(self, application_id: str) -> Application | None:
         async with self._sessions() as session:

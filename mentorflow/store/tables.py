@@ -65,6 +65,9 @@ class Program(Base):
     phase: Mapped[str] = mapped_column(String(40))
     revision: Mapped[int] = mapped_column(Integer, default=0)
     next_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Its current opening, deadline, start, end and evaluation (ISO 8601), as its
+    # workflow last recorded them; None for a program run by ProgramWorkflowV1.
+    dates: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

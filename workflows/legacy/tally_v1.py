@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mentorflow.models import ApplicationEntry, ApplicationOutcome, Selection
+from mentorflow.models import ApplicationOutcome, Selection
+from workflows.legacy.state_v1 import ApplicationEntry
 
 _OUTCOMES = ("approved", "declined", "withdrawn", "pending")
 _SELECTIONS = {

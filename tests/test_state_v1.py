@@ -1,4 +1,4 @@
-"""The models that cross Temporal: what a program carries when it continues as new."""
+"""What a ``ProgramWorkflowV1`` run carries when it continues as new (its compact format)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from mentorflow.definition import load_definition
 from mentorflow.models import (
-    ApplicationEntry,
     PairEntry,
     ProgramDates,
     ProgramPhase,
-    ProgramState,
     Selection,
     pair_id_of,
 )
 from tests.programs import DEMO
+from workflows.legacy.state_v1 import ApplicationEntry
+from workflows.legacy.state_v1 import ProgramStateV1 as ProgramState
 
 PAYLOAD_WARNING = 512 * 1024  # Temporal's blob size warning
 

@@ -1,0 +1,91 @@
+"""A program's application counts: all it knows of its applicants.
+
+The applications themselves live in the database and run in their own
+workflows; the program is told of each one by small signals (applied, and its
+outcome) and keeps only counts per organisation and profile, so its state and
+every continue-as-new stay the same size whether ten people apply or 5,000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field
+
+OUTCOMES = ("approved", "declined", "withdrawn")
+# HR's capacity decision among the approved ("declined" is the manager's answer).
+SELECTIONS = {"accepted": "accepted", "waitlisted": "waitlisted", "declined": "not_selected"}
+
+
+def group_of(organisation_id: str, profile_id: str) -> str:
+    return f"{organisation_id}/{profile_id}"
+
+
+class Tally(BaseModel):
+    """Counts per ``organisation/profile``: applied, pending, each outcome and selection."""
+
+    groups: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+    def add(self, group: str, changes: Mapping[str, int]) -> None:
+        counts = self.groups.setdefault(group, {})
+        for key, change in changes.items():
+            counts[key] = counts.get(key, 0) + change
+
+    def applied(self, group: str) -> None:
+        self.add(group, {"applied": 1, "pending": 1})
+
+    def decided(
+        self, group: str, outcome: str, *, previous: str | None, selection: str | None
+    ) -> None:
+        """An application got ``outcome``; ``previous`` is the one it had (None: pending),
+        ``selection`` HR's decision on it when it leaves the approved."""
+        changes = {outcome: 1, previous or "pending": -1}
+        if previous == "approved" and selection is not None:
+            changes.update({"selected": -1, SELECTIONS[selection]: -1})
+        self.add(group, changes)
+
+    def set_selections(self, group: str, counts: Mapping[str, int]) -> None:
+        """HR's selections in ``group`` are now ``counts`` (accepted, waitlisted, declined:
+        absolute, so that a retried decision counts once)."""
+        current = self.groups.get(group, {})
+        changes = {
+            key: counts.get(selection, 0) - current.get(key, 0)
+            for selection, key in SELECTIONS.items()
+        }
+        changes["selected"] = sum(counts.values()) - current.get("selected", 0)
+        self.add(group, changes)
+
+    def count(self, key: str, organisation_id: str | None = None) -> int:
+        return sum(
+            counts.get(key, 0)
+            for group, counts in self.groups.items()
+            if organisation_id is None or group.partition("/")[0] == organisation_id
+        )
+
+    @property
+    def pending(self) -> int:
+        return self.count("pending")
+
+    def approved_by_profile(self, organisation_id: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for group, counts in self.groups.items():
+            organisation, _, profile = group.partition("/")
+            if organisation == organisation_id:
+                found[profile] = found.get(profile, 0) + counts.get("approved", 0)
+        return found
+
+    def totals(self) -> dict[str, int]:
+        """applied, approved, declined, withdrawn, pending; and, once HR has chosen
+        among the approved, accepted, waitlisted and not_selected."""
+        totals = {key: self.count(key) for key in ("applied", *OUTCOMES, "pending")}
+        if self.count("selected"):
+            totals.update({key: self.count(key) for key in SELECTIONS.values()})
+        return totals
+
+    def breakdown(self) -> dict[str, dict[str, int]]:
+        keys = ("applied", *OUTCOMES, "pending")
+        return {
+            group: {key: counts.get(key, 0) for key in keys}
+            for group, counts in sorted(self.groups.items())
+            if counts.get("applied", 0)
+        }
