@@ -24,6 +24,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from mentorflow.definition import ProgramDefinition, Question
 from mentorflow.models import ReportSummary
 from mentorflow.store import Store
+from mentorflow.web import numbers as figures
 
 STAGES = ("applied", "approved", "accepted", "matched", "completed", "withdrawn")
 
@@ -259,8 +260,8 @@ LABELS: dict[str, dict[str, str]] = {
         "organisation": "Organisation",
         "profile": "Profile",
         "meetings": "Meetings per pair",
-        "meetings_note": "Meetings the pairs confirmed in their check-ins ({pairs} pairs,"
-        " {total} meetings, on average {mean} per pair).",
+        "meetings_note": "Meetings the pairs confirmed in their check-ins ({pairs}, {total},"
+        " on average {mean} per pair).",
         "pairs_with": "pairs",
         "evaluation": "Closing evaluation",
         "response_rate": "{responses} of {invited} answered ({rate}).",
@@ -290,8 +291,8 @@ LABELS: dict[str, dict[str, str]] = {
         "organisation": "Organisation",
         "profile": "Profil",
         "meetings": "Träffar per par",
-        "meetings_note": "Träffar som paren bekräftade i sina avstämningar ({pairs} par,"
-        " {total} träffar, i snitt {mean} per par).",
+        "meetings_note": "Träffar som paren bekräftade i sina avstämningar ({pairs}, {total},"
+        " i snitt {mean} per par).",
         "pairs_with": "par",
         "evaluation": "Slututvärdering",
         "response_rate": "{responses} av {invited} svarade ({rate}).",
@@ -321,33 +322,45 @@ class Bar(BaseModel):
     shown: str  # the value as printed beside the bar
 
 
-def bars(values: dict[str, float], fmt: str = "{:g}") -> list[Bar]:
-    return [Bar(label=k, value=v, shown=fmt.format(v)) for k, v in values.items()]
+def bars(values: dict[str, float], language: str = "en") -> list[Bar]:
+    """Chart bars, each value printed as ``language`` writes numbers ("3,5", "1 200")."""
+    return [Bar(label=k, value=v, shown=figures.number(v, language)) for k, v in values.items()]
 
 
 def report_html(report: ProgramReport, csv_url: str | None = None) -> str:
     """The report as one self-contained HTML page (charts as inline SVG)."""
-    labels = LABELS[report.language]
+    language = report.language
+    labels = LABELS[language]
     totals = report.totals()
     meetings = Counter(report.meetings_per_pair)
     histogram = {str(n): float(meetings[n]) for n in range(max(meetings, default=0) + 1)}
+    mean = round(statistics.fmean(report.meetings_per_pair), 1) if report.meetings_per_pair else 0
     return _ENVIRONMENT.get_template("report.html").render(
         r=report,
         t=labels,
         stages=STAGES,
         totals=totals,
-        funnel_chart=bars({labels[s]: float(totals[s]) for s in STAGES}),
-        meetings_chart=bars(histogram),
-        meetings_total=sum(report.meetings_per_pair),
-        meetings_mean=(
-            round(statistics.fmean(report.meetings_per_pair), 1) if report.meetings_per_pair else 0
+        funnel_chart=bars({labels[s]: float(totals[s]) for s in STAGES}, language),
+        meetings_chart=bars(histogram, language),
+        meetings_note=labels["meetings_note"].format(
+            pairs=figures.count(report.pairs, "pairs", language),
+            total=figures.count(sum(report.meetings_per_pair), "meetings", language),
+            mean=figures.number(mean, language),
         ),
         question_charts={
-            q.id: bars({labels.get(k, k): float(v) for k, v in q.distribution.items()})
+            q.id: bars({labels.get(k, k): float(v) for k, v in q.distribution.items()}, language)
             for q in report.questions
             if q.distribution
         },
-        rate=f"{report.response_rate:.0%}" if report.response_rate is not None else "–",
+        response_rate=labels["response_rate"].format(
+            responses=figures.number(report.responses, language),
+            invited=figures.number(report.invited, language),
+            rate=figures.percent(report.response_rate, language)
+            if report.response_rate is not None
+            else "–",
+        ),
+        # Every figure on the page as the report's language writes it: "3,6", "15 000".
+        n=lambda value, decimals=None: figures.number(value, language, decimals=decimals),
         csv_url=csv_url,
     )
 

@@ -8,6 +8,8 @@ that has closed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -36,14 +38,25 @@ from mentorflow.web.participants import (
 from workflows.pair import PairWorkflow
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A checked check-in link: which check-in of which pair, and who opened it."""
+
+    link: Link
+    definition: ProgramDefinition
+    pair_id: str
+    number: str  # "1", "2", ... or PULSE
+    role: str  # the person's side of the pair: mentor | adept
+    person: Application
+    partner: Application
+
+
 def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
     router = APIRouter()
     page, notice, t = render_page, render_notice, text
 
-    async def open_link(
-        request: Request, token: str
-    ) -> tuple[Link, ProgramDefinition, str, Application, Application] | HTMLResponse:
-        """(link, program, check-in number, the person, their partner), or the page to show."""
+    async def open_link(request: Request, token: str) -> Opened | HTMLResponse:
+        """The link's check-in and the person who opened it, or the page to show."""
         try:
             link = signer.check(token, Purpose.CHECK_IN)
         except LinkError as error:
@@ -65,9 +78,9 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
         adept = await store.application(pair.adept_application_id)
         assert mentor is not None and adept is not None
         if signer.is_for(link, mentor.email):
-            return link, definition, number, mentor, adept
+            return Opened(link, definition, pair_id, number, "mentor", mentor, adept)
         if signer.is_for(link, adept.email):
-            return link, definition, number, adept, mentor
+            return Opened(link, definition, pair_id, number, "adept", adept, mentor)
         return notice(request, definition, "not_yours", 403)
 
     def answers_of(number: str) -> tuple[str, ...]:
@@ -83,26 +96,40 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
         opened = await open_link(request, token)
         if isinstance(opened, HTMLResponse):
             return opened
-        _, definition, number, person, partner = opened
-        names = {"person": person.name, "partner": partner.name}
+        definition, number = opened.definition, opened.number
+        names = {"person": opened.person.name, "partner": opened.partner.name}
+        # The question, always: on its own, before the choice made in the email, or
+        # above the answer already given.
+        question = t(definition, "pulse_intro" if number == PULSE else "check_in_intro", **names)
+        title = t(definition, "pulse_title" if number == PULSE else "check_in_title")
+        given = next(
+            (
+                c
+                for c in await store.check_ins(opened.pair_id)
+                if c.number == number and c.role == opened.role
+            ),
+            None,
+        )
+        if given is not None:  # answered: the answer as recorded, and no buttons
+            heading = t(definition, "check_in_answered", when=when(given.answered_at, definition))
+            details = [(heading, [label(definition, given.answer)])]
+            return page(request, definition, title, question, details=details)
         choices = answers_of(number)
         if answer in choices:
             # The email's button chose already; the page asks only to confirm it.
-            intro = t(definition, "check_in_chosen", **names)
+            question += " " + t(definition, "check_in_chosen")
             buttons = [(answer, label(definition, answer))]
         else:
-            intro = t(definition, "pulse_intro" if number == PULSE else "check_in_intro", **names)
             buttons = [(choice, label(definition, choice)) for choice in choices]
-        title = t(definition, "pulse_title" if number == PULSE else "check_in_title")
         form = {"action": f"/k/{token}", "buttons": buttons}
-        return page(request, definition, title, intro, form=form)
+        return page(request, definition, title, question, form=form)
 
     @router.post("/k/{token}")
     async def check_in_answer(request: Request, token: str) -> HTMLResponse:
         opened = await open_link(request, token)
         if isinstance(opened, HTMLResponse):
             return opened
-        link, definition, number, _, _ = opened
+        link, definition, number = opened.link, opened.definition, opened.number
         choice = str((await request.form()).get("choice", ""))
         if choice not in answers_of(number):
             return notice(request, definition, "invalid", 400)

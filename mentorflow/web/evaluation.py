@@ -24,6 +24,7 @@ from mentorflow.links import Link, LinkError, LinkSigner, Purpose
 from mentorflow.models import program_dates
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
+from mentorflow.web.numbers import number
 from mentorflow.web.participants import (
     TEMPLATES,
     load_definition_of,
@@ -61,7 +62,7 @@ def read_answers(
             if typed is not None:
                 problems[q.id] = typed
             elif value:
-                problem, answer = _checked(q, value, t)
+                problem, answer = _checked(q, value, t, language)
                 if problem:
                     problems[q.id] = problem
                 else:
@@ -71,7 +72,9 @@ def read_answers(
     return answers, problems, given
 
 
-def _checked(q: Question, value: str, t: dict[str, str]) -> tuple[str | None, Any]:
+def _checked(
+    q: Question, value: str, t: dict[str, str], language: str = "en"
+) -> tuple[str | None, Any]:
     if q.kind == "scale":
         digits = value.removeprefix("-")
         # ASCII only: "²".isdigit() is true, and int() refuses it.
@@ -82,18 +85,26 @@ def _checked(q: Question, value: str, t: dict[str, str]) -> tuple[str | None, An
         return None, int(value)
     if q.kind == "number":
         try:
-            number = float(value)
+            given = float(_decimal_point(value, language))
         except ValueError:
             return t["evaluation_not_a_number"], None
         # "inf" and "nan" are floats to Python, but not numbers to JSON or PostgreSQL.
-        if not math.isfinite(number):
+        if not math.isfinite(given):
             return t["evaluation_not_a_number"], None
-        return None, number
+        return None, given
     if q.kind == "yes_no" and value not in ("yes", "no"):
         return t["choose"], None
     if q.kind == "choice" and value not in q.options:
         return t["choose"], None
     return None, value
+
+
+def _decimal_point(value: str, language: str) -> str:
+    """A number as Swedish writes it ("3,5", "1 500") in Python's way ("3.5", "1500")."""
+    if language != "sv":
+        return value
+    value = "".join(value.split())  # spaces out, the no-break space too
+    return value.replace(",", ".") if value.count(",") == 1 and "." not in value else value
 
 
 def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
@@ -129,7 +140,9 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
                 return ", ".join(answer)
             if question.kind == "yes_no":
                 return t[f"evaluation_{answer}"]
-            return f"{answer:g}" if isinstance(answer, float) else str(answer)
+            if isinstance(answer, int | float) and not isinstance(answer, bool):
+                return number(answer, definition.language.value)  # "3,5" in Swedish
+            return str(answer)
 
         return show
 

@@ -9,6 +9,7 @@ that contradicts a forbid). The refusal is shown on the same page.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,6 +31,7 @@ from mentorflow.models import (
 )
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
+from mentorflow.web.numbers import count, number
 from mentorflow.web.outage import ensure_up, unless_down
 from mentorflow.web.participants import (
     TEMPLATES,
@@ -137,6 +139,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 }
             )
         language = d.language.value
+        deadline = when(opened.status.next_deadline, d) if opened.status.next_deadline else ""
         return TEMPLATES.TemplateResponse(
             request,
             "capacity.html",
@@ -148,11 +151,11 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 "contact": opened.contact,
                 "groups": groups,
                 "decided": opened.status.decisions.get(organisation.id),
-                "deadline": when(opened.status.next_deadline, d)
-                if opened.status.next_deadline
-                else "",
+                "deadline": deadline,
+                "if_undecided": _if_undecided(d, deadline),
                 "error": error,
                 "action": request.url.path,
+                **_numbers(language),
             },
             status_code=status,
         )
@@ -199,14 +202,25 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 return render_notice(request, d, "capacity_closed", 410)
             message = _refusal_text(d, kind, detail)
             return await capacity_page(request, opened, chosen=chosen, error=message, status=422)
+        language = d.language.value
         body = text(
             d,
             "capacity_thanks_body",
-            accepted=result.accepted,
-            waitlisted=result.waitlisted,
-            declined=result.declined,
+            accepted=number(result.accepted, language),
+            waitlisted=number(result.waitlisted, language),
+            declined=number(result.declined, language),
         )
-        return render_page(request, d, text(d, "capacity_thanks_title"), body)
+        # What was recorded, person by person.
+        rows = {r.id: r for r in await store.applications(d.id)}
+        recorded = [
+            f"{rows[key].name} ({_profile_title(d, rows[key])}): "
+            + text(d, f"selection_{selection.value}")
+            for selection in (Selection.ACCEPTED, Selection.WAITLISTED, Selection.DECLINED)
+            for key, chosen in selections.items()
+            if chosen is selection and key in rows
+        ]
+        details = [(text(d, "capacity_recorded"), recorded)] if recorded else []
+        return render_page(request, d, text(d, "capacity_thanks_title"), body, details=details)
 
     # --- Review of the pairs ----------------------------------------------------------------
 
@@ -219,6 +233,22 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         rows = {r.id: r for r in await store.applications(d.id)}
         pairs, report = ([], {}) if stored is None else (stored[1], stored[0].report)
         language = d.language.value
+        confirmed = opened.status.confirmed_by is not None
+        forbids = [
+            (rows.get(f["mentor_id"]), rows.get(f["adept_id"])) for f in report.get("forbids", [])
+        ]
+        engine_options = list(report.get("options", []))
+        options: list[str] = []
+        elsewhere = ""
+        if engine_options and not confirmed:
+            # Only what this page can do; the rest is said to be decided elsewhere.
+            if forbids and any("forbid" in o for o in engine_options):
+                options.append(text(d, "option_allow"))
+            if any(p.locked for p in pairs):
+                options.append(text(d, "option_unlock"))
+            if len(pairs) > 1:
+                options.append(text(d, "option_swap"))
+            elsewhere = text(d, "options_elsewhere")
         return TEMPLATES.TemplateResponse(
             request,
             "review.html",
@@ -231,24 +261,25 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 "pairs": [
                     {
                         "pair": p,
+                        "number": position,
                         "mentor": rows.get(p.mentor_application_id),
                         "adept": rows.get(p.adept_application_id),
+                        "why": _score_in_words(d, p.breakdown),
                     }
-                    for p in pairs
+                    for position, p in enumerate(pairs, start=1)
                 ],
-                "forbids": [
-                    (rows.get(f["mentor_id"]), rows.get(f["adept_id"]))
-                    for f in report.get("forbids", [])
-                ],
+                "forbids": forbids,
                 "unmatched": [
                     (rows.get(u["id"]), u["role"], engine_text(u["reason"], language))
                     for u in report.get("unmatched", [])
                 ],
-                "options": [engine_text(o, language) for o in report.get("options", [])],
-                "confirmed": opened.status.confirmed_by is not None,
+                "options": options,
+                "elsewhere": elsewhere,
+                "confirmed": confirmed,
                 "error": _with_names(error, rows) if error else None,
                 "action": request.url.path,
                 "organisations": {o.id: o.name for o in d.organisations},
+                **_numbers(language),
             },
             status_code=status,
         )
@@ -305,6 +336,77 @@ _KNOWN = {"over_cap", "incomplete", "unknown", "conflict", "stale"}
 def _refusal_text(definition: ProgramDefinition, kind: str, detail: str) -> str:
     """A validator's refusal ("over_cap: …") as a sentence in the program's language."""
     return text(definition, f"refused_{kind}", detail=detail) if kind in _KNOWN else detail
+
+
+def _numbers(language: str) -> dict[str, Any]:
+    """The number and count helpers a template writes its figures with."""
+    return {
+        "num": lambda value, decimals=None: number(value, language, decimals=decimals),
+        "count": lambda value, key: count(value, key, language),
+    }
+
+
+def _criterion_names(definition: ProgramDefinition) -> dict[str, tuple[str, float]]:
+    """Each matching criterion by its key in a pair's score breakdown (its question's
+    id, else its name): (what it is called in the program's language, its weight).
+
+    A criterion that reads a question is called by the question's text (each profile's
+    text, when they differ); one without a question by its kind, in words."""
+    names: dict[str, tuple[str, float]] = {}
+    for criterion in definition.matching.criteria:
+        asked = [
+            q.text
+            for p in definition.profiles
+            for q in p.questions
+            if criterion.question is not None and q.id == criterion.question
+        ]
+        name = " / ".join(dict.fromkeys(asked)) or text(definition, f"criterion_{criterion.name}")
+        names[criterion.question or criterion.name] = (name, criterion.weight)
+    return names
+
+
+def _score_in_words(definition: ProgramDefinition, breakdown: dict[str, float]) -> list[str]:
+    """A pair's score, criterion by criterion, said in words: ”Vilka teman vill du prata
+    om?”: mycket gemensamt (1,33 av 2)."""
+    language = definition.language.value
+    names = _criterion_names(definition)
+    lines = []
+    for key, points in breakdown.items():
+        name, weight = names.get(key, (key, 0.0))
+        share = points / weight if weight else 0.0
+        agreement = (
+            "full"
+            if share >= 0.995
+            else "much"
+            if share >= 0.5
+            else "some"
+            if share > 0
+            else "none"
+        )
+        lines.append(
+            text(
+                definition,
+                "criterion_score",
+                criterion=name,
+                agreement=text(definition, f"agreement_{agreement}"),
+                points=number(points, language, decimals=2),
+                weight=number(weight, language),
+            )
+        )
+    return lines
+
+
+def _if_undecided(definition: ProgramDefinition, deadline: str) -> str:
+    """What the definition's policy does to an organisation whose HR does not decide."""
+    policy = text(definition, f"policy_{definition.capacity.when_undecided.value}")
+    if deadline:
+        return text(definition, "capacity_if_undecided", deadline=deadline, policy=policy)
+    return text(definition, "capacity_if_undecided_undated", policy=policy)
+
+
+def _profile_title(definition: ProgramDefinition, row: Application) -> str:
+    profile = definition.profile(row.profile_id)
+    return profile.title if profile else row.profile_id
 
 
 def _pair(value: str) -> PairRef | None:

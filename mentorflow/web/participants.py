@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -40,6 +40,14 @@ from workflows.program import ProgramWorkflow
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
+class Window(NamedTuple):
+    """The application window as the program knows it: its phase, deadline and opening."""
+
+    phase: ProgramPhase | None
+    deadline: datetime | None
+    opens: datetime | None = None
+
+
 def when(moment: datetime, definition: ProgramDefinition) -> str:
     """A moment as the program's people read it: their language, their timezone."""
     from babel.dates import format_datetime
@@ -66,8 +74,10 @@ def render_page(
     status: int = 200,
     form: dict[str, Any] | None = None,
     others: list[tuple[str, str, str]] | None = None,
+    details: list[tuple[str, list[str]]] | None = None,
 ) -> HTMLResponse:
-    """A page; ``others``: the same page in more languages, as (language, title, body)."""
+    """A page; ``others``: the same page in more languages, as (language, title, body);
+    ``details``: headed lists below the body, as (heading, lines)."""
     language = definition.language.value if definition else "en"
     return TEMPLATES.TemplateResponse(
         request,
@@ -79,6 +89,7 @@ def render_page(
             "form": form,
             "program": definition,
             "others": others or [],
+            "details": details or [],
         },
         status_code=status,
     )
@@ -140,8 +151,8 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
 
     # --- Applying ---------------------------------------------------------------------------
 
-    async def window(program_id: str) -> tuple[ProgramPhase | None, datetime | None]:
-        """The program's phase and current deadline, as the workflow knows them.
+    async def window(program_id: str) -> Window:
+        """The program's phase, current deadline and opening, as the workflow knows them.
 
         While a workflow task is in flight the server holds only one query per
         workflow and refuses the rest ("consistent query buffer is full"); then
@@ -157,10 +168,10 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
                 return await recorded_window(program_id)
             # Not "closed" while Temporal is down: the form is open, it cannot be reached.
             await unless_down(temporal, error)
-            return None, None
-        return status.phase, status.dates.deadline
+            return Window(None, None)
+        return Window(status.phase, status.dates.deadline, status.dates.opens)
 
-    async def recorded_window(program_id: str) -> tuple[ProgramPhase | None, datetime | None]:
+    async def recorded_window(program_id: str) -> Window:
         """The phase and deadline the workflow last recorded in the database.
 
         It can trail the workflow by a moment, so it only decides what to show;
@@ -168,19 +179,21 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         """
         program = await store.program(program_id)
         if program is None:
-            return None, None
+            return Window(None, None)
         phase = ProgramPhase(program.phase)
         # Only in the window is the recorded next deadline the application deadline.
-        return phase, program.next_deadline if phase is ProgramPhase.APPLICATION_WINDOW else None
+        return Window(
+            phase, program.next_deadline if phase is ProgramPhase.APPLICATION_WINDOW else None
+        )
 
     @router.api_route("/programs/{program_id}/apply", methods=["GET", "HEAD"])
     async def apply_form(request: Request, program_id: str, profile: str | None = None) -> Any:
         definition = await load_program(program_id)
         if definition is None:
             return notice(request, None, "not_found", 404)
-        phase, deadline = await window(program_id)
+        phase, deadline, opens = await window(program_id)
         if phase is not ProgramPhase.APPLICATION_WINDOW:
-            return closed_page(request, definition, phase, deadline)
+            return closed_page(request, definition, phase, deadline, opens)
         chosen = definition.profile(profile) if profile else None
         return apply_page(request, definition, deadline, chosen.id if chosen else None, {}, {})
 
@@ -189,11 +202,16 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         definition: ProgramDefinition,
         phase: ProgramPhase | None,
         deadline: datetime | None,
+        opens: datetime | None = None,
     ) -> HTMLResponse:
         if phase is ProgramPhase.CANCELLED:
             return notice(request, definition, "program_closed", 410)
-        closed_at = when(deadline or definition.application.deadline, definition)
-        return notice(request, definition, "closed", 410, when=closed_at)
+        closes_at = when(deadline or definition.application.deadline, definition)
+        if phase is ProgramPhase.SCHEDULED:
+            # Not open yet: when it opens, and its deadline (still to come, not "was").
+            opens_at = when(opens or definition.application.opens, definition)
+            return notice(request, definition, "not_open", 410, opens=opens_at, when=closes_at)
+        return notice(request, definition, "closed", 410, when=closes_at)
 
     def apply_page(
         request: Request,
@@ -228,7 +246,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             return notice(request, definition, "not_found", 404)
         # Not a query: many applicants submit at once, and each query would wait its
         # turn at the program's workflow. The update below is what decides.
-        phase, deadline = await recorded_window(program_id)
+        phase, deadline, _ = await recorded_window(program_id)
         if phase not in (ProgramPhase.SCHEDULED, ProgramPhase.APPLICATION_WINDOW):
             return closed_page(request, definition, phase, deadline)
         form = await request.form()

@@ -12,6 +12,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "deadline": "Applications close {when}.",
         "closed_title": "Applications are closed",
         "closed_body": "The application deadline was {when}. Applications are no longer accepted.",
+        "not_open_title": "Applications are not open yet",
+        "not_open_body": "Applications open {opens}. The deadline is {when}.",
         "program_closed_title": "The program is closed",
         "program_closed_body": "This program has been closed; nothing can be answered any more.",
         "name": "Your name",
@@ -80,8 +82,18 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "capacity_intro": "You decide as {contact}, by {deadline}: accept, wait-list or do not"
         " select each approved applicant. You can change your decision until then.",
         "capacity_decided": "Already decided by {by}; sending again replaces that decision.",
-        "capacity_cap": "Room for at most {cap}; {approved} approved.",
-        "capacity_no_cap": "No limit; {approved} approved.",
+        "capacity_cap": "Room for at most {cap}; {approved}.",
+        "capacity_no_cap": "No limit; {approved}.",
+        "capacity_if_undecided": "If no decision is sent by {deadline}: {policy}",
+        "capacity_if_undecided_undated": "If no decision is sent: {policy}",
+        "policy_waitlist_all": "every approved applicant is put on the wait-list.",
+        "policy_accept_up_to_cap": "approved applicants are accepted in the order they applied,"
+        " up to the limit; the rest are put on the wait-list.",
+        "policy_decline_all": "no approved applicant is selected.",
+        "capacity_recorded": "What was recorded",
+        "selection_accepted": "accepted",
+        "selection_waitlisted": "on the wait-list",
+        "selection_declined": "not selected",
         "applicant": "Applicant",
         "accept": "Accept",
         "waitlist": "Wait-list",
@@ -99,8 +111,23 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "refused_conflict": "Not possible: {detail}.",
         "refused_stale": "The pairs changed meanwhile: {detail}.",
         "review_title": "Review the proposed pairs",
-        "review_intro": "Proposal {number}: {pairs} pairs, total score {total}, weakest pair"
-        " {worst}.",
+        "review_intro": "Proposal {number}: {pairs}, total score {total}, weakest pair {worst}.",
+        "score_explained": "A pair's score is the sum of its criteria. A criterion gives at most"
+        " its weight, when the two answered alike.",
+        "criterion_score": "“{criterion}”: {agreement} ({points} of {weight})",
+        "agreement_full": "the same answers",
+        "agreement_much": "much in common",
+        "agreement_some": "a little in common",
+        "agreement_none": "nothing in common",
+        "criterion_shared_interests": "Shared interests",
+        "criterion_goals": "Goals",
+        "criterion_languages": "Languages",
+        "criterion_location": "Location",
+        "criterion_availability": "Availability",
+        "criterion_themes": "Themes",
+        "pair_number": "Pair {number}",
+        "pair_action": "{action} pair {number}: {mentor} and {adept}",
+        "forbidden_action": "{action}: {mentor} and {adept}",
         "review_is_confirmed": "These pairs are confirmed; everyone has been told.",
         "review_note": "Nobody is told anything until you confirm. Locks and forbids take effect"
         " at once in a new proposal.",
@@ -115,7 +142,14 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "allow": "Allow again",
         "forbidden": "Forbidden pairs",
         "unmatched": "Not paired",
-        "options": "What you can do:",
+        "options": "What you can do on this page:",
+        "option_allow": "Allow a forbidden pair again (under “Forbidden pairs”); a new proposal"
+        " is made at once.",
+        "option_unlock": "Unlock a locked pair, so that the matching may pair its people anew.",
+        "option_swap": "Swap the mentors of two pairs (below).",
+        "options_elsewhere": "More mentor places, more accepted mentors or other matching rules"
+        " are not changed on this page: they come from the program's definition and each"
+        " organisation's decision.",
         "swap_title": "Swap the mentors of two pairs",
         "swap": "Swap",
         "rerun": "Run the matching again",
@@ -127,8 +161,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "review_closed_body": "The pairs of this program are not under review.",
         "check_in_title": "Have you met?",
         "check_in_intro": "{person}, have you and {partner} met since the last check-in?",
-        "check_in_chosen": "{person}, you are answering the check-in for you and {partner}."
-        " Confirm your answer:",
+        "check_in_chosen": "Confirm your answer:",
+        "check_in_answered": "You answered {when}:",
         "pulse_title": "Halfway: how is it going?",
         "pulse_intro": "{person}, how valuable are your meetings with {partner} so far, from 1"
         " (not at all) to 5 (very)?",
@@ -189,6 +223,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "deadline": "Sista ansökningsdag är {when}.",
         "closed_title": "Ansökan är stängd",
         "closed_body": "Sista ansökningsdag var {when}. Det går inte längre att ansöka.",
+        "not_open_title": "Ansökan har inte öppnat än",
+        "not_open_body": "Ansökan öppnar {opens}. Sista ansökningsdag är {when}.",
         "program_closed_title": "Programmet är stängt",
         "program_closed_body": "Programmet har stängts; det går inte längre att svara.",
         "name": "Ditt namn",
@@ -257,8 +293,18 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "capacity_intro": "Du beslutar som {contact}, senast {deadline}: anta, sätt på reservlistan"
         " eller anta inte varje godkänd sökande. Du kan ändra beslutet fram till dess.",
         "capacity_decided": "Redan beslutat av {by}; skickar du igen ersätts det beslutet.",
-        "capacity_cap": "Plats för högst {cap}; {approved} godkända.",
-        "capacity_no_cap": "Ingen gräns; {approved} godkända.",
+        "capacity_cap": "Plats för högst {cap}; {approved}.",
+        "capacity_no_cap": "Ingen gräns; {approved}.",
+        "capacity_if_undecided": "Om inget beslut har skickats senast {deadline}: {policy}",
+        "capacity_if_undecided_undated": "Om inget beslut skickas: {policy}",
+        "policy_waitlist_all": "alla godkända sökande sätts på reservlistan.",
+        "policy_accept_up_to_cap": "godkända sökande antas i den ordning de ansökte, upp till"
+        " gränsen; resten sätts på reservlistan.",
+        "policy_decline_all": "ingen av de godkända sökande antas.",
+        "capacity_recorded": "Det här registrerades",
+        "selection_accepted": "antagen",
+        "selection_waitlisted": "på reservlistan",
+        "selection_declined": "inte antagen",
         "applicant": "Sökande",
         "accept": "Anta",
         "waitlist": "Reservlista",
@@ -277,7 +323,23 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "refused_conflict": "Inte möjligt: {detail}.",
         "refused_stale": "Paren har ändrats under tiden: {detail}.",
         "review_title": "Granska de föreslagna paren",
-        "review_intro": "Förslag {number}: {pairs} par, total poäng {total}, svagaste par {worst}.",
+        "review_intro": "Förslag {number}: {pairs}, total poäng {total}, svagaste par {worst}.",
+        "score_explained": "Ett pars poäng är summan av kriterierna. Ett kriterium ger högst sin"
+        " vikt, när de två har svarat lika.",
+        "criterion_score": "”{criterion}”: {agreement} ({points} av {weight})",
+        "agreement_full": "samma svar",
+        "agreement_much": "mycket gemensamt",
+        "agreement_some": "lite gemensamt",
+        "agreement_none": "inget gemensamt",
+        "criterion_shared_interests": "Gemensamma intressen",
+        "criterion_goals": "Mål",
+        "criterion_languages": "Språk",
+        "criterion_location": "Ort",
+        "criterion_availability": "Tillgänglighet",
+        "criterion_themes": "Teman",
+        "pair_number": "Par {number}",
+        "pair_action": "{action} par {number}: {mentor} och {adept}",
+        "forbidden_action": "{action}: {mentor} och {adept}",
         "review_is_confirmed": "Paren är bekräftade; alla har fått besked.",
         "review_note": "Ingen får besked förrän du bekräftar. Låsningar och uteslutningar gäller"
         " direkt i ett nytt förslag.",
@@ -292,7 +354,14 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "allow": "Tillåt igen",
         "forbidden": "Uteslutna par",
         "unmatched": "Inte parade",
-        "options": "Det här kan du göra:",
+        "options": "Det här kan du göra på sidan:",
+        "option_allow": "Tillåt ett uteslutet par igen (under ”Uteslutna par”); ett nytt förslag"
+        " görs direkt.",
+        "option_unlock": "Lås upp ett låst par, så att matchningen kan para dess personer på nytt.",
+        "option_swap": "Byt mentorer mellan två par (nedan).",
+        "options_elsewhere": "Fler mentorsplatser, fler antagna mentorer eller andra regler för"
+        " matchningen ändras inte på den här sidan: de kommer från programmets definition och"
+        " varje organisations beslut.",
         "swap_title": "Byt mentorer mellan två par",
         "swap": "Byt",
         "rerun": "Kör matchningen igen",
@@ -304,8 +373,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "review_closed_body": "Paren i det här programmet granskas inte.",
         "check_in_title": "Har ni träffats?",
         "check_in_intro": "{person}, har du och {partner} träffats sedan förra avstämningen?",
-        "check_in_chosen": "{person}, du svarar på avstämningen för dig och {partner}."
-        " Bekräfta ditt svar:",
+        "check_in_chosen": "Bekräfta ditt svar:",
+        "check_in_answered": "Du svarade {when}:",
         "pulse_title": "Halvvägs: hur går det?",
         "pulse_intro": "{person}, hur värdefulla är dina möten med {partner} hittills, från 1"
         " (inte alls) till 5 (mycket)?",
@@ -358,6 +427,25 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "no_page_title": "Sidan finns inte",
         "no_page_body": "Det finns ingen sida på den här adressen. Använd länken precis som den"
         " står i ditt mejl.",
+    },
+}
+
+
+# Counts with their noun, in the form the number takes: the CLDR plural category
+# ("one", "other") of the count in the language, as gettext's ngettext chooses it
+# (see mentorflow.web.numbers.count). {n} is the count, written as the language does.
+PLURALS: Final[dict[str, dict[str, dict[str, str]]]] = {
+    "en": {
+        "approved": {"one": "{n} approved", "other": "{n} approved"},
+        "pairs": {"one": "{n} pair", "other": "{n} pairs"},
+        "meetings": {"one": "{n} meeting", "other": "{n} meetings"},
+        "participants": {"one": "{n} participant", "other": "{n} participants"},
+    },
+    "sv": {
+        "approved": {"one": "{n} godkänd", "other": "{n} godkända"},
+        "pairs": {"one": "{n} par", "other": "{n} par"},
+        "meetings": {"one": "{n} träff", "other": "{n} träffar"},
+        "participants": {"one": "{n} deltagare", "other": "{n} deltagare"},
     },
 }
 
