@@ -12,10 +12,12 @@ from email.utils import format_datetime, parseaddr
 import aiosmtplib
 import sqlalchemy.exc
 from aiosmtplib.email import flatten_message, parse_address
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from mentorflow import people
+from mentorflow.definition import Contact, ProgramDefinition
 from mentorflow.invitations import Method, invitation
 from mentorflow.links import LinkSigner, Purpose
 from mentorflow.mail.message import (
@@ -244,13 +246,19 @@ class EmailActivities:
         later (a re-match) gets the current version.
         """
         entry, source = request.entry, request.entry.event
-        resolver = await people.Resolver.load(self._store, request.program_id)
+        program = await self._store.program(request.program_id)
         try:
-            organizer = await resolver.person(str(request.organizer.email))
-        except people.Unknown:
-            organizer = request.organizer
+            definition = ProgramDefinition.model_validate(program.definition) if program else None
+        except ValidationError:  # none saved (a run registered by itself)
+            definition = None
+        resolver = people.Resolver(self._store, request.program_id, definition)
         domain = parseaddr(self._settings.mail_from)[1].rpartition("@")[2] or "mentorflow.localhost"
         base = await self._facts(resolver, request.program_id, request.facts)
+        organizer = await self._organizer(resolver, definition, request.organizer, base.contacts)
+        # The start before the last move, for the update email: only when it moved.
+        previous = entry.previous_starts
+        if entry.sequence == 0 or previous == source.starts:
+            previous = None
         facts = base.model_copy(
             update={
                 "event_title": source.title,
@@ -260,6 +268,7 @@ class EmailActivities:
                 "event_online_url": source.online_url,
                 "event_description": source.description,
                 "event_update": entry.sequence > 0,
+                "event_previous_starts": previous,
                 "time_left": request.time_left,
             }
         )
@@ -283,6 +292,7 @@ class EmailActivities:
                 entry,
                 method=method,
                 program_id=request.program_id,
+                program_name=request.facts.program_name,
                 timezone=request.facts.timezone,
                 organizer=organizer,
                 attendee=row.email,
@@ -297,6 +307,44 @@ class EmailActivities:
                 _Outgoing(f"event/{source.id}", str(entry.sequence), row.email, template, rendered)
             )
         return await self._deliver_counted(request.program_id, request.facts.language, outgoing)
+
+    async def _organizer(
+        self,
+        resolver: people.Resolver,
+        definition: ProgramDefinition | None,
+        given: Contact,
+        contacts: list[Contact],
+    ) -> Contact:
+        """Who a joint event's invitations come from (ORGANIZER): a real contact of the program.
+
+        The workflow names one of the program's coordinators by reference (a run from
+        before the references, by the real address): it becomes that contact of the
+        stored definition, with the name the definition gives them. One the definition
+        does not have gives way to its first coordinator (with no definition stored, to
+        the program's first contact); with none of them the invitations come from the
+        sender. Never a reference: it would stand in participants' calendars.
+        """
+        known = [*contacts]
+        if definition is not None:
+            known = [
+                *definition.coordinators(),
+                *definition.contacts,
+                *(c for o in definition.organisations for c in o.hr_contacts),
+                *known,
+            ]
+        try:
+            address = (await resolver.email(str(given.email))).lower()
+        except people.Unknown:
+            address = ""
+        for contact in known:
+            if str(contact.email).lower() == address:
+                return contact
+        if known:
+            return known[0]
+        if address and people.parse(str(given.email)) is None:
+            return given
+        name, sender = parseaddr(self._settings.mail_from)
+        return Contact.model_construct(name=name or sender, email=sender)
 
     @activity.defn
     async def send_pair_email(self, request: PairEmailInput) -> PairEmailResult:

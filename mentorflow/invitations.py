@@ -4,7 +4,9 @@ Each event keeps one UID for its whole life, so a participant's calendar
 replaces the entry when it moves (a REQUEST with a higher SEQUENCE) and removes
 it when the event is cancelled (a CANCEL). Times are written in the program's
 timezone with its VTIMEZONE, so "09:00 in Stockholm" stays 09:00 across
-daylight saving time in every calendar client.
+daylight saving time in every calendar client. The entry's title names the
+program too ("Kick-off — Omvänt mentorskap 2027"): in a participant's calendar,
+among everything else there, it says which program the event belongs to.
 """
 
 from __future__ import annotations
@@ -32,11 +34,22 @@ def event_uid(program_id: str, event_id: str, domain: str) -> str:
     return f"{program_id}.{event_id}@{domain}"
 
 
+def event_summary(title: str, program_name: str) -> str:
+    """The event's title as calendars and subjects show it: with the program's name.
+
+    A title that already names the program keeps its own words.
+    """
+    if not program_name or program_name.casefold() in title.casefold():
+        return title
+    return f"{title} — {program_name}"
+
+
 def invitation(
     entry: CalendarEntry,
     *,
     method: Method,
     program_id: str,
+    program_name: str,
     timezone: str,
     organizer: Contact,
     attendee: str,
@@ -55,7 +68,7 @@ def invitation(
     event.add("dtstamp", stamp)
     event.add("dtstart", source.starts.astimezone(zone))
     event.add("dtend", (source.starts + source.duration).astimezone(zone))
-    event.add("summary", source.title)
+    event.add("summary", event_summary(source.title, program_name))
     description = "\n\n".join(part for part in (source.description, source.online_url) if part)
     if description:
         event.add("description", description)

@@ -399,6 +399,7 @@ class EmailFacts(BaseModel):
     event_online_url: str | None = None
     event_description: str = ""
     event_update: bool = False  # the event moved since the first invitation
+    event_previous_starts: AwareDatetime | None = None  # its start before the move
     check_in_number: str | None = None
     next_meeting_by: AwareDatetime | None = None
     meeting_length: timedelta | None = None
@@ -796,6 +797,8 @@ class CalendarEntry(BaseModel):
     cancelled: bool = False
     sent_sequence: int | None = None  # the sequence every current participant has been sent
     reminders_done: list[str] = Field(default_factory=list)
+    # the start before the last move, for the update email
+    previous_starts: AwareDatetime | None = None
 
 
 class PairEntry(BaseModel):

@@ -457,6 +457,8 @@ class ProgramSteps:
             entry = self._s.calendar[event_id]
             if entry.event.starts == starts:
                 continue
+            if entry.sent_sequence == entry.sequence:  # the time calendars hold now
+                entry.previous_starts = entry.event.starts
             entry.event = entry.event.model_copy(update={"starts": starts})
             if entry.sent_sequence is not None:
                 entry.sequence += 1

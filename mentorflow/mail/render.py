@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from mentorflow.definition import Language
+from mentorflow.invitations import event_summary
 from mentorflow.models import EmailFacts, EmailTemplate
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -76,7 +77,14 @@ def _environment(language: Language, timezone: str) -> Environment:
     def duration(value: timedelta) -> str:
         return format_timedelta(value, threshold=1.0, locale=locale)
 
-    env.filters.update(when=when, day=day, duration=duration, paragraphs=paragraphs)
+    env.filters.update(
+        when=when,
+        day=day,
+        duration=duration,
+        paragraphs=paragraphs,
+        # A joint event's title with its program's name, as the calendar entry has it.
+        event_summary=event_summary,
+    )
     return env
 
 
