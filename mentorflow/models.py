@@ -330,6 +330,8 @@ EmailTemplate = Literal[
     "dates_changed",
     "cancelled",
     "application_received",
+    "application_declined",
+    "application_updated",
     "approval_request",
     "approval_reminder",
     "approval_escalated",
@@ -517,6 +519,7 @@ class ApplicationOutcome(StrEnum):
     APPROVED = "approved"
     DECLINED = "declined"
     WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"  # the program was cancelled while it was open
 
 
 class ApplicationSubmission(BaseModel):

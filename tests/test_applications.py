@@ -13,6 +13,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
+from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import load_definition
@@ -234,6 +236,22 @@ async def test_twenty_applicants_managers_answer_by_email_link(
     silent = await store.decisions(by_email["applicant16@example.org"].id)
     assert [(d.decision, d.channel) for d in silent] == [("declined", "policy")]
 
+    # Each declined applicant (by the manager, or by silence and HR's silence) is told
+    # once, kindly, in the program's language; nobody else is.
+    def subjects_to(i: int) -> list[str]:
+        return [
+            m.subject
+            for m in mail_catcher.messages()
+            if f"applicant{i}@example.org" in m.recipients
+        ]
+
+    status_of = {row.email: row.status for row in rows}
+    declined = [i for i in range(20) if status_of[f"applicant{i}@example.org"] == "declined"]
+    assert declined == [8, 9, 10, 11, 12, 16, 17, 18, 19]
+    for i in range(20):
+        told = [s for s in subjects_to(i) if s.startswith("Om din ansökan")]
+        assert len(told) == (1 if i in declined else 0), (i, subjects_to(i))
+
     # Every email once; nothing anyone typed turned into markup.
     caught = mail_catcher.messages()
     assert all(n == 1 for n in Counter(m.message_id for m in caught).values())
@@ -322,6 +340,15 @@ async def test_every_bad_link_is_refused_politely_and_changes_nothing(
         # Another approver's token: applicant 2 names a new manager; the old link stops.
         assert (await apply(2, "newboss2@example.org")).status_code == 200
         await wait_for(lambda: links_in(mail_catcher, "newboss2@example.org", "a"), within=30)
+        # The applicant is told the change was saved (and who is asked now), once.
+        await wait_for(
+            lambda: [
+                m
+                for m in mail_catcher.messages()
+                if "p2@example.org" in m.recipients and "application is updated" in m.subject
+            ],
+            within=30,
+        )
         old = await web.http.post(first_link("boss2@example.org", "a"), data={"choice": "approve"})
         assert old.status_code == 403 and "not for you" in old.text
         assert await decisions(2) == []
@@ -423,3 +450,83 @@ async def test_an_approved_applicant_may_withdraw_after_the_program_moved_on(
             ApplicationWorkflow.run, application_workflow_id(definition.id, row.id)
         )
         assert (await handle.result()).outcome.value == "withdrawn"
+
+
+async def test_a_cancelled_program_ends_its_applications_and_tells_everyone_once(
+    time_skipping_env: WorkflowEnvironment,
+    worker_settings: Settings,
+    mail_catcher: MailCatcher,
+    store: Store,
+    task_queue: str,
+    web: Web,
+) -> None:
+    """Seen before: after `program cancel`, managers got reminders minutes later and the
+    applications were recorded as declined by policy; only the announcement list was told."""
+    env = time_skipping_env
+    definition = load_definition(DEFINITIONS / "cross-agency-2027.yaml")
+    organisations = [o.id for o in definition.organisations]
+    answers = {"q_motivation": "Hej.", "q_years": "3", "q_multi_interests": ["Ledarskap"]}
+    async with create_worker(env.client, worker_settings, store):
+        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
+        await env.sleep(local("2027-02-16T10:00") - await env.get_current_time())
+        for i in range(2):
+            response = await web.http.post(
+                f"/programs/{definition.id}/apply",
+                params={"profile": "junior-mentor"},
+                data=form_for(i, organisations[0], answers),
+            )
+            assert response.status_code == 200, response.text
+        await wait_for(
+            lambda: all(links_in(mail_catcher, f"manager{i}@example.org", "a") for i in range(2))
+        )
+        # Manager 1 approves; manager 0 has not answered when HR cancels the program.
+        link = links_in(mail_catcher, "manager1@example.org", "a")[0]
+        assert (await web.http.post(link, data={"choice": "approve"})).status_code == 200
+        rows = {r.email: r for r in await store.applications(definition.id)}
+
+        async def recorded_approved() -> bool:
+            row = await store.application(rows["applicant1@example.org"].id)
+            return row is not None and row.status == "approved"
+
+        await wait_for(recorded_approved)
+        await program.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await program.result()
+        status = await program.query(ProgramWorkflow.status)
+
+        async def applications_ended() -> bool:
+            for row in rows.values():
+                handle = env.client.get_workflow_handle(
+                    application_workflow_id(definition.id, row.id)
+                )
+                described = await handle.describe()
+                if described.status is None or described.status.name != "COMPLETED":
+                    return False
+            return True
+
+        await wait_for(applications_ended)
+        # Past every reminder and answer-by: nothing more is sent, nothing is decided.
+        before = len(mail_catcher.messages())
+        await env.sleep(local("2027-04-20T12:00") - await env.get_current_time())
+        late = mail_catcher.messages()[before:]
+
+    assert status.phase is ProgramPhase.CANCELLED
+    assert [(m.recipients, m.subject) for m in late] == []
+    assert {r.status for r in await store.applications(definition.id)} == {"cancelled"}
+    assert [d.decision for d in await store.decisions(rows["applicant0@example.org"].id)] == []
+
+    def cancelled_to(address: str) -> int:
+        return sum(
+            1
+            for m in mail_catcher.messages()
+            if address in m.recipients and m.subject.startswith("Inställt:")
+        )
+
+    # Once each: the applicants, the manager still asked, HR; not the manager who answered.
+    assert cancelled_to("applicant0@example.org") == 1
+    assert cancelled_to("manager0@example.org") == 1
+    assert cancelled_to("applicant1@example.org") == 1
+    assert cancelled_to("manager1@example.org") == 0
+    for contact in [*definition.coordinators(), *definition.organisations[0].hr_contacts]:
+        assert cancelled_to(str(contact.email)) == 1, contact.email
+    await keep_histories(env.client, program, "cancelled-program")

@@ -201,7 +201,17 @@ async def test_seed_000_pilot_opening_moves_start_postponed_then_cancelled(
         assert subjects[(recipient, "Nu kan du ansöka")] == 1
         assert subjects[(recipient, f"Nya datum för {definition.name}")] == 1
         assert subjects[(recipient, "Inställt")] == 1
-    assert len(mail_catcher.messages()) == 3 * len(recipients)
+    # The program's HR contacts are told of the cancellation too (once each).
+    hr = {
+        str(c.email)
+        for c in [
+            *definition.coordinators(),
+            *(c for o in definition.organisations for c in o.hr_contacts),
+        ]
+    } - set(recipients)
+    for contact in hr:
+        assert subjects[(contact, "Inställt")] == 1
+    assert len(mail_catcher.messages()) == 3 * len(recipients) + len(hr)
     notice = next(m for m in mail_catcher.messages() if m.subject.startswith("Nya datum"))
     assert "Programstart: måndag 4 oktober 2027 kl. 09:00" in notice.body("plain")
     assert "tidigare fredag 1 oktober 2027 kl. 09:00" in notice.body("plain")

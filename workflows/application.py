@@ -48,6 +48,14 @@ with workflow.unsafe.imports_passed_through():
 
 APPLICATION_RESULT_SIGNAL = "application_result"
 APPLICATION_APPLIED_SIGNAL = "application_applied"
+# Runs that began before these behaviours replay without them (docs/upgrades.md): a
+# cancelled program ends its open applications and tells their people; a declined
+# applicant is told; an applicant who applies again gets a confirmation.
+TELLS_EVERYONE = "application-tells-everyone"
+
+
+class _ProgramClosed(Exception):
+    """The program was cancelled while this application waited."""
 
 
 @workflow.defn
@@ -76,9 +84,18 @@ class ApplicationWorkflow:
         # Emails with a link that are being sent: their recipients' fingerprints are
         # known only once the send returns, and a click can arrive before that.
         self._links_in_flight = 0
+        self._tells_everyone = False
+        self._updates = 0  # confirmations of applying again
 
     @workflow.run
     async def run(self, input: ApplicationInput) -> ApplicationResult:
+        self._tells_everyone = workflow.patched(TELLS_EVERYONE)
+        try:
+            return await self._run(input)
+        except _ProgramClosed:
+            return await self._close_for_program()
+
+    async def _run(self, input: ApplicationInput) -> ApplicationResult:
         if input.report_to_program:
             await self._tell_program(
                 APPLICATION_APPLIED_SIGNAL,
@@ -106,14 +123,19 @@ class ApplicationWorkflow:
         # Only now: an answering update returns once its decision is on record.
         self._state = outcome.value
         result = await self._report(outcome, channel)
+        if outcome is ApplicationOutcome.DECLINED and self._tells_everyone:
+            # Kindly, once, in the program's language: by the manager, HR or the policy.
+            await self._notice("application_declined", "declined", [self._applicant_address()])
         if outcome is ApplicationOutcome.APPROVED:
             # An approved applicant may still withdraw until the program starts.
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self._withdrawn,
+                    lambda: self._withdrawn or self._closing(),
                     timeout=max(input.facts.start - self._clock.now(), timedelta(seconds=1)),
                     timeout_summary="withdrawal possible until the program starts",
                 )
+            if self._closing() and not self._withdrawn:
+                raise _ProgramClosed
             if self._withdrawn:
                 await self._record(
                     "withdrawn",
@@ -218,7 +240,7 @@ class ApplicationWorkflow:
         while (remaining := moment - self._clock.now()) > timedelta(0):
             try:
                 await workflow.wait_condition(
-                    lambda: self._answered() or self._manager_changed,
+                    lambda: self._answered() or self._manager_changed or self._closing(),
                     timeout=remaining,
                     timeout_summary="manager's answer",
                 )
@@ -227,9 +249,70 @@ class ApplicationWorkflow:
                 break
             if self._answered():
                 break
+            if self._closing():
+                raise _ProgramClosed
             self._manager_changed = False
             await self._ask_manager()
+            if self._tells_everyone:
+                self._updates += 1
+                await self._notice(
+                    "application_updated",
+                    "application-updated",
+                    [self._applicant_address()],
+                    revision=str(self._updates),
+                )
+        if self._closing() and not self._answered():
+            raise _ProgramClosed
         return self._answered()
+
+    def _closing(self) -> bool:
+        return self._tells_everyone and self._program_closed
+
+    def _applicant_address(self) -> str:
+        i = self._input
+        return i.applicant.email if i.applicant else people.applicant(i.application_id)
+
+    async def _close_for_program(self) -> ApplicationResult:
+        """The program was cancelled: tell the applicant, and a manager still asked, once;
+        record it; end (no timer of this application is left running)."""
+        recipients = [self._applicant_address()]
+        if self._state == "awaiting_manager" and self._input.approval_required:
+            recipients.append(self._manager)
+        await self._notice("cancelled", "cancelled", recipients)
+        await self._record("cancelled")
+        return ApplicationResult(
+            application_id=self._input.application_id,
+            organisation_id=self._input.organisation_id,
+            profile_id=self._input.profile_id,
+            outcome=ApplicationOutcome.CANCELLED,
+            channel="program",
+        )
+
+    async def _notice(
+        self, template: EmailTemplate, step: str, recipients: list[str], revision: str = "1"
+    ) -> None:
+        """An email without a link, to the applicant (and manager): its ledger key makes it once."""
+        i = self._input
+        await workflow.execute_activity_method(
+            EmailActivities.send_email_batch,
+            EmailBatch(
+                program_id=i.program_id,
+                step=f"{i.application_id}/{step}",
+                revision=revision,
+                template=template,
+                recipients=recipients,
+                facts=i.facts.model_copy(
+                    update={"profile_title": i.profile_title, "answer_by": i.answer_by}
+                ),
+                links=[],
+                application_id=i.application_id,
+                name_manager=i.approval_required,
+            ),
+            start_to_close_timeout=timedelta(seconds=65),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=EMAIL_RETRY,
+            summary=template,
+        )
 
     def _answered(self) -> bool:
         return self._decision is not None or self._withdrawn

@@ -686,9 +686,23 @@ class ProgramSteps:
             elif not event.cancelled:
                 event.cancelled, event.sequence = True, event.sequence + 1
         await self.send_calendar()
-        recipients = list(self._definition.announcement.recipients)
-        if announced and recipients:
-            await self.email("cancelled", "cancelled", "1", recipients)
+        if announced:
+            # Once each (the ledger's key holds the address): those told of the program,
+            # its HR contacts, and the participants of its pairs. Applicants and managers
+            # of open applications hear it from their application.
+            d = self._definition
+            recipients = [
+                *d.announcement.recipients,
+                *(c.email for c in d.coordinators()),
+                *(c.email for o in d.organisations for c in o.hr_contacts),
+                *(
+                    people.applicant(member)
+                    for pair in self._s.pairs.values()
+                    if pair.started and pair.status == "active"
+                    for member in (pair.mentor_id, pair.adept_id)
+                ),
+            ]
+            await self.email("cancelled", "cancelled", "1", list(dict.fromkeys(recipients)))
 
     # --- Activities -----------------------------------------------------------------------
 
