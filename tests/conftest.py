@@ -192,6 +192,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         _ADMIN_URLS.pop(name, None)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """PostgreSQL variants only where the database matters (``@pytest.mark.database``:
+    the store, the email ledger, the activities, one whole program, the web's forms).
+
+    The workflows' logic does not depend on the database, and a second run of every
+    scenario on PostgreSQL was two fifths of the suite's time.
+    ``MENTORFLOW_TEST_ALL_DATABASES=1`` runs every variant.
+    """
+    if os.environ.get("MENTORFLOW_TEST_ALL_DATABASES"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("database_url") == "postgresql"
+        if on_postgres and item.get_closest_marker("database") is None:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def set_connections(database_url: str, *, allowed: bool) -> None:
     """Open or close a PostgreSQL database to new connections; closing also drops the open ones."""
     name = make_url(database_url).database

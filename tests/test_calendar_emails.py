@@ -32,6 +32,9 @@ from mentorflow.models import (
 from mentorflow.store import Store
 from tests.conftest import settings_for
 
+# The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.database
+
 DEFINITIONS = Path(__file__).parent.parent / "definitions"
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 NOW = datetime(2027, 9, 1, 8, 0, tzinfo=UTC)

@@ -48,6 +48,9 @@ from tests.test_meetings import (
 )
 from worker.main import create_worker
 
+# The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.database
+
 COORDINATOR = "program@handelskammaren.example.org"
 BAR_BLUE = (0x2B, 0x6C, 0xB0)  # the report's bar colour (.bar in report.html)
 # What the participants answer: (overall 1-5, recommend 0-10, grow yes/no, comment).

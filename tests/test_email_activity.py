@@ -33,6 +33,9 @@ from mentorflow.models import EmailBatch, EmailFacts
 from mentorflow.store import Store, sync_url
 from tests.conftest import free_port, set_connections, settings_for
 
+# The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.database
+
 NOW = datetime(2027, 2, 15, 8, 0, tzinfo=UTC)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 from temporalio.testing import ActivityEnvironment
 
@@ -21,6 +22,9 @@ from mentorflow.store import Store
 from mentorflow.store.tables import EmailLedgerEntry
 from tests.conftest import settings_for
 from tests.test_email_activity import batch
+
+# The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.database
 
 
 async def lose_the_record(store: Store, key: str) -> None:

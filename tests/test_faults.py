@@ -219,6 +219,7 @@ async def test_dev_server_restarted_mid_program_loses_nothing(
     assert kinds.count("phase") >= 3 and "reminder" in kinds
 
 
+@pytest.mark.database
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_database_briefly_down_activities_retry_and_nothing_is_lost(
     dev_env: WorkflowEnvironment,

@@ -55,6 +55,9 @@ from tests.conftest import free_port
 from tests.programs import DEMO, demo_application, record_program
 from tests.test_web import AbortingTemporal, BusyTemporal
 
+# The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.database
+
 HOSTILE = Path(__file__).parent / "hostile"
 DEFINITIONS = sorted((HOSTILE / "definitions").glob("*.yaml"))
 FORMS: list[dict[str, str]] = json.loads((HOSTILE / "forms.json").read_text(encoding="utf-8"))

@@ -37,6 +37,9 @@ from tests.programs import demo_application, fast_definition
 from worker.main import activities_for, create_worker
 from workflows.application import ApplicationWorkflow
 
+# The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.database
+
 MANAGER = "manager.race@demo.example.org"
 
 

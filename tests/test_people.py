@@ -11,6 +11,9 @@ from mentorflow.definition import load_definition
 from mentorflow.store import Store
 from tests.programs import DEMO, record_program
 
+# The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.database
+
 
 def test_the_definition_without_people_names_nobody_and_keeps_one_reference_per_person() -> None:
     definition = load_definition(DEMO)

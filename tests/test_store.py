@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect
 
 from mentorflow.store import EmailClaim, Store, migrate, sync_url
 from mentorflow.store.migrate import alembic_config
+
+# The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.database
 
 AT = datetime(2027, 2, 15, 8, 0, tzinfo=timezone(timedelta(hours=1)))
 

@@ -18,6 +18,9 @@ from mentorflow.web.app import serve
 from tests.conftest import free_port, serving, wait_for
 from tests.programs import DEMO, record_program
 
+# The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.database
+
 
 async def test_health_reports_an_unreachable_database_with_its_address(tmp_path: Path) -> None:
     port, dead_port = free_port(), free_port()
