@@ -133,7 +133,13 @@ class EmailActivities:
         shared = None if batch.links else render(batch.template, facts, **extra)
         result = EmailBatchResult(sent=0, already_sent=0)
         outgoing = []
-        for reference in batch.recipients:
+        recipients = list(batch.recipients)
+        if batch.applicants:
+            rows = await self._store.applications(batch.program_id)
+            named = set(batch.recipients)
+            added = [people.applicant(r.id) for r in rows if r.status in batch.applicants]
+            recipients += [r for r in added if r not in named]
+        for reference in recipients:
             try:
                 address = await resolver.email(reference)
             except people.Unknown:

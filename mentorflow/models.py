@@ -369,6 +369,7 @@ class EmailFacts(BaseModel):
     end: AwareDatetime
     previous_deadline: AwareDatetime | None = None
     previous_start: AwareDatetime | None = None
+    previous_end: AwareDatetime | None = None
     time_left: timedelta | None = None
     reason: str = ""
     form_note: str = ""
@@ -441,6 +442,9 @@ class EmailBatch(BaseModel):
     # manager's) are filled in from the database.
     application_id: str | None = None
     name_manager: bool = False
+    # Also every applicant whose application has one of these statuses, read from the
+    # database when it runs (the thin program does not know who they are).
+    applicants: list[str] = Field(default_factory=list)
 
 
 class RejectedEmail(BaseModel):

@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import AwareDatetime, BaseModel, Field
 
 from mentorflow.definition import ProgramDefinition, Question
-from mentorflow.models import ReportSummary
+from mentorflow.models import ProgramDates, ReportSummary
 from mentorflow.store import Store
 from mentorflow.web import numbers as figures
 
@@ -167,12 +167,14 @@ async def build_report(store: Store, program_id: str, at: datetime) -> ProgramRe
         a.organisation_id for a in applications if a.id in in_pair or a.id in completed
     )
     per_person = definition.cost.per_person if definition.cost else None
+    # The dates as the program last recorded them: a postponed start is the start.
+    dates = ProgramDates.model_validate(program.dates) if program.dates else None
     return ProgramReport(
         program_id=program_id,
         name=definition.name,
         language=definition.language.value,
-        start=definition.schedule.start,
-        end=definition.schedule.end,
+        start=dates.start if dates else definition.schedule.start,
+        end=dates.end if dates else definition.schedule.end,
         generated_at=at,
         funnel=[row for row in rows.values() if row.applied],
         pairs=len(pairs),

@@ -32,6 +32,7 @@ from mentorflow.mail.render import render
 from mentorflow.models import EmailBatch, EmailFacts
 from mentorflow.store import Store, sync_url
 from tests.conftest import free_port, set_connections, settings_for
+from tests.programs import record_program
 
 # The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
 pytestmark = pytest.mark.database
@@ -525,3 +526,44 @@ async def test_the_announcement_replies_to_the_programs_contact_and_carries_hrs_
             "- Linnéa Jönsson (HR-strateg): linnea.jonsson@myndigheten.example\n"
         )
         assert 'href="mailto:linnea.jonsson@myndigheten.example"' in markup
+
+
+async def test_a_batch_for_applicants_reaches_those_still_in_the_program_once(
+    mail_catcher: MailCatcher, store: Store, database_url: str
+) -> None:
+    """A move after the window: the thin program does not know its applicants, the
+    activity reads them (by status) and adds them to the people it names, once each."""
+    definition = load_definition(Path(__file__).parent.parent / "definitions" / "demo.yaml")
+    await record_program(store, definition, "awaiting_hr_decision")
+    ids = {}
+    for name, status in [("ann", "approved"), ("bo", "declined"), ("cy", "awaiting_approval")]:
+        row, _ = await store.save_application(
+            new_id=f"{name:x<16}"[:16],
+            program_id=definition.id,
+            email=f"{name}@example.org",
+            name=name.title(),
+            organisation_id="demo-company",
+            department="",
+            profile_id="mentor",
+            manager_email=f"boss.{name}@example.org",
+            manager_name="Boss",
+            answers={},
+            eligibility_confirmed=True,
+            channel="web_form",
+            at=NOW,
+        )
+        await store.set_application_status(row.id, status, NOW)
+        ids[name] = row.id
+    request = batch([people.applicant(ids["ann"]), "hr@example.org"]).model_copy(
+        update={"program_id": definition.id, "applicants": ["approved", "awaiting_approval"]}
+    )
+    settings = settings_for(task_queue="-", database_url=database_url, smtp_port=mail_catcher.port)
+    result = await ActivityEnvironment().run(
+        EmailActivities(store, settings).send_email_batch, request
+    )
+    assert (result.sent, result.rejected) == (3, [])
+    assert sorted(m.recipients[0] for m in mail_catcher.messages()) == [
+        "ann@example.org",
+        "cy@example.org",
+        "hr@example.org",
+    ]

@@ -192,6 +192,16 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
         assert moved.returncode == 0, moved.stderr
         assert "moved start, event:kickoff" in moved.stdout
         await wait_for(lambda: all(len(invitations(mail_catcher, p)) == 3 for p in PARTICIPANTS))
+        # Everyone in a pair, and HR, is told of the new start and why, once.
+        await wait_for(
+            lambda: all(
+                len(subjects(mail_catcher, p, "Nya datum")) == 1
+                for p in [*PARTICIPANTS, COORDINATOR]
+            )
+        )
+        (notice,) = subjects(mail_catcher, MENTORS[0], "Nya datum")
+        assert "Programstart: fredag 15 oktober 2027 kl. 09:00 (tidigare" in notice.body("plain")
+        assert "Senarelagd start" in notice.body("plain")
 
         # Check-ins follow the new start: none two weeks after the old one ...
         await env.sleep(local("2027-10-28T12:00") - await env.get_current_time())

@@ -1,14 +1,25 @@
-"""The report's arithmetic and the evaluation form's checks, without any server."""
+"""The report's arithmetic and the evaluation form's checks, without any server (one
+test reads its dates from the database)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from starlette.datastructures import FormData
 
-from mentorflow.definition import Question
-from mentorflow.report import FunnelRow, ProgramReport, QuestionResult, question_result, report_csv
+from mentorflow.definition import Question, load_definition
+from mentorflow.models import program_dates
+from mentorflow.report import (
+    FunnelRow,
+    ProgramReport,
+    QuestionResult,
+    build_report,
+    question_result,
+    report_csv,
+)
+from mentorflow.store import Store
 from mentorflow.web.evaluation import read_answers
+from tests.programs import DEMO, record_program
 from tests.test_closing import closing_pilot
 from tests.test_definition import demo_data, problems_of
 
@@ -83,3 +94,27 @@ def test_an_nps_question_must_be_a_zero_to_ten_scale() -> None:
     ]
     (problem,) = [p for p in problems_of(data) if "NPS" in p]
     assert "evaluation question 'recommend'" in problem and "scale_min: 0" in problem
+
+
+async def test_the_report_shows_the_dates_the_program_has_now(store: Store) -> None:
+    """Seen before: after a postponed start the report kept the definition's dates."""
+    definition = load_definition(DEMO)
+    await record_program(store, definition, "running")
+    row = await store.program(definition.id)
+    assert row is not None
+    dates = program_dates(definition)
+    moved = dates.model_copy(
+        update={"start": dates.start + timedelta(days=7), "end": dates.end + timedelta(days=7)}
+    )
+    await store.record_event(
+        program_id=definition.id,
+        key="rescheduled-1",
+        kind="rescheduled",
+        phase="running",
+        revision=row.revision + 1,
+        at=datetime.now(UTC),
+        dates=moved.model_dump(mode="json"),
+    )
+    report = await build_report(store, definition.id, datetime.now(UTC))
+    assert (report.start, report.end) == (moved.start, moved.end)
+    assert report.start != definition.schedule.start

@@ -4,11 +4,10 @@ Read ``run`` for the lifecycle. Every date is state, not a sleep: the workflow
 waits for "the current value of the date, or a change to it" (the updatable
 timer pattern), so ``reschedule`` moves a date and the waiting simply re-plans.
 
-The program is thin: it holds ids, dates and counts (``ProgramState``). Each
-application is saved and started as its own workflow by the client that took
-it, and tells the program that it applied and how it ended; capacity, review
-and re-match requests are checked against the database by activities. The
-steps it takes (emails, records, pairs) are in ``workflows/program_steps.py``.
+Thin: it holds ids, dates and counts (``ProgramState``). Each application is its
+own workflow, started by the client that took it, and signals the program; the
+database checks capacity, review and re-match requests (activities). Its steps
+(emails, records, pairs) are in ``workflows/program_steps.py``.
 """
 
 from __future__ import annotations
@@ -202,9 +201,14 @@ class ProgramWorkflow(ProgramSteps):
             await self.ask_for_review()
             matching.review_requested = True
         while matching.confirmed_by is None:
+            await self.send_date_change_notices()
             await self._continue_as_new_if_due()
             await workflow.wait_condition(
-                lambda: matching.confirmed_by is not None or self._history_is_long()
+                lambda: (
+                    matching.confirmed_by is not None
+                    or self._history_is_long()
+                    or bool(self._s.notices)
+                )
             )
         summary = matching.summary  # HR's actions replaced the first proposal
         await workflow.execute_activity_method(
@@ -362,7 +366,7 @@ class ProgramWorkflow(ProgramSteps):
         self.skip_passed_evaluation_reminders()
         if s.phase is ProgramPhase.APPLICATION_WINDOW:
             self.skip_passed_reminders()
-        if s.phase is ProgramPhase.APPLICATION_WINDOW:  # those told of the program hear of it
+        if s.phase is not ProgramPhase.SCHEDULED:  # the people it concerns hear of it
             change = DateChange(
                 revision=s.revision, previous=previous, moved=moved, reason=request.reason
             )
@@ -561,9 +565,10 @@ class ProgramWorkflow(ProgramSteps):
     ) -> None:
         """Sleep until ``moment``, a date moves, or ``unless()``; then the caller re-plans.
 
-        Continues as new first if the history is long; the next deadline shown in the
-        UI is brought up to date before every sleep.
+        Continues as new first if the history is long; tells the people concerned of
+        a move, and brings the next deadline shown in the UI up to date, before every sleep.
         """
+        await self.send_date_change_notices()
         await self._continue_as_new_if_due()
         self.publish()
         revision = self._s.revision

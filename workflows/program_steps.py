@@ -185,21 +185,41 @@ class ProgramSteps:
         return True
 
     async def send_date_change_notices(self) -> None:
+        """A moved deadline, start or end, with HR's reason, to the people it concerns:
+        in the window, those told of the program; after it, also everyone still in it
+        (applicants waiting or approved, the participants of its pairs) and its HR."""
         while self._s.notices:
             change = self._s.notices.pop(0)
-            recipients = list(self._definition.announcement.recipients)
-            if recipients and {"deadline", "start"} & set(change.moved):
-                await self.email(
-                    "dates_changed",
-                    "dates-changed",
-                    str(change.revision),
-                    recipients,
-                    previous_deadline=(
-                        change.previous.deadline if "deadline" in change.moved else None
-                    ),
-                    previous_start=change.previous.start if "start" in change.moved else None,
-                    reason=change.reason,
-                )
+            if not {"deadline", "start", "end"} & set(change.moved):
+                continue  # joint events: their updated invitations say it
+            d = self._definition
+            recipients = list(d.announcement.recipients)
+            applicants: list[str] = []
+            if self._s.phase is not ProgramPhase.APPLICATION_WINDOW:
+                recipients += [c.email for c in d.coordinators()]
+                recipients += [c.email for o in d.organisations for c in o.hr_contacts]
+                recipients += [
+                    people.applicant(member)
+                    for pair in self._s.pairs.values()
+                    if pair.started and pair.status == "active"
+                    for member in (pair.mentor_id, pair.adept_id)
+                ]
+                if not self._s.pairs:
+                    applicants = ["awaiting_approval", "escalated", "approved"]
+            if not recipients and not applicants:
+                continue
+            previous = change.previous
+            await self.email(
+                "dates_changed",
+                "dates-changed",
+                str(change.revision),
+                list(dict.fromkeys(recipients)),
+                previous_deadline=previous.deadline if "deadline" in change.moved else None,
+                previous_start=previous.start if "start" in change.moved else None,
+                previous_end=previous.end if "end" in change.moved else None,
+                reason=change.reason,
+                applicants=applicants,
+            )
 
     # --- Approvals and HR's capacity decision ---------------------------------------------
 
@@ -758,14 +778,17 @@ class ProgramSteps:
         time_left: timedelta | None = None,
         previous_deadline: datetime | None = None,
         previous_start: datetime | None = None,
+        previous_end: datetime | None = None,
         reason: str = "",
         facts: EmailFacts | None = None,
         links: list[LinkRequest] | None = None,
+        applicants: list[str] | None = None,
     ) -> None:
         facts = (facts or self.facts()).model_copy(
             update={
                 "previous_deadline": previous_deadline,
                 "previous_start": previous_start,
+                "previous_end": previous_end,
                 "time_left": time_left,
                 "reason": reason,
             }
@@ -780,8 +803,13 @@ class ProgramSteps:
                 recipients=recipients,
                 facts=facts,
                 links=links or [],
+                applicants=applicants or [],
             ),
-            start_to_close_timeout=timedelta(seconds=60 + 5 * len(recipients)),
+            # The applicants it adds are read when it runs: allow for every one who applied.
+            start_to_close_timeout=timedelta(
+                seconds=60
+                + 5 * (len(recipients) + (self._s.tally.count("applied") if applicants else 0))
+            ),
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=EMAIL_RETRY,
             summary=f"{template} to {len(recipients)} recipient(s)",
