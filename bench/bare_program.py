@@ -111,7 +111,7 @@ class BareApplication:
             await workflow.sleep(LONG if left == 1 else timedelta(milliseconds=1))
 
     @workflow.update
-    async def approve(self) -> None:
+    async def approve(self, _: object = None) -> None:
         self._approved = True
 
 

@@ -65,6 +65,7 @@ from mentorflow.models import (
     participant_task_queue,
 )
 from mentorflow.programs import ProgramError, handle_for, reschedule_program, start_program
+from mentorflow.temporal import execute_update_when_admitted
 from workflows.program import ProgramWorkflow
 
 HISTORY_WARNING = 10_240
@@ -282,10 +283,12 @@ async def run_baseline(
                     id=f"bare-application-{application_id}",
                     task_queue=participant_task_queue("bare"),
                 )
-            async with gate:
-                await env.client.get_workflow_handle(
-                    f"bare-application-{application_id}"
-                ).execute_update("approve")
+            async with gate:  # retried as the project's web app retries a click
+                await execute_update_when_admitted(
+                    env.client.get_workflow_handle(f"bare-application-{application_id}"),
+                    "approve",
+                    None,
+                )
 
         await asyncio.gather(*(apply_and_approve(i) for i in range(n)))
         progress("baseline", "all applied and approved", began)
