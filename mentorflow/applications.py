@@ -26,7 +26,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from mentorflow import limits, timeline
+from mentorflow import limits, refusals, timeline
 from mentorflow import search_attributes as sa
 from mentorflow.definition import ProgramDefinition, Question
 from mentorflow.models import (
@@ -226,12 +226,11 @@ async def _submit_to_v1(
             ),
         )
     except WorkflowUpdateFailedError as error:
-        message = getattr(error.cause, "message", str(error.cause))
-        kind, _, detail = message.partition(":")
-        if kind.strip() == "closed" and created:
+        refused = refusals.of(error)
+        if refused.kind == "closed" and created:
             # It never reached the program: keep it out of every count.
             await store.set_application_status(saved.id, "late", datetime.now(UTC))
-        return SubmitOutcome(saved, created, kind.strip(), detail.strip())
+        return SubmitOutcome(saved, created, refused.kind, refused.detail)
     except RPCError as error:
         if not is_busy(error):
             raise

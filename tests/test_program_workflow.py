@@ -14,6 +14,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from mentorflow import refusals
 from mentorflow.definition import ProgramDefinition, load_definition
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import (
@@ -71,6 +72,7 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
                 RescheduleRequest(deadline=local("2027-01-10T12:00")),
             )
         assert "in the past" in str(refused.value.cause)
+        assert refusals.of(refused.value).kind == "invalid"  # typed: clients match on it
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(
                 ProgramWorkflow.reschedule,

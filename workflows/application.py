@@ -13,12 +13,9 @@ the wrong person, or too late.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/program.py)
@@ -43,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         WithdrawalRequest,
         program_workflow_id,
     )
+    from mentorflow.refusals import refuse
     from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
     from workflows.timers import Clock
 
@@ -345,7 +343,7 @@ class ApplicationWorkflow:
         await self._await_links_sent()
         # Checked again: the email may have gone to someone else, or a concurrent
         # click of the same link may have answered while this one waited.
-        _refuse_with(self._validate_decide, request)
+        self._validate_decide(request)  # a refusal (ApplicationError) fails the update
         self._decision = request
         self._decided_by = self._approvers.get(request.fingerprint, "unknown approver")
         # Returns once taken: the decision is in this workflow's history, which records it
@@ -361,16 +359,18 @@ class ApplicationWorkflow:
     def _validate_decide(self, request: DecisionRequest) -> None:
         self._refuse_if_closed()
         if self._decision is not None:  # taken, perhaps not recorded yet
-            raise ValueError(f"already_answered: {_word(self._decision)}")
+            raise refuse("already_answered", f"already_answered: {_word(self._decision)}")
         if self._state in ("approved", "declined"):
-            raise ValueError(f"already_answered: {self._state}")
+            raise refuse("already_answered", f"already_answered: {self._state}")
         if request.fingerprint not in self._approvers and not self._links_in_flight:
-            raise ValueError("not_your_link: this link is not for the person who may answer now")
+            raise refuse(
+                "not_your_link", "not_your_link: this link is not for the person who may answer now"
+            )
 
     @workflow.update
     async def withdraw(self, request: WithdrawalRequest) -> ApplicationStatus:
         await self._await_links_sent()
-        _refuse_with(self._validate_withdraw, request)
+        self._validate_withdraw(request)
         self._withdrawn = True
         self._decided_by = "applicant"
         await workflow.wait_condition(lambda: self._state == "withdrawn")
@@ -380,9 +380,9 @@ class ApplicationWorkflow:
     def _validate_withdraw(self, request: WithdrawalRequest) -> None:
         self._refuse_if_closed()
         if self._state == "declined":
-            raise ValueError("already_answered: declined")
+            raise refuse("already_answered", "already_answered: declined")
         if request.fingerprint != self._applicant and not self._links_in_flight:
-            raise ValueError("not_your_link: this link is not the applicant's")
+            raise refuse("not_your_link", "not_your_link: this link is not the applicant's")
 
     async def _await_links_sent(self) -> None:
         """Let a click that raced its own email's send wait until the send has returned."""
@@ -409,9 +409,9 @@ class ApplicationWorkflow:
 
     def _refuse_if_closed(self) -> None:
         if self._program_closed:
-            raise ValueError("program_closed: the program is closed")
+            raise refuse("program_closed", "program_closed: the program is closed")
         if self._withdrawn or self._state == "withdrawn":
-            raise ValueError("withdrawn: the application was withdrawn")
+            raise refuse("withdrawn", "withdrawn: the application was withdrawn")
 
     # --- Activities -----------------------------------------------------------------------
 
@@ -509,14 +509,6 @@ class ApplicationWorkflow:
             start_to_close_timeout=RECORD_TIMEOUT,
             summary=f"record {status}",
         )
-
-
-def _refuse_with(validator: Callable[[Any], None], request: Any) -> None:
-    """Run an update's validator inside its handler; a refusal fails the update, not the task."""
-    try:
-        validator(request)
-    except ValueError as error:
-        raise ApplicationError(str(error), non_retryable=True) from None
 
 
 def _word(decision: DecisionRequest) -> str:

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401  (see workflows/program_steps.py)
@@ -60,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         SelectionsRecorded,
         program_dates,
     )
+    from mentorflow.refusals import refuse
     from workflows.application import APPLICATION_APPLIED_SIGNAL, APPLICATION_RESULT_SIGNAL
     from workflows.options import RECORD_TIMEOUT
     from workflows.pair import PAIR_CLOSED_SIGNAL
@@ -392,7 +392,7 @@ class ProgramWorkflow(ProgramSteps):
         refuse_personal(requested_by=request.requested_by, reason=request.reason)
         refusal = timeline.reschedule_refusal(self._definition, self._s, request, self._clock.now())
         if refusal is not None:
-            raise ValueError(refusal)
+            raise refuse("invalid", refusal)
 
     @workflow.update
     async def decide_capacity(self, decision: CapacityDecision) -> CapacityDecisionResult:
@@ -403,9 +403,9 @@ class ProgramWorkflow(ProgramSteps):
     def _validate_capacity(self, decision: CapacityDecision) -> None:
         refuse_personal(decided_by=decision.decided_by)
         if self._s.phase is not ProgramPhase.AWAITING_HR_DECISION:
-            raise ValueError(f"closed: HR's capacity decision is not open (phase {self._s.phase})")
+            raise refuse("closed", f"closed: HR's capacity decision is not open ({self._s.phase})")
         if self._clock.now() >= self.decision_due():
-            raise ValueError("closed: the decision deadline has passed")
+            raise refuse("closed", "closed: the decision deadline has passed")
 
     async def _decide(
         self, decision: CapacityDecision, policy: str | None = None
@@ -455,7 +455,7 @@ class ProgramWorkflow(ProgramSteps):
             # Again: an earlier action may have changed things while this one waited.
             refusal = review.refusal(self._s.phase, matching, request)
             if refusal is not None:
-                raise ApplicationError(refusal, type=refusal.partition(":")[0], non_retryable=True)
+                raise refuse(refusal.partition(":")[0], refusal)
             assert matching.summary is not None
             if request.action == "confirm":
                 matching.confirmed_by = request.by or "hr"
@@ -464,8 +464,7 @@ class ProgramWorkflow(ProgramSteps):
             named = [p for p in review.named_pairs(request) if p is not None]
             proposed = await refused_as_typed(self.propose(locks, forbids, check=named))
             if proposed.conflict is not None:
-                message = f"conflict: {proposed.conflict}"
-                raise ApplicationError(message, type="conflict", non_retryable=True)
+                raise refuse("conflict", f"conflict: {proposed.conflict}")
             assert proposed.summary is not None
             matching.locks, matching.forbids = locks, forbids
             matching.summary = proposed.summary
@@ -482,7 +481,7 @@ class ProgramWorkflow(ProgramSteps):
         refuse_personal(by=request.by)
         refusal = review.refusal(self._s.phase, self._s.matching, request)
         if refusal is not None:
-            raise ValueError(refusal)
+            raise refuse(refusal.partition(":")[0], refusal)
 
     @workflow.update
     async def rematch(self, request: RematchRequest) -> str:
@@ -531,8 +530,8 @@ class ProgramWorkflow(ProgramSteps):
     def _validate_rematch(self, request: RematchRequest) -> None:
         refuse_personal(by=request.by)
         if self._s.phase is not ProgramPhase.RUNNING:
-            raise ValueError(
-                f"closed: pairs are re-matched while the program runs (phase {self._s.phase})"
+            raise refuse(
+                "closed", f"closed: pairs are re-matched while the program runs ({self._s.phase})"
             )
 
     @workflow.update
@@ -547,9 +546,10 @@ class ProgramWorkflow(ProgramSteps):
     def _validate_purge(self, request: PurgeRequest) -> None:
         refuse_personal(requested_by=request.requested_by, reason=request.reason)
         if self._s.phase is not ProgramPhase.COMPLETED:
-            raise ValueError(
+            raise refuse(
+                "closed",
                 f"the program is {self._s.phase.value}; personal data is purged once it has"
-                " completed (its report made)"
+                " completed (its report made)",
             )
 
     # --- Time and history ------------------------------------------------------------------

@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         pair_workflow_id,
         participant_task_queue,
     )
+    from mentorflow.refusals import KINDS, refuse
     from workflows.options import EMAIL_RETRY, RECORD_TIMEOUT
     from workflows.pair import PairWorkflow
     from workflows.timers import Clock
@@ -825,9 +826,10 @@ def refuse_personal(**values: str) -> None:
     (mentorflow.people): the history would keep them past every purge."""
     for field, value in values.items():
         if not people.may_be_carried(value):
-            raise ValueError(
+            raise refuse(
+                "personal_data",
                 f"personal_data: {field} must be a note's key or a reference, not a name,"
-                " an address or free text (save the text with Store.save_note)"
+                " an address or free text (save the text with Store.save_note)",
             )
 
 
@@ -841,6 +843,6 @@ async def refused_as_typed(step: Awaitable[T]) -> T:
         return await step
     except ActivityError as error:
         cause = error.cause
-        if isinstance(cause, ApplicationError) and cause.type:
-            raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from None
+        if isinstance(cause, ApplicationError) and cause.type in KINDS:
+            raise refuse(cause.type, cause.message) from None
         raise

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from mentorflow import refusals
 from mentorflow.applications import check_application, submit_application
 from mentorflow.definition import ProgramDefinition, is_slug
 from mentorflow.links import Link, LinkError, LinkSigner, Purpose
@@ -121,10 +122,9 @@ def render_notice(
 
 
 def refusal(error: WorkflowUpdateFailedError) -> tuple[str, str]:
-    """(kind, detail) from a validator's message such as "already_answered: approved"."""
-    message = getattr(error.cause, "message", str(error.cause))
-    kind, _, detail = message.partition(":")
-    return kind.strip(), detail.strip()
+    """(kind, detail) of a refused update: its type (mentorflow.refusals), and why."""
+    refused = refusals.of(error)
+    return refused.kind, refused.detail
 
 
 async def load_definition_of(store: Store, program_id: str) -> ProgramDefinition | None:
