@@ -21,6 +21,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import AwareDatetime, BaseModel, Field
 
+from mentorflow import moments
 from mentorflow.definition import ProgramDefinition, Question
 from mentorflow.models import ProgramDates, ReportSummary
 from mentorflow.store import Store
@@ -66,6 +67,7 @@ class ProgramReport(BaseModel):
     program_id: str
     name: str
     language: str
+    timezone: str = "Europe/Stockholm"  # reports stored before it had one
     start: AwareDatetime
     end: AwareDatetime
     generated_at: AwareDatetime
@@ -173,6 +175,7 @@ async def build_report(store: Store, program_id: str, at: datetime) -> ProgramRe
         program_id=program_id,
         name=definition.name,
         language=definition.language.value,
+        timezone=definition.timezone,
         start=dates.start if dates else definition.schedule.start,
         end=dates.end if dates else definition.schedule.end,
         generated_at=at,
@@ -340,6 +343,11 @@ def report_html(report: ProgramReport, csv_url: str | None = None) -> str:
     return _ENVIRONMENT.get_template("report.html").render(
         r=report,
         t=labels,
+        generated=moments.when(report.generated_at, report.timezone, language),
+        period=(
+            moments.day(report.start, report.timezone, language),
+            moments.day(report.end, report.timezone, language),
+        ),
         stages=STAGES,
         totals=totals,
         funnel_chart=bars({labels[s]: float(totals[s]) for s in STAGES}, language),

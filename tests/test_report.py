@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.datastructures import FormData
 
+from mentorflow import moments
 from mentorflow.definition import Question, load_definition
 from mentorflow.models import program_dates
 from mentorflow.report import (
@@ -16,6 +17,7 @@ from mentorflow.report import (
     build_report,
     question_result,
     report_csv,
+    report_html,
 )
 from mentorflow.store import Store
 from mentorflow.web.evaluation import read_answers
@@ -118,3 +120,8 @@ async def test_the_report_shows_the_dates_the_program_has_now(store: Store) -> N
     report = await build_report(store, definition.id, datetime.now(UTC))
     assert (report.start, report.end) == (moved.start, moved.end)
     assert report.start != definition.schedule.start
+    # In the program's timezone and language, as its emails say it; never "… UTC".
+    page = report_html(report)
+    assert " UTC" not in page
+    assert moments.when(report.generated_at, definition.timezone, definition.language) in page
+    assert moments.day(moved.start, definition.timezone, definition.language) in page

@@ -23,14 +23,10 @@ from mentorflow.definition import Language
 from mentorflow.invitations import event_summary
 from mentorflow.models import EmailFacts, EmailTemplate
 
-TEMPLATES = Path(__file__).parent / "templates"
+# One format for emails, pages and the report.
+from mentorflow.moments import DATE_PATTERNS, DATETIME_PATTERNS, LOCALES
 
-LOCALES = {Language.SV: "sv_SE", Language.EN: "en_GB"}
-DATETIME_PATTERNS = {
-    Language.SV: "EEEE d MMMM y 'kl.' HH:mm",
-    Language.EN: "EEEE d MMMM y 'at' HH:mm",
-}
-DATE_PATTERNS = {Language.SV: "d MMMM y", Language.EN: "d MMMM y"}
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -18,11 +17,10 @@ from fastapi.templating import Jinja2Templates
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from mentorflow import refusals
+from mentorflow import moments, refusals
 from mentorflow.applications import check_application, submit_application
 from mentorflow.definition import ProgramDefinition, is_slug
 from mentorflow.links import Link, LinkError, LinkSigner, Purpose
-from mentorflow.mail.render import DATETIME_PATTERNS, LOCALES
 from mentorflow.models import (
     ApplicationStatus,
     DecisionRequest,
@@ -51,13 +49,7 @@ class Window(NamedTuple):
 
 def when(moment: datetime, definition: ProgramDefinition) -> str:
     """A moment as the program's people read it: their language, their timezone."""
-    from babel.dates import format_datetime
-
-    return format_datetime(
-        moment.astimezone(ZoneInfo(definition.timezone)),
-        DATETIME_PATTERNS[definition.language],
-        locale=LOCALES[definition.language],
-    )
+    return moments.when(moment, definition.timezone, definition.language)
 
 
 def text(definition: ProgramDefinition | None, key: str, **values: Any) -> str:

@@ -1,0 +1,32 @@
+"""Moments as a program's people read them: in its language and its timezone, one
+format for emails, pages and the report ("torsdag 8 april 2027 kl. 23:59")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+
+from mentorflow.definition import Language
+
+LOCALES = {Language.SV: "sv_SE", Language.EN: "en_GB"}
+DATETIME_PATTERNS = {
+    Language.SV: "EEEE d MMMM y 'kl.' HH:mm",
+    Language.EN: "EEEE d MMMM y 'at' HH:mm",
+}
+DATE_PATTERNS = {Language.SV: "d MMMM y", Language.EN: "d MMMM y"}
+
+
+def when(moment: datetime, timezone: str, language: Language | str) -> str:
+    """A date and time, e.g. "torsdag 8 april 2027 kl. 23:59"."""
+    language = Language(language)
+    local = moment.astimezone(ZoneInfo(timezone))
+    return format_datetime(local, DATETIME_PATTERNS[language], locale=LOCALES[language])
+
+
+def day(moment: datetime, timezone: str, language: Language | str) -> str:
+    """A date, e.g. "8 april 2027"."""
+    language = Language(language)
+    local = moment.astimezone(ZoneInfo(timezone))
+    return format_datetime(local, DATE_PATTERNS[language], locale=LOCALES[language])
