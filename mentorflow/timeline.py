@@ -8,6 +8,7 @@ one reading of them (``tests/test_timeline.py``), with no Temporal needed.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from mentorflow.definition import ProgramDefinition, consistency_problems
 from mentorflow.models import (
@@ -192,7 +193,7 @@ def reschedule_refusal(
     for name in names:
         value: datetime | None = getattr(request, name)
         if value is not None and value <= now:
-            return f"the new {name} ({value.isoformat()}) is in the past"
+            return f"the new {name} ({_local(value, definition)}) is in the past"
     for event_id in [*request.events, *request.cancel_events]:
         entry = state.calendar.get(event_id)
         if entry is None:
@@ -208,10 +209,15 @@ def reschedule_refusal(
         return "nothing to move: the program already has these dates"
     for event_id, starts in request.events.items():
         if starts <= now:
-            return f"the new start of {event_id!r} ({starts.isoformat()}) is in the past"
+            return f"the new start of {event_id!r} ({_local(starts, definition)}) is in the past"
     problems = list(
         consistency_problems(moved_definition(definition, moved, state.calendar, request))
     )
     if problems:
         return "; ".join(f"{p.field}: {p.problem}" for p in problems)
     return None
+
+
+def _local(moment: datetime, definition: ProgramDefinition) -> str:
+    """A moment in a refusal, as the CLI writes it: the program's timezone, named."""
+    return moment.astimezone(ZoneInfo(definition.timezone)).strftime("%Y-%m-%d %H:%M %Z")
