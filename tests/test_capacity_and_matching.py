@@ -303,7 +303,15 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
         refused_at = await store.proposal(definition.id)
         assert refused_at is not None and refused_at[0].number == 4
 
-        confirmed = await web.http.post(review, data={"action": "confirm", "proposal": "4"})
+        # Confirming tells everyone at once: the page asks first, and nothing is sent yet.
+        asked = await web.http.post(review, data={"action": "confirm", "proposal": "4"})
+        assert asked.status_code == 200 and "Bekräfta paren och meddela alla?" in asked.text
+        assert "förslag 4" in asked.text and "Det går inte att ångra." in asked.text
+        still = await store.proposal(definition.id)
+        assert still is not None and still[0].status == "proposed"
+        confirmed = await web.http.post(
+            review, data={"action": "confirm", "proposal": "4", "choice": "yes"}
+        )
         assert confirmed.status_code == 200 and "Paren är bekräftade" in confirmed.text
         # Told and running: the pairs meet from here on (tests/test_meetings.py).
         status = await until_phase(program, ProgramPhase.RUNNING)

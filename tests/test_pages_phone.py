@@ -443,7 +443,8 @@ async def test_every_page_says_what_it_does_and_fits_a_phone(
             latest = await store.proposal(definition.id)
             assert latest is not None
             confirmed = await http.post(
-                review, data={"action": "confirm", "proposal": str(latest[0].number)}
+                review,
+                data={"action": "confirm", "proposal": str(latest[0].number), "choice": "yes"},
             )
             assert confirmed.status_code == 200, confirmed.text
 

@@ -411,7 +411,7 @@ async def test_temporal_holds_no_personal_data_of_a_whole_program(
         assert proposal is not None and len(proposal[1]) == 2
         confirmed = await web.http.post(
             links_in(mail_catcher, reviewer, "r")[0],
-            data={"action": "confirm", "proposal": str(proposal[0].number)},
+            data={"action": "confirm", "proposal": str(proposal[0].number), "choice": "yes"},
         )
         assert confirmed.status_code == 200, confirmed.text
 

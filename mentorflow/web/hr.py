@@ -311,6 +311,28 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             )
         except ValueError:
             return render_notice(request, d, "invalid", 400)
+        summary = opened.status.matching
+        current = summary is not None and review.proposal == summary.proposal
+        if action == "confirm" and current and form.get("choice") != "yes":
+            # Everyone is told at once on confirming: the page asks first (nothing is sent).
+            assert summary is not None
+            language = d.language.value
+            return render_page(
+                request,
+                d,
+                text(d, "review_ask_title"),
+                text(
+                    d,
+                    "review_ask_body",
+                    proposal=summary.proposal,
+                    pairs=count(summary.pairs, "pairs", language),
+                ),
+                form={
+                    "action": request.url.path,
+                    "hidden": {"action": "confirm", "proposal": summary.proposal},
+                    "buttons": [("yes", text(d, "review_ask_yes"))],
+                },
+            )
         await ensure_up(temporal)
         try:
             await handle_of(d.id).execute_update(ProgramWorkflow.review_matching, review)

@@ -154,6 +154,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "swap": "Swap",
         "rerun": "Run the matching again",
         "confirm": "Confirm these pairs",
+        "review_ask_title": "Confirm the pairs and tell everyone?",
+        "review_ask_body": "Confirming proposal {proposal} sends its {pairs} their introductions,"
+        " and every other applicant and the managers their outcome, now. It cannot be undone.",
+        "review_ask_yes": "Yes, confirm and send",
         "review_confirmed_title": "The pairs are confirmed",
         "review_confirmed_body": "Every participant now gets their pair introduction, and the"
         " others a message; managers are informed.",
@@ -366,6 +370,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "swap": "Byt",
         "rerun": "Kör matchningen igen",
         "confirm": "Bekräfta paren",
+        "review_ask_title": "Bekräfta paren och meddela alla?",
+        "review_ask_body": "När du bekräftar förslag {proposal} får dess {pairs} sin introduktion,"
+        " och alla andra sökande och cheferna sitt besked, nu. Det går inte att ångra.",
+        "review_ask_yes": "Ja, bekräfta och skicka",
         "review_confirmed_title": "Paren är bekräftade",
         "review_confirmed_body": "Varje deltagare får nu sin parintroduktion och övriga ett"
         " besked; cheferna informeras.",
