@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from mentorflow import moments
 from mentorflow.codec import PayloadKeyError
 from mentorflow.definition import DefinitionError, is_slug, load_definition
 from mentorflow.limits import REASON_LIMIT, unsafe_character
@@ -125,7 +126,7 @@ def _ui_link(settings: Settings, workflow_id: str) -> str:
 def _local(moment: datetime | None, zone: ZoneInfo) -> str:
     if moment is None:
         return "-"
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return moments.stamp(moment, zone.key)
 
 
 # --- validate --------------------------------------------------------------------------------

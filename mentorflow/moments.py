@@ -25,6 +25,14 @@ def when(moment: datetime, timezone: str, language: Language | str) -> str:
     return format_datetime(local, DATETIME_PATTERNS[language], locale=LOCALES[language])
 
 
+def stamp(moment: datetime, timezone: str) -> str:
+    """A moment as HR's CLI and refusals write it: the English of the program's emails with
+    the zone named, e.g. "Thursday 8 April 2027 at 23:59 CEST", since the reader may sit
+    elsewhere."""
+    local = moment.astimezone(ZoneInfo(timezone))
+    return f"{when(moment, timezone, Language.EN)} {local.tzname()}"
+
+
 def day(moment: datetime, timezone: str, language: Language | str) -> str:
     """A date, e.g. "8 april 2027"."""
     language = Language(language)

@@ -8,8 +8,8 @@ one reading of them (``tests/test_timeline.py``), with no Temporal needed.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
+from mentorflow import moments
 from mentorflow.definition import ProgramDefinition, consistency_problems
 from mentorflow.models import (
     CalendarEntry,
@@ -220,4 +220,4 @@ def reschedule_refusal(
 
 def _local(moment: datetime, definition: ProgramDefinition) -> str:
     """A moment in a refusal, as the CLI writes it: the program's timezone, named."""
-    return moment.astimezone(ZoneInfo(definition.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+    return moments.stamp(moment, definition.timezone)

@@ -140,5 +140,5 @@ async def test_status_of_a_program_whose_workflow_task_fails_is_one_line(
     assert f"; see the Temporal UI: {link}); " in line, line
     assert (
         "; the database last recorded phase application_window, next deadline"
-        " 2027-03-01 17:00 CET (at "
+        " Monday 1 March 2027 at 17:00 CET (at "
     ) in line, line
