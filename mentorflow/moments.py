@@ -25,12 +25,24 @@ def when(moment: datetime, timezone: str, language: Language | str) -> str:
     return format_datetime(local, DATETIME_PATTERNS[language], locale=LOCALES[language])
 
 
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS: tuple[str, ...] = ("January", "February", "March", "April", "May", "June", "July")
+MONTHS += ("August", "September", "October", "November", "December")
+
+
 def stamp(moment: datetime, timezone: str) -> str:
     """A moment as HR's CLI and refusals write it: the English of the program's emails with
     the zone named, e.g. "Thursday 8 April 2027 at 23:59 CEST", since the reader may sit
-    elsewhere."""
+    elsewhere.
+
+    Without Babel: workflows refuse with it (a moved date in the past), and Babel's
+    locale data is loaded from files behind a lock, which a workflow must not do.
+    """
     local = moment.astimezone(ZoneInfo(timezone))
-    return f"{when(moment, timezone, Language.EN)} {local.tzname()}"
+    return (
+        f"{DAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} {local.year}"
+        f" at {local:%H:%M} {local.tzname()}"
+    )
 
 
 def day(moment: datetime, timezone: str, language: Language | str) -> str:
