@@ -12,8 +12,11 @@ the wrong person, or too late.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -50,6 +53,10 @@ APPLICATION_APPLIED_SIGNAL = "application_applied"
 # cancelled program ends its open applications and tells their people; a declined
 # applicant is told; an applicant who applies again gets a confirmation.
 TELLS_EVERYONE = "application-tells-everyone"
+# Steps that do not depend on each other go out in one workflow task: the program told,
+# the record written and the emails sent at once. Each step awaited alone cost the
+# server a workflow task of its own, and the server is what a busy program waits on.
+STEPS_TOGETHER = "application-steps-together"
 
 
 class _ProgramClosed(Exception):
@@ -83,47 +90,51 @@ class ApplicationWorkflow:
         # known only once the send returns, and a click can arrive before that.
         self._links_in_flight = 0
         self._tells_everyone = False
+        self._together = False
         self._updates = 0  # confirmations of applying again
 
     @workflow.run
     async def run(self, input: ApplicationInput) -> ApplicationResult:
         self._tells_everyone = workflow.patched(TELLS_EVERYONE)
+        self._together = workflow.patched(STEPS_TOGETHER)
         try:
             return await self._run(input)
         except _ProgramClosed:
             return await self._close_for_program()
 
     async def _run(self, input: ApplicationInput) -> ApplicationResult:
-        if input.report_to_program:
-            await self._tell_program(
-                APPLICATION_APPLIED_SIGNAL,
-                ApplicationApplied(
-                    application_id=input.application_id,
-                    organisation_id=input.organisation_id,
-                    profile_id=input.profile_id,
-                ),
-            )
-        await self._record("awaiting_approval")
-        await self._confirm_to_applicant()
+        await self._steps(
+            self._applied(),
+            self._record("awaiting_approval"),
+            self._confirm_to_applicant(),
+            *((self._ask_manager(),) if input.approval_required and self._together else ()),
+        )
         if not input.approval_required:
             outcome, channel = ApplicationOutcome.APPROVED, "policy"
         else:
-            await self._ask_manager()
+            if not self._together:
+                await self._ask_manager()
             outcome, channel = await self._await_answer()
         self._channel = channel
-        await self._record(
+        decided = self._record(
             outcome.value,
             decision=outcome.value,
             decided_by=self._decided_by or channel,  # an email, or the policy applied
             channel=channel,
             key="decision",
         )
-        # Only now: an answering update returns once its decision is on record.
+        steps: list[Coroutine[Any, Any, Any]] = [decided]
+        if not self._together:
+            # Runs before STEPS_TOGETHER: their answers waited until this was on record.
+            await steps.pop()
         self._state = outcome.value
-        result = await self._report(outcome, channel)
+        steps.insert(0, self._report(outcome, channel))
         if outcome is ApplicationOutcome.DECLINED and self._tells_everyone:
             # Kindly, once, in the program's language: by the manager, HR or the policy.
-            await self._notice("application_declined", "declined", [self._applicant_address()])
+            steps.append(
+                self._notice("application_declined", "declined", [self._applicant_address()])
+            )
+        result: ApplicationResult = (await self._steps(*steps))[0]
         if outcome is ApplicationOutcome.APPROVED:
             # An approved applicant may still withdraw until the program starts.
             with contextlib.suppress(TimeoutError):
@@ -152,6 +163,26 @@ class ApplicationWorkflow:
                 )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
+
+    async def _steps(self, *steps: Coroutine[Any, Any, Any]) -> list[Any]:
+        """Steps that do not depend on each other: at once, or (runs that began before
+        STEPS_TOGETHER) one after the other, as those runs' histories hold them."""
+        if self._together:
+            return list(await asyncio.gather(*steps))
+        return [await step for step in steps]
+
+    async def _applied(self) -> None:
+        """Tell the program that one more application was made (ids only)."""
+        i = self._input
+        if i.report_to_program:
+            await self._tell_program(
+                APPLICATION_APPLIED_SIGNAL,
+                ApplicationApplied(
+                    application_id=i.application_id,
+                    organisation_id=i.organisation_id,
+                    profile_id=i.profile_id,
+                ),
+            )
 
     async def _report(
         self,
