@@ -1,0 +1,256 @@
+"""``ApplicationWorkflow`` alone, with its activities mocked (as samples-python tests
+workflows): what it records, whom it emails, what it tells its program, and when.
+
+No database, SMTP server or web app: the activities are stand-ins registered under the
+real names, and a stand-in program workflow keeps the signals it is sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio import activity, workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from mentorflow import people, timeline
+from mentorflow.definition import ProgramDefinition, load_definition
+from mentorflow.models import (
+    ApplicationInput,
+    ApplicationRecordInput,
+    ApplicationRef,
+    ApplicationResult,
+    DecisionRequest,
+    EmailBatch,
+    EmailBatchResult,
+    SelectionOf,
+    application_workflow_id,
+    program_dates,
+    program_workflow_id,
+)
+from mentorflow.people import without_people
+from tests.programs import DEMO
+from workflows.application import ApplicationWorkflow
+
+APPLICATION = "a-0001"
+
+
+@dataclass
+class Calls:
+    """What the mocked activities were asked to do, in order."""
+
+    records: list[ApplicationRecordInput] = field(default_factory=list)
+    emails: list[EmailBatch] = field(default_factory=list)
+
+    @activity.defn(name="record_application")
+    async def record_application(self, record: ApplicationRecordInput) -> None:
+        self.records.append(record)
+
+    @activity.defn(name="send_email_batch")
+    async def send_email_batch(self, batch: EmailBatch) -> EmailBatchResult:
+        self.emails.append(batch)
+        fingerprints = {r: f"fp-{r}" for r in batch.recipients} if batch.links else {}
+        return EmailBatchResult(
+            sent=len(batch.recipients), already_sent=0, fingerprints=fingerprints
+        )
+
+    @activity.defn(name="selection_of")
+    async def selection_of(self, application: ApplicationRef) -> SelectionOf:
+        return SelectionOf()
+
+    def templates(self) -> list[str]:
+        return [e.template for e in self.emails]
+
+
+@workflow.defn(name="ProgramWorkflowV2", sandboxed=False)
+class ListeningProgram:
+    """Stands in for the program: keeps every signal's name and payload."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, Any]] = []
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal(dynamic=True)
+    def anything(self, name: str, args: Sequence[RawValue]) -> None:
+        payload = workflow.payload_converter().from_payload(args[0].payload)
+        self.heard.append((name, payload))
+
+    @workflow.query
+    def signals(self) -> list[tuple[str, Any]]:
+        return self.heard
+
+
+@dataclass
+class Scene:
+    env: WorkflowEnvironment
+    calls: Calls
+    definition: ProgramDefinition
+    program: WorkflowHandle[Any, Any]
+    task_queue: str
+
+    def input(self, **changes: Any) -> ApplicationInput:
+        plan = without_people(self.definition)
+        dates = program_dates(self.definition)
+        organisation = plan.organisations[0]
+        profile = plan.profiles[0]
+        return ApplicationInput(
+            program_id=plan.id,
+            application_id=APPLICATION,
+            organisation_id=organisation.id,
+            profile_id=profile.id,
+            profile_title=profile.title,
+            hr_contacts=list(organisation.hr_contacts),
+            approval_required=plan.approval.required,
+            answer_by=timeline.answer_by(plan, dates),
+            reminders_before_answer_by=list(plan.approval.reminders_before_answer_by),
+            on_silence=plan.approval.on_silence.value,
+            decide_escalated_by=timeline.escalation_due(plan, dates),
+            facts=timeline.facts(plan, dates),
+            report_to_program=True,
+        ).model_copy(update=changes)
+
+    async def start(self, **changes: Any) -> WorkflowHandle[ApplicationWorkflow, ApplicationResult]:
+        application = self.input(**changes)
+        return await self.env.client.start_workflow(
+            ApplicationWorkflow.run,
+            application,
+            id=application_workflow_id(application.program_id, application.application_id),
+            task_queue=self.task_queue,
+        )
+
+    async def heard(self) -> list[tuple[str, Any]]:
+        result: list[tuple[str, Any]] = await self.program.query("signals")
+        return result
+
+
+@pytest_asyncio.fixture
+async def scene(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Scene]:
+    env = time_skipping_env
+    definition = load_definition(DEMO, reference_time=await env.get_current_time())
+    calls = Calls()
+    task_queue = f"application-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[ApplicationWorkflow, ListeningProgram],
+        activities=[calls.record_application, calls.send_email_batch, calls.selection_of],
+    ):
+        program = await env.client.start_workflow(
+            "ProgramWorkflowV2", id=program_workflow_id(definition.id), task_queue=task_queue
+        )
+        yield Scene(env, calls, definition, program, task_queue)
+        # Time skipped past the stand-in's ten-year run timeout may have ended it already.
+        with contextlib.suppress(RPCError):
+            await program.terminate("test over")
+
+
+async def wait_until(condition: Any, scene: Scene) -> None:
+    for _ in range(200):
+        if await condition():
+            return
+        await scene.env.sleep(timedelta(seconds=1))
+    raise AssertionError("never happened")
+
+
+async def test_an_approval_is_recorded_told_to_the_program_and_waits_for_the_start(
+    scene: Scene,
+) -> None:
+    handle = await scene.start()
+    manager = people.manager(APPLICATION)
+
+    async def asked() -> bool:
+        return "approval_request" in scene.calls.templates()
+
+    await wait_until(asked, scene)
+    # A link sent to someone else is refused with its type, and nothing is taken.
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            ApplicationWorkflow.decide, DecisionRequest(approve=True, fingerprint="fp-other")
+        )
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.type == "not_your_link"
+
+    status = await handle.execute_update(
+        ApplicationWorkflow.decide, DecisionRequest(approve=True, fingerprint=f"fp-{manager}")
+    )
+    assert status.decided_by == manager
+
+    async def told() -> bool:
+        return len(await scene.heard()) == 2
+
+    await wait_until(told, scene)
+    # Still open: an approved applicant may withdraw until the program starts.
+    assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+    result = await handle.result()
+
+    assert [r.status for r in scene.calls.records] == ["awaiting_approval", "approved"]
+    assert scene.calls.records[1].channel == "email_link"
+    assert sorted(scene.calls.templates()) == ["application_received", "approval_request"]
+    (applied, applied_payload), (outcome, outcome_payload) = await scene.heard()
+    assert (applied, outcome) == ("application_applied", "application_result")
+    # The program learns ids and outcomes, nothing a person typed.
+    assert applied_payload == {
+        "application_id": APPLICATION,
+        "organisation_id": result.organisation_id,
+        "profile_id": result.profile_id,
+    }
+    assert outcome_payload["outcome"] == "approved" and outcome_payload["previous"] is None
+    assert result.outcome.value == "approved"
+    # Ended at the program's start, not before.
+    assert await scene.env.get_current_time() >= scene.input().facts.start
+
+
+async def test_independent_steps_go_out_in_one_workflow_task(scene: Scene) -> None:
+    handle = await scene.start()
+
+    async def asked() -> bool:
+        return len(scene.calls.emails) == 2
+
+    await wait_until(asked, scene)
+    events = [e async for e in handle.fetch_history_events()]
+    first_task = next(
+        i
+        for i, e in enumerate(events)
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    commands: list[str] = []
+    for event in events[first_task + 1 :]:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            break
+        commands.append(EventType.Name(event.event_type))
+    # The program told, the application recorded, the receipt and the manager's request:
+    # all from the first workflow task, not one task each.
+    assert commands.count("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED") == 3, commands
+    assert "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED" in commands, commands
+    await handle.terminate("test over")
+
+
+async def test_silence_declines_once_and_tells_the_applicant_kindly(scene: Scene) -> None:
+    handle = await scene.start(on_silence="decline", reminders_before_answer_by=[])
+    result = await handle.result()
+
+    assert result.outcome.value == "declined" and result.channel == "policy"
+    assert [r.status for r in scene.calls.records] == ["awaiting_approval", "declined"]
+    assert scene.calls.records[1].decided_by == "policy: silence means decline"
+    declined = [e for e in scene.calls.emails if e.template == "application_declined"]
+    assert len(declined) == 1
+    assert declined[0].recipients == [people.applicant(APPLICATION)]
+    assert [name for name, _ in await scene.heard()] == [
+        "application_applied",
+        "application_result",
+    ]
