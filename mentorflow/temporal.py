@@ -9,6 +9,7 @@ import random
 import shutil
 import sys
 import sysconfig
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,12 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
@@ -126,12 +132,22 @@ async def _execute_until(
 ) -> Any:
     loop = asyncio.get_running_loop()
     delay = 0.05
+    # One id for every try: an update the server took before its answer timed out is
+    # not taken twice; the next try gets that update's own outcome.
+    update_id = str(uuid.uuid4())
     while True:
         try:
-            return await handle.execute_update(update, argument)
+            return await handle.execute_update(update, argument, id=update_id)
         except RPCError as error:
             if error.status not in _TRY_AGAIN or loop.time() > give_up:
                 raise
+        except WorkflowUpdateRPCTimeoutOrCancelledError as error:
+            # The server was too busy to answer in its own time (seen with 1,000 clicks
+            # on a loaded machine): the answer page must not be an error page.
+            if loop.time() > give_up:
+                raise RPCError(
+                    "the workflow did not answer in time", RPCStatusCode.DEADLINE_EXCEEDED, b""
+                ) from error
         except WorkflowUpdateFailedError as error:
             if not _handing_over(error):
                 raise

@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -26,7 +26,7 @@ class RefusingHandle:
     def __init__(self, status: RPCStatusCode, times: int) -> None:
         self.status, self.left, self.calls = status, times, 0
 
-    async def execute_update(self, update: Any, argument: Any) -> str:
+    async def execute_update(self, update: Any, argument: Any, id: str | None = None) -> str:
         self.calls += 1
         if self.left:
             self.left -= 1
@@ -58,6 +58,36 @@ async def test_it_gives_up_after_its_time() -> None:
     assert 2 <= handle.calls < 20  # backed off, not hammered
 
 
+class SlowHandle:
+    """The server takes the update but its answer times out ``times`` times; every try
+    must carry the first try's update id, so the server gives the one update's outcome."""
+
+    id = "application-slow"
+
+    def __init__(self, times: int) -> None:
+        self.left, self.ids = times, list[str | None]()
+
+    async def execute_update(self, update: Any, argument: Any, id: str | None = None) -> str:
+        self.ids.append(id)
+        if self.left:
+            self.left -= 1
+            raise WorkflowUpdateRPCTimeoutOrCancelledError()
+        return "done"
+
+
+async def test_an_answer_that_timed_out_is_asked_for_again_under_the_same_update_id() -> None:
+    handle = SlowHandle(times=2)
+    assert await execute_update_when_admitted(handle, "decide", None) == "done"  # type: ignore[arg-type]
+    assert len(handle.ids) == 3 and len(set(handle.ids)) == 1 and handle.ids[0]
+
+
+async def test_answers_that_keep_timing_out_end_as_busy_not_as_an_error() -> None:
+    handle = SlowHandle(times=10_000)
+    with pytest.raises(RPCError) as refused:
+        await execute_update_when_admitted(handle, "decide", None, within=0.5)  # type: ignore[arg-type]
+    assert is_busy(refused.value)
+
+
 class HandingOverHandle:
     id = "program-handing-over"
 
@@ -67,7 +97,7 @@ class HandingOverHandle:
     def __init__(self, times: int, refusal: str = f"{HANDING_OVER}: send again") -> None:
         self.left, self.refusal, self.calls = times, refusal, 0
 
-    async def execute_update(self, update: Any, argument: Any) -> str:
+    async def execute_update(self, update: Any, argument: Any, id: str | None = None) -> str:
         self.calls += 1
         if self.left:
             self.left -= 1
@@ -108,7 +138,7 @@ class AdmittingHandle:
         self.order: list[int] = []
         self.release = release
 
-    async def execute_update(self, update: Any, argument: int) -> int:
+    async def execute_update(self, update: Any, argument: int, id: str | None = None) -> int:
         if self.in_flight == 10:
             self.refused += 1
             raise RPCError("limit on number of concurrent in-flight updates", RESOURCE, b"")
