@@ -26,7 +26,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from mentorflow import limits, refusals, timeline
+from mentorflow import i18n, limits, refusals, timeline
 from mentorflow import search_attributes as sa
 from mentorflow.definition import ProgramDefinition, Question
 from mentorflow.models import (
@@ -43,7 +43,6 @@ from mentorflow.people import without_people
 from mentorflow.store import Store
 from mentorflow.store.tables import Application, Program
 from mentorflow.temporal import execute_update_when_admitted, is_busy
-from mentorflow.web.texts import TEXTS
 from workflows.legacy.program_v1 import ProgramWorkflowV1 as ProgramWorkflow
 
 MAX_NUMBER = 100  # a number answer is a count such as years of experience
@@ -252,21 +251,22 @@ def typed_text_problem(language: str, value: str, limit: int, *, multiline: bool
     """What is wrong with text a person typed, in ``language``: too long (the limit is
     said), or a character that cannot be kept (NUL: PostgreSQL refuses it; the
     text-direction overrides make a name read differently from what it is)."""
-    text = TEXTS[language]
+    t = i18n.texts(language)
     if len(value) > limit:
-        return text["too_long"].format(
-            limit=count_in(language, limit), length=count_in(language, len(value))
+        # Numbers as the language writes them: 2,000 in English, 2 000 in Swedish.
+        return t.gettext(
+            "Please shorten this to at most %(limit)s characters (it has %(length)s).",
+            limit=t.number(limit),
+            length=t.number(len(value)),
         )
     bad = limits.unsafe_character(value, multiline=multiline)
     if bad is not None:
-        return text["bad_characters"].format(character=bad)
+        return t.gettext(
+            "This holds a character that cannot be used (%(character)s), an invisible control"
+            " or text-direction character. Please type the text again.",
+            character=bad,
+        )
     return None
-
-
-def count_in(language: str, number: int) -> str:
-    """A count as the language writes it: 2,000 in English, 2 000 in Swedish."""
-    written = f"{number:,}"
-    return written.replace(",", "\u00a0") if language == "sv" else written
 
 
 def _typed_fields(definition: ProgramDefinition, profile_id: str) -> dict[str, bool]:
@@ -285,7 +285,9 @@ def check_application(
 ) -> dict[str, str]:
     """Field name -> message, in the program's language; empty when the form is right."""
     language = definition.language.value
-    text = TEXTS[language]
+    t = i18n.texts(language)
+    required, choose = t.gettext("Please fill this in."), t.gettext("Please choose one.")
+    unknown_choice = t.gettext("Please choose one of the options.")
     errors: dict[str, str] = {}
     # The text itself first: nothing else about a field matters if it cannot be kept.
     for field, multiline in _typed_fields(definition, profile_id).items():
@@ -298,58 +300,56 @@ def check_application(
                 errors[field] = problem
     for field in ("name", "email", "organisation", "manager_name", "manager_email"):
         if not values.get(field) and field not in errors:
-            errors[field] = text["required"] if field != "organisation" else text["choose"]
+            errors[field] = required if field != "organisation" else choose
     for field in ("email", "manager_email"):
         if values.get(field) and field not in errors:
             try:
                 validate_email(values[field], check_deliverability=False)
             except EmailNotValidError:
-                errors[field] = text["bad_email"]
+                errors[field] = t.gettext("This is not a valid email address.")
     if (
         "email" not in errors
         and "manager_email" not in errors
         and values.get("email", "").lower() == values.get("manager_email", "").lower()
     ):
-        errors["manager_email"] = text["manager_is_you"]
+        errors["manager_email"] = t.gettext("Your manager must be someone else.")
     if (
         values.get("organisation")
         and "organisation" not in errors
         and values["organisation"] not in {o.id for o in definition.organisations}
     ):
-        errors["organisation"] = text["unknown_choice"]
+        errors["organisation"] = unknown_choice
     profile = definition.profile(profile_id)
     assert profile is not None
     for i, _ in enumerate(profile.eligibility):
         if values.get(f"eligible_{i}") != "yes":
-            errors[f"eligible_{i}"] = text["confirm_needed"]
+            errors[f"eligible_{i}"] = t.gettext("Please confirm this.")
     for question in profile.questions:
         if question.kind == "multi_choice":
             chosen = values.get(f"q_multi_{question.id}", [])
             if question.required and not chosen:
-                errors[f"q_multi_{question.id}"] = text["choose"]
+                errors[f"q_multi_{question.id}"] = choose
             elif len(set(chosen)) != len(chosen) or any(c not in question.options for c in chosen):
-                errors[f"q_multi_{question.id}"] = text["unknown_choice"]
+                errors[f"q_multi_{question.id}"] = unknown_choice
             continue
         answer = values.get(f"q_{question.id}", "")
         if f"q_{question.id}" in errors:
             continue
         if question.required and not answer:
-            errors[f"q_{question.id}"] = (
-                text["required"] if question.kind == "text" else text["choose"]
-            )
+            errors[f"q_{question.id}"] = required if question.kind == "text" else choose
         elif answer and question.kind == "choice" and answer not in question.options:
-            errors[f"q_{question.id}"] = text["unknown_choice"]
+            errors[f"q_{question.id}"] = unknown_choice
         elif answer and question.kind == "scale":
             allowed = {str(n) for n in range(question.scale_min, question.scale_max + 1)}
             if answer not in allowed:
-                errors[f"q_{question.id}"] = text["unknown_choice"]
+                errors[f"q_{question.id}"] = unknown_choice
         elif (
             answer
             and question.kind == "number"
             # ASCII only: "²".isdigit() is true, and int() refuses it.
             and not (answer.isascii() and answer.isdigit() and int(answer) <= MAX_NUMBER)
         ):
-            errors[f"q_{question.id}"] = text["whole_number"]
+            errors[f"q_{question.id}"] = t.gettext("Please write a whole number, such as 12.")
         elif answer and question.kind == "yes_no" and answer not in ("yes", "no"):
-            errors[f"q_{question.id}"] = text["unknown_choice"]
+            errors[f"q_{question.id}"] = unknown_choice
     return errors

@@ -15,7 +15,8 @@ with maximum matchings (Hopcroft-Karp) over the score levels, then the solver
 once. Scores and rules are computed for all pairs at once (see "Scores of
 every pair at once"); only the chosen pairs are explained, each with its
 score broken down by criterion; everyone left unmatched is listed with the
-reason.
+reason. Reasons, rules and options are codes (:class:`Reason`, :class:`Rule`,
+:class:`Option`), which the review page says in the program's language.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
@@ -71,18 +73,62 @@ class Pair:
     locked: bool = False
 
 
+class Rule(StrEnum):
+    """A hard rule a pair can break."""
+
+    SAME_REPORTING_LINE = "same_reporting_line"
+    SAME_ORGANISATION = "same_organisation"
+    SAME_DEPARTMENT = "same_department"
+    SENIORITY_GAP = "seniority_gap"  # under the rules' min_seniority_gap_years
+    FORBIDDEN = "forbidden"  # by HR, on the review page
+
+
+class Reason(StrEnum):
+    """Why someone is left without a pair."""
+
+    HARD_RULES = "hard_rules"  # every pair with the other side breaks a hard rule
+    NO_MENTOR_PLACE = "no_mentor_place"  # an adept: more adepts than mentor places
+    MENTORS_TAKEN = "mentors_taken"  # an adept: every mentor it may pair with is taken
+    ADEPTS_TAKEN = "adepts_taken"  # a mentor: every adept it may pair with is paired
+
+
+class Option(StrEnum):
+    """What HR can do about the unmatched."""
+
+    WAITLIST = "waitlist_unmatched"  # wait-list the unmatched adepts
+    MORE_MENTOR_PLACES = "more_mentor_places"  # raise a capacity, or accept more mentors
+    RELAX_RULES = "relax_rules"  # relax a hard rule (or a forbid) that excludes them
+
+
 @dataclass(frozen=True)
 class Unmatched:
     candidate_id: str
     role: Literal["mentor", "adept"]
-    reason: str
+    cause: Reason
+    rules: tuple[Rule, ...] = ()  # with HARD_RULES: the rules that exclude them
+
+    @property
+    def reason(self) -> str:
+        """The reason as one code, as a proposal's report keeps it: the cause, and the
+        rules after a colon ("hard_rules:forbidden,same_organisation")."""
+        return f"{self.cause}:{','.join(self.rules)}" if self.rules else str(self.cause)
+
+
+def read_reason(code: str) -> tuple[Reason, tuple[Rule, ...]] | None:
+    """A reason's code read back: (cause, rules); None for what is not one (a proposal
+    made before reasons were codes kept the engine's English)."""
+    cause, _, rules = code.partition(":")
+    try:
+        return Reason(cause), tuple(Rule(rule) for rule in rules.split(",") if rule)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
 class MatchingResult:
     pairs: list[Pair]
     unmatched: list[Unmatched]
-    options: list[str]  # what HR can do about the unmatched, if anyone is
+    options: list[str]  # Option codes: what HR can do about the unmatched, if anyone is
 
     @property
     def total_score(self) -> float:
@@ -148,7 +194,7 @@ def breakdown(
     }
 
 
-def broken_rules(problem: MatchingProblem, mentor: Candidate, adept: Candidate) -> list[str]:
+def broken_rules(problem: MatchingProblem, mentor: Candidate, adept: Candidate) -> list[Rule]:
     """The hard rules a pair would break (empty when it is allowed)."""
     rules, broken = problem.rules, []
     if rules.not_same_reporting_line and (
@@ -156,16 +202,16 @@ def broken_rules(problem: MatchingProblem, mentor: Candidate, adept: Candidate) 
         or (mentor.person_id and mentor.person_id == adept.manager_id)
         or (adept.person_id and adept.person_id == mentor.manager_id)
     ):
-        broken.append("same reporting line")
+        broken.append(Rule.SAME_REPORTING_LINE)
     if rules.not_same_organisation and mentor.organisation_id == adept.organisation_id:
-        broken.append("same organisation")
+        broken.append(Rule.SAME_ORGANISATION)
     if (
         rules.not_same_department
         and mentor.organisation_id == adept.organisation_id
         and mentor.department
         and mentor.department == adept.department
     ):
-        broken.append("same department")
+        broken.append(Rule.SAME_DEPARTMENT)
     gap = rules.min_seniority_gap_years
     if gap is not None and mentor.seniority_years is not None and adept.seniority_years is not None:
         difference = {
@@ -174,10 +220,19 @@ def broken_rules(problem: MatchingProblem, mentor: Candidate, adept: Candidate) 
             ProgramKind.MUTUAL: abs(adept.seniority_years - mentor.seniority_years),
         }[problem.kind]
         if difference < gap:
-            broken.append(f"seniority gap under {gap} years")
+            broken.append(Rule.SENIORITY_GAP)
     if (mentor.id, adept.id) in set(problem.forbidden):
-        broken.append("forbidden by HR")
+        broken.append(Rule.FORBIDDEN)
     return broken
+
+
+def rule_in_words(rule: Rule, rules: MatchingRules) -> str:
+    """A rule in the engine's English, as a conflict's message names it."""
+    if rule is Rule.SENIORITY_GAP:
+        return f"seniority gap under {rules.min_seniority_gap_years} years"
+    if rule is Rule.FORBIDDEN:
+        return "forbidden by HR"
+    return rule.value.replace("_", " ")
 
 
 # --- Scores of every pair at once --------------------------------------------------------------
@@ -436,11 +491,11 @@ def _pair_scores(
     return scores, found, coded
 
 
-def _rule_masks(problem: MatchingProblem) -> list[tuple[str, NDArray[np.bool_]]]:
+def _rule_masks(problem: MatchingProblem) -> list[tuple[Rule, NDArray[np.bool_]]]:
     """Each hard rule in force, with the pairs (mentors × adepts) that break it."""
     mentors, adepts, rules = problem.mentors, problem.adepts, problem.rules
     shape = (len(mentors), len(adepts))
-    masks: list[tuple[str, NDArray[np.bool_]]] = []
+    masks: list[tuple[Rule, NDArray[np.bool_]]] = []
 
     def codes(values: list[str], table: dict[str, int], empty: int) -> NDArray[np.int64]:
         # An empty value equals nothing: a code of its own per side (-1 or -2).
@@ -456,7 +511,7 @@ def _rule_masks(problem: MatchingProblem) -> list[tuple[str, NDArray[np.bool_]]]
         _mark_equal(m_manager, a_manager, line)
         _mark_equal(m_person, a_manager, line)
         _mark_equal(m_manager, a_person, line)
-        masks.append(("same reporting line", line))
+        masks.append((Rule.SAME_REPORTING_LINE, line))
     organisations: dict[str, int] = {}
     # broken_rules compares organisations as they are, empty ones too.
     m_org = np.array(
@@ -466,14 +521,14 @@ def _rule_masks(problem: MatchingProblem) -> list[tuple[str, NDArray[np.bool_]]]
         [organisations.setdefault(a.organisation_id, len(organisations)) for a in adepts], np.int64
     )[None, :]
     if rules.not_same_organisation:
-        masks.append(("same organisation", m_org == a_org))
+        masks.append((Rule.SAME_ORGANISATION, m_org == a_org))
     if rules.not_same_department:
         departments: dict[str, int] = {}
         m_dept = codes([m.department for m in mentors], departments, -1)[:, None]
         a_dept = codes([a.department for a in adepts], departments, -2)[None, :]
         same = m_dept == a_dept
         same &= m_org == a_org
-        masks.append(("same department", same))
+        masks.append((Rule.SAME_DEPARTMENT, same))
     gap = rules.min_seniority_gap_years
     if gap is not None:
         # Unknown years are NaN, and every comparison with NaN is false: no rule broken.
@@ -490,7 +545,7 @@ def _rule_masks(problem: MatchingProblem) -> list[tuple[str, NDArray[np.bool_]]]
         else:  # |adept - mentor| < gap
             short = a_years > (m_years - gap)[:, None]
             short &= a_years < (m_years + gap)[:, None]
-        masks.append((f"seniority gap under {gap} years", short))
+        masks.append((Rule.SENIORITY_GAP, short))
     if problem.forbidden:
         mentor_at = {m.id: i for i, m in enumerate(mentors)}
         adept_at = {a.id: j for j, a in enumerate(adepts)}
@@ -498,7 +553,7 @@ def _rule_masks(problem: MatchingProblem) -> list[tuple[str, NDArray[np.bool_]]]
         for mentor_id, adept_id in problem.forbidden:
             if mentor_id in mentor_at and adept_id in adept_at:
                 forbidden[mentor_at[mentor_id], adept_at[adept_id]] = True
-        masks.append(("forbidden by HR", forbidden))
+        masks.append((Rule.FORBIDDEN, forbidden))
     return masks
 
 
@@ -528,7 +583,7 @@ def _mark_equal(left: NDArray[np.int64], right: NDArray[np.int64], out: NDArray[
 
 
 def _blocked(
-    masks: list[tuple[str, NDArray[np.bool_]]], shape: tuple[int, int]
+    masks: list[tuple[Rule, NDArray[np.bool_]]], shape: tuple[int, int]
 ) -> NDArray[np.bool_]:
     blocked = np.zeros(shape, dtype=bool)
     for _, mask in masks:
@@ -756,15 +811,16 @@ def _check_locks(
             )
         broken = broken_rules(problem, mentor, problem.adepts[adept_at[adept_id]])
         if broken:
+            words = ", ".join(rule_in_words(rule, problem.rules) for rule in broken)
             raise MatchingConflict(
-                f"locked pair {mentor_id} + {adept_id} breaks a hard rule: {', '.join(broken)}"
+                f"locked pair {mentor_id} + {adept_id} breaks a hard rule: {words}"
             )
 
 
 def _unmatched(
     problem: MatchingProblem,
     pairs: list[Pair],
-    masks: list[tuple[str, NDArray[np.bool_]]],
+    masks: list[tuple[Rule, NDArray[np.bool_]]],
     blocked: NDArray[np.bool_],
 ) -> list[Unmatched]:
     matched_adepts = {p.adept_id for p in pairs}
@@ -780,31 +836,29 @@ def _unmatched(
         if adept.id in matched_adepts:
             continue
         if shut_adepts[j]:
-            rules = sorted(label for label, mask in masks if mask[:, j].any())
-            reason = "every pair with a mentor breaks a hard rule (" + ", ".join(rules) + ")"
+            rules = tuple(sorted(rule for rule, mask in masks if mask[:, j].any()))
+            result.append(Unmatched(adept.id, "adept", Reason.HARD_RULES, rules))
         elif free_places == 0:
-            reason = "no mentor place left: more adepts than mentor places"
+            result.append(Unmatched(adept.id, "adept", Reason.NO_MENTOR_PLACE))
         else:
-            reason = "every mentor it may pair with is taken by other adepts"
-        result.append(Unmatched(adept.id, "adept", reason))
+            result.append(Unmatched(adept.id, "adept", Reason.MENTORS_TAKEN))
     for i, mentor in enumerate(problem.mentors):
         if load.get(mentor.id, 0) > 0:
             continue
         if shut_mentors[i]:
-            rules = sorted(label for label, mask in masks if mask[i, :].any())
-            reason = "every pair with an adept breaks a hard rule (" + ", ".join(rules) + ")"
+            rules = tuple(sorted(rule for rule, mask in masks if mask[i, :].any()))
+            result.append(Unmatched(mentor.id, "mentor", Reason.HARD_RULES, rules))
         else:
-            reason = "every adept it may pair with is paired with someone else"
-        result.append(Unmatched(mentor.id, "mentor", reason))
+            result.append(Unmatched(mentor.id, "mentor", Reason.ADEPTS_TAKEN))
     return result
 
 
 def _options(problem: MatchingProblem, unmatched: list[Unmatched]) -> list[str]:
     if not any(u.role == "adept" for u in unmatched):
         return []
-    options = ["wait-list the unmatched adepts"]
-    if any("mentor place" in u.reason or "taken" in u.reason for u in unmatched):
-        options.append("raise a mentor's capacity, or accept more mentors")
-    if any("hard rule" in u.reason for u in unmatched):
-        options.append("relax a hard rule (or a forbid) that excludes them")
+    options = [Option.WAITLIST.value]
+    if any(u.cause in (Reason.NO_MENTOR_PLACE, Reason.MENTORS_TAKEN) for u in unmatched):
+        options.append(Option.MORE_MENTOR_PLACES.value)
+    if any(u.cause is Reason.HARD_RULES for u in unmatched):
+        options.append(Option.RELAX_RULES.value)
     return options

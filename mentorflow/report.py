@@ -15,17 +15,18 @@ import io
 import statistics
 from collections import Counter
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import AwareDatetime, BaseModel, Field
 
-from mentorflow import moments
+from mentorflow import i18n, moments
 from mentorflow.definition import ProgramDefinition, Question
+from mentorflow.i18n import Texts
 from mentorflow.models import ProgramDates, ReportSummary
 from mentorflow.store import Store
-from mentorflow.web import numbers as figures
 
 STAGES = ("applied", "approved", "accepted", "matched", "completed", "withdrawn")
 
@@ -250,75 +251,27 @@ def question_result(question: Question, responses: list[dict[str, Any]]) -> Ques
 
 # --- Rendering -------------------------------------------------------------------------------
 
-LABELS: dict[str, dict[str, str]] = {
-    "en": {
-        "title": "Program report",
-        "period": "Program period",
-        "generated": "Report made",
-        "funnel": "Participation",
-        "applied": "Applied",
-        "approved": "Approved",
-        "accepted": "Accepted",
-        "matched": "Matched",
-        "completed": "Completed",
-        "withdrawn": "Withdrawn",
-        "organisation": "Organisation",
-        "profile": "Profile",
-        "meetings": "Meetings per pair",
-        "meetings_note": "Meetings the pairs confirmed in their check-ins ({pairs}, {total},"
-        " on average {mean} per pair).",
-        "pairs_with": "pairs",
-        "evaluation": "Closing evaluation",
-        "response_rate": "{responses} of {invited} answered ({rate}).",
-        "mean": "Average",
-        "nps": "NPS-style score",
-        "comments": "Free-text answers (no names)",
-        "comments_removed": "The free-text answers were removed with the personal data.",
-        "no_comments": "No free-text answers.",
-        "cost": "Cost",
-        "participants": "Participants",
-        "total": "Total",
-        "per_person": "{amount} {currency} per participant.",
-        "yes": "Yes",
-        "no": "No",
-    },
-    "sv": {
-        "title": "Programrapport",
-        "period": "Programperiod",
-        "generated": "Rapporten gjord",
-        "funnel": "Deltagande",
-        "applied": "Ansökte",
-        "approved": "Godkända",
-        "accepted": "Antagna",
-        "matched": "Matchade",
-        "completed": "Fullföljde",
-        "withdrawn": "Avbröt",
-        "organisation": "Organisation",
-        "profile": "Profil",
-        "meetings": "Träffar per par",
-        "meetings_note": "Träffar som paren bekräftade i sina avstämningar ({pairs}, {total},"
-        " i snitt {mean} per par).",
-        "pairs_with": "par",
-        "evaluation": "Slututvärdering",
-        "response_rate": "{responses} av {invited} svarade ({rate}).",
-        "mean": "Medel",
-        "nps": "NPS-liknande värde",
-        "comments": "Fritextsvar (utan namn)",
-        "comments_removed": "Fritextsvaren togs bort tillsammans med personuppgifterna.",
-        "no_comments": "Inga fritextsvar.",
-        "cost": "Kostnad",
-        "participants": "Deltagare",
-        "total": "Totalt",
-        "per_person": "{amount} {currency} per deltagare.",
-        "yes": "Ja",
-        "no": "Nej",
-    },
-}
 
-_ENVIRONMENT = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "web" / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
+@cache
+def _environment(language: str) -> Environment:
+    """The report's template, saying its messages and numbers in ``language``."""
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "web" / "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+    i18n.install(env, language)
+    return env
+
+
+def _stage_names(t: Texts) -> dict[str, str]:
+    return {
+        "applied": t.gettext("Applied"),
+        "approved": t.gettext("Approved"),
+        "accepted": t.gettext("Accepted"),
+        "matched": t.gettext("Matched"),
+        "completed": t.gettext("Completed"),
+        "withdrawn": t.gettext("Withdrawn"),
+    }
 
 
 class Bar(BaseModel):
@@ -329,49 +282,57 @@ class Bar(BaseModel):
 
 def bars(values: dict[str, float], language: str = "en") -> list[Bar]:
     """Chart bars, each value printed as ``language`` writes numbers ("3,5", "1 200")."""
-    return [Bar(label=k, value=v, shown=figures.number(v, language)) for k, v in values.items()]
+    return [Bar(label=k, value=v, shown=i18n.number(v, language)) for k, v in values.items()]
 
 
 def report_html(report: ProgramReport, csv_url: str | None = None) -> str:
     """The report as one self-contained HTML page (charts as inline SVG)."""
     language = report.language
-    labels = LABELS[language]
+    t = i18n.texts(language)
+    stages = _stage_names(t)
+    answers = {"yes": t.gettext("Yes"), "no": t.gettext("No")}
     totals = report.totals()
     meetings = Counter(report.meetings_per_pair)
     histogram = {str(n): float(meetings[n]) for n in range(max(meetings, default=0) + 1)}
     mean = round(statistics.fmean(report.meetings_per_pair), 1) if report.meetings_per_pair else 0
-    return _ENVIRONMENT.get_template("report.html").render(
-        r=report,
-        t=labels,
-        generated=moments.when(report.generated_at, report.timezone, language),
-        period=(
-            moments.day(report.start, report.timezone, language),
-            moments.day(report.end, report.timezone, language),
-        ),
-        stages=STAGES,
-        totals=totals,
-        funnel_chart=bars({labels[s]: float(totals[s]) for s in STAGES}, language),
-        meetings_chart=bars(histogram, language),
-        meetings_note=labels["meetings_note"].format(
-            pairs=figures.count(report.pairs, "pairs", language),
-            total=figures.count(sum(report.meetings_per_pair), "meetings", language),
-            mean=figures.number(mean, language),
-        ),
-        question_charts={
-            q.id: bars({labels.get(k, k): float(v) for k, v in q.distribution.items()}, language)
-            for q in report.questions
-            if q.distribution
-        },
-        response_rate=labels["response_rate"].format(
-            responses=figures.number(report.responses, language),
-            invited=figures.number(report.invited, language),
-            rate=figures.percent(report.response_rate, language)
-            if report.response_rate is not None
-            else "–",
-        ),
-        # Every figure on the page as the report's language writes it: "3,6", "15 000".
-        n=lambda value, decimals=None: figures.number(value, language, decimals=decimals),
-        csv_url=csv_url,
+    return (
+        _environment(language)
+        .get_template("report.html")
+        .render(
+            r=report,
+            generated=moments.when(report.generated_at, report.timezone, language),
+            period=(
+                moments.day(report.start, report.timezone, language),
+                moments.day(report.end, report.timezone, language),
+            ),
+            stages=stages,
+            totals=totals,
+            funnel_chart=bars({stages[s]: float(totals[s]) for s in STAGES}, language),
+            meetings_chart=bars(histogram, language),
+            meetings_note=t.gettext(
+                "Meetings the pairs confirmed in their check-ins (%(pairs)s, %(meetings)s, on"
+                " average %(mean)s per pair).",
+                pairs=t.ngettext("%(num)s pair", "%(num)s pairs", report.pairs),
+                meetings=t.ngettext(
+                    "%(num)s meeting", "%(num)s meetings", sum(report.meetings_per_pair)
+                ),
+                mean=t.number(mean),
+            ),
+            question_charts={
+                q.id: bars(
+                    {answers.get(k, k): float(v) for k, v in q.distribution.items()}, language
+                )
+                for q in report.questions
+                if q.distribution
+            },
+            response_rate=t.gettext(
+                "%(responses)s of %(invited)s answered (%(rate)s).",
+                responses=t.number(report.responses),
+                invited=t.number(report.invited),
+                rate=t.percent(report.response_rate) if report.response_rate is not None else "–",
+            ),
+            csv_url=csv_url,
+        )
     )
 
 

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from starlette.datastructures import FormData
 
 from mentorflow.definition import Question
+from mentorflow.i18n import number, percent, texts
 from mentorflow.report import CostRow, FunnelRow, ProgramReport, QuestionResult, report_csv
 from mentorflow.report import report_html as render_report
 from mentorflow.web.evaluation import read_answers
-from mentorflow.web.texts import TEXTS
 from tests.test_closing import closing_pilot
 
 NBSP = "\u00a0"  # what Swedish groups thousands with (CLDR), so "15 000" never breaks
@@ -44,14 +44,20 @@ def a_report(language: str) -> ProgramReport:
 
 
 def test_numbers_and_counts_in_swedish_and_english() -> None:
-    from mentorflow.web.numbers import count, number, percent
+    def count(n: int, noun: str, language: str) -> str:
+        t = texts(language)
+        if noun == "approved":
+            return t.ngettext("%(num)s approved", "%(num)s approved", n)
+        if noun == "pairs":
+            return t.ngettext("%(num)s pair", "%(num)s pairs", n)
+        return t.ngettext("%(num)s meeting", "%(num)s meetings", n)
 
     assert number(3.6, "sv") == "3,6" and number(15000, "sv") == f"15{NBSP}000"
     assert number(3.6, "en") == "3.6" and number(15000, "en") == "15,000"
     assert number(2, "sv", decimals=2) == "2,00" and number(1234.5, "en", decimals=0) == "1,234"
     assert number(1.3333, "sv", decimals=2) == "1,33" and number(4.0, "sv") == "4"
     assert percent(0.6, "sv") == f"60{NBSP}%" and percent(0.6, "en") == "60%"
-    # The noun takes the number's form, by the language's plural rule (as ngettext does).
+    # The noun takes the number's form, by the language's plural rule (ngettext).
     assert count(1, "approved", "sv") == "1 godkänd"
     assert count(2, "approved", "sv") == "2 godkända"
     assert count(0, "approved", "sv") == "0 godkända"
@@ -59,11 +65,12 @@ def test_numbers_and_counts_in_swedish_and_english() -> None:
     assert count(1, "pairs", "en") == "1 pair" and count(3, "pairs", "en") == "3 pairs"
     assert count(1, "meetings", "sv") == "1 träff" and count(2, "meetings", "sv") == "2 träffar"
     # As the capacity page says it.
-    cap = TEXTS["sv"]["capacity_cap"]
-    assert cap.format(cap=number(4, "sv"), approved=count(1, "approved", "sv")) == (
+    cap = "Room for at most %(cap)s; %(approved)s."
+    sv = texts("sv")
+    assert sv.gettext(cap, cap=number(4, "sv"), approved=count(1, "approved", "sv")) == (
         "Plats för högst 4; 1 godkänd."
     )
-    assert cap.format(cap=number(4, "sv"), approved=count(5, "approved", "sv")) == (
+    assert sv.gettext(cap, cap=number(4, "sv"), approved=count(5, "approved", "sv")) == (
         "Plats för högst 4; 5 godkända."
     )
 

@@ -27,6 +27,7 @@ from mentorflow.codec import codec_for
 from mentorflow.mail.catcher import CatchingHandler
 from mentorflow.settings import Settings
 from mentorflow.store import Store, StoreUnavailable
+from mentorflow.web import notices
 from mentorflow.web.outage import Guard, program_of
 from mentorflow.web.participants import render_notice
 
@@ -80,10 +81,10 @@ def create_app(
             return await http_exception_handler(request, error)
         status = error.status_code if isinstance(error, StarletteHTTPException) else 400
         definition = await program_of(request.url.path, signer, store)
-        name = {404: "no_page", 413: "too_large"}.get(status, "invalid")
+        notice = {404: notices.NO_PAGE, 413: notices.TOO_LARGE}.get(status, notices.INVALID)
         limit = f"{limits.REQUEST_LIMIT_BYTES // 1024 // 1024} MB"
         page = render_notice(
-            request, definition, name, status, bilingual=definition is None, limit=limit
+            request, definition, notice, status, bilingual=definition is None, limit=limit
         )
         if isinstance(error, StarletteHTTPException) and error.headers:
             page.headers.update(error.headers)  # such as a 405's Allow

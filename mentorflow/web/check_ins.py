@@ -26,13 +26,14 @@ from mentorflow.models import (
 )
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
+from mentorflow.web import notices
 from mentorflow.web.outage import ensure_up, unless_down
 from mentorflow.web.participants import (
     load_definition_of,
     refusal,
     render_notice,
     render_page,
-    text,
+    texts_of,
     when,
 )
 from workflows.pair import PairWorkflow
@@ -53,7 +54,7 @@ class Opened:
 
 def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
     router = APIRouter()
-    page, notice, t = render_page, render_notice, text
+    page, notice, t = render_page, render_notice, texts_of
 
     async def open_link(request: Request, token: str) -> Opened | HTMLResponse:
         """The link's check-in and the person who opened it, or the page to show."""
@@ -64,16 +65,21 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
                 await load_definition_of(store, error.link.program_id) if error.link else None
             )
             if error.reason == "expired" and error.link is not None and definition is not None:
-                body = t(definition, "expired_body", when=when(error.link.expires_at, definition))
-                return page(request, definition, t(definition, "expired_title"), body, status=410)
-            return notice(request, definition, "invalid", 400)
+                said = t(definition)
+                body = said.gettext(
+                    "The link was valid until %(when)s.",
+                    when=when(error.link.expires_at, definition),
+                )
+                title = said.gettext("This link has expired")
+                return page(request, definition, title, body, status=410)
+            return notice(request, definition, notices.INVALID, 400)
         definition = await load_definition_of(store, link.program_id)
         pair_id, _, number = link.application_id.partition("/")
         pair = await store.pair(pair_id)
         if definition is None or not number:
-            return notice(request, definition, "invalid", 400)
+            return notice(request, definition, notices.INVALID, 400)
         if pair is None:  # a signed link to a pair that is gone: purged after the program
-            return notice(request, definition, "pair_closed", 410)
+            return notice(request, definition, notices.PAIR_CLOSED, 410)
         mentor = await store.application(pair.mentor_application_id)
         adept = await store.application(pair.adept_application_id)
         assert mentor is not None and adept is not None
@@ -81,13 +87,20 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
             return Opened(link, definition, pair_id, number, "mentor", mentor, adept)
         if signer.is_for(link, adept.email):
             return Opened(link, definition, pair_id, number, "adept", adept, mentor)
-        return notice(request, definition, "not_yours", 403)
+        return notice(request, definition, notices.NOT_YOURS, 403)
 
     def answers_of(number: str) -> tuple[str, ...]:
         return PULSE_ANSWERS if number == PULSE else CHECK_IN_ANSWERS
 
     def label(definition: ProgramDefinition, answer: str) -> str:
-        return answer if answer in PULSE_ANSWERS else t(definition, f"answer_{answer}")
+        """An answer's words on its button ("Yes, we have met"); the pulse's are its numbers."""
+        said = t(definition)
+        words = {
+            "yes": said.gettext("Yes, we have met"),
+            "not_yet": said.gettext("Not yet"),
+            "need_help": said.gettext("We need help"),
+        }
+        return words.get(answer, answer)
 
     @router.api_route("/k/{token}", methods=["GET", "HEAD"])
     async def check_in_page(
@@ -98,10 +111,21 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
             return opened
         definition, number = opened.definition, opened.number
         names = {"person": opened.person.name, "partner": opened.partner.name}
+        said = t(definition)
         # The question, always: on its own, before the choice made in the email, or
         # above the answer already given.
-        question = t(definition, "pulse_intro" if number == PULSE else "check_in_intro", **names)
-        title = t(definition, "pulse_title" if number == PULSE else "check_in_title")
+        if number == PULSE:
+            question = said.gettext(
+                "%(person)s, how valuable are your meetings with %(partner)s so far, from 1"
+                " (not at all) to 5 (very)?",
+                **names,
+            )
+            title = said.gettext("Halfway: how is it going?")
+        else:
+            question = said.gettext(
+                "%(person)s, have you and %(partner)s met since the last check-in?", **names
+            )
+            title = said.gettext("Have you met?")
         given = next(
             (
                 c
@@ -111,13 +135,15 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
             None,
         )
         if given is not None:  # answered: the answer as recorded, and no buttons
-            heading = t(definition, "check_in_answered", when=when(given.answered_at, definition))
+            heading = said.gettext(
+                "You answered %(when)s:", when=when(given.answered_at, definition)
+            )
             details = [(heading, [label(definition, given.answer)])]
             return page(request, definition, title, question, details=details)
         choices = answers_of(number)
         if answer in choices:
             # The email's button chose already; the page asks only to confirm it.
-            question += " " + t(definition, "check_in_chosen")
+            question += " " + said.gettext("Confirm your answer:")
             buttons = [(answer, label(definition, answer))]
         else:
             buttons = [(choice, label(definition, choice)) for choice in choices]
@@ -132,7 +158,7 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
         link, definition, number = opened.link, opened.definition, opened.number
         choice = str((await request.form()).get("choice", ""))
         if choice not in answers_of(number):
-            return notice(request, definition, "invalid", 400)
+            return notice(request, definition, notices.INVALID, 400)
         pair_id = link.application_id.partition("/")[0]
         await ensure_up(temporal)
         handle = temporal.get_workflow_handle_for(
@@ -149,19 +175,27 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
                 return notice(
                     request,
                     definition,
-                    "check_in_already",
+                    notices.CHECK_IN_ALREADY,
                     409,
                     answer=label(definition, detail),
                 )
             if kind == "not_your_link":
-                return notice(request, definition, "not_yours", 403)
+                return notice(request, definition, notices.NOT_YOURS, 403)
             if kind == "closed":
-                return notice(request, definition, "pair_closed", 410)
-            return notice(request, definition, "invalid", 400)
+                return notice(request, definition, notices.PAIR_CLOSED, 410)
+            return notice(request, definition, notices.INVALID, 400)
         except RPCError as error:  # the pair's workflow has finished: the program ended
             await unless_down(temporal, error)
-            return notice(request, definition, "pair_closed", 410)
-        key = "check_in_thanks_pulse" if number == PULSE else f"check_in_thanks_{choice}"
-        return page(request, definition, t(definition, "check_in_thanks_title"), t(definition, key))
+            return notice(request, definition, notices.PAIR_CLOSED, 410)
+        said = t(definition)
+        thanks = {
+            "yes": said.gettext("Good to hear. Keep the rhythm going!"),
+            "not_yet": said.gettext("Thank you. Perhaps book a time now, while you think of it."),
+            "need_help": said.gettext(
+                "The program's HR contacts have been told and will be in touch with you."
+            ),
+        }
+        body = said.gettext("Thank you for your answer.") if number == PULSE else thanks[choice]
+        return page(request, definition, said.gettext("Thank you"), body)
 
     return router

@@ -19,20 +19,20 @@ from starlette.datastructures import FormData
 
 from mentorflow.applications import typed_text_problem
 from mentorflow.definition import ProgramDefinition, Question
+from mentorflow.i18n import Texts
 from mentorflow.limits import ANSWER_LIMIT
 from mentorflow.links import Link, LinkError, LinkSigner, Purpose
 from mentorflow.models import program_dates
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
-from mentorflow.web.numbers import number
+from mentorflow.web import notices
 from mentorflow.web.participants import (
-    TEMPLATES,
     load_definition_of,
     render_notice,
-    text,
+    templates,
+    texts_of,
     when,
 )
-from mentorflow.web.texts import TEXTS
 
 EVALUATION_CLOSED = "evaluation-closed"  # the program event the workflow records at the close
 
@@ -42,7 +42,7 @@ def read_answers(
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
     """(answers, problems by question id, the values as given, to show again)."""
     language = definition.language.value
-    t = TEXTS[language]
+    t = texts_of(definition)
     answers: dict[str, Any] = {}
     problems: dict[str, str] = {}
     given: dict[str, Any] = {}
@@ -51,7 +51,7 @@ def read_answers(
             chosen = [str(v) for v in form.getlist(q.id)]
             given[q.id] = chosen
             if len(set(chosen)) != len(chosen) or any(c not in q.options for c in chosen):
-                problems[q.id] = t["choose"]
+                problems[q.id] = t.gettext("Please choose one.")
             elif chosen:
                 answers[q.id] = chosen
         else:
@@ -62,40 +62,45 @@ def read_answers(
             if typed is not None:
                 problems[q.id] = typed
             elif value:
-                problem, answer = _checked(q, value, t, language)
+                problem, answer = _checked(q, value, t)
                 if problem:
                     problems[q.id] = problem
                 else:
                     answers[q.id] = answer
         if q.required and q.id not in answers and q.id not in problems:
-            problems[q.id] = t["required"] if q.kind in ("text", "number") else t["choose"]
+            problems[q.id] = (
+                t.gettext("Please fill this in.")
+                if q.kind in ("text", "number")
+                else t.gettext("Please choose one.")
+            )
     return answers, problems, given
 
 
-def _checked(
-    q: Question, value: str, t: dict[str, str], language: str = "en"
-) -> tuple[str | None, Any]:
+def _checked(q: Question, value: str, t: Texts) -> tuple[str | None, Any]:
     if q.kind == "scale":
         digits = value.removeprefix("-")
         # ASCII only: "²".isdigit() is true, and int() refuses it.
         if not (digits.isascii() and digits.isdigit() and len(digits) <= 4) or not (
             q.scale_min <= int(value) <= q.scale_max
         ):
-            return t["evaluation_out_of_range"].format(low=q.scale_min, high=q.scale_max), None
+            problem = t.gettext(
+                "Please choose a value from %(low)s to %(high)s.", low=q.scale_min, high=q.scale_max
+            )
+            return problem, None
         return None, int(value)
     if q.kind == "number":
         try:
-            given = float(_decimal_point(value, language))
+            given = float(_decimal_point(value, t.language))
         except ValueError:
-            return t["evaluation_not_a_number"], None
+            return t.gettext("Please give a number."), None
         # "inf" and "nan" are floats to Python, but not numbers to JSON or PostgreSQL.
         if not math.isfinite(given):
-            return t["evaluation_not_a_number"], None
+            return t.gettext("Please give a number."), None
         return None, given
     if q.kind == "yes_no" and value not in ("yes", "no"):
-        return t["choose"], None
+        return t.gettext("Please choose one."), None
     if q.kind == "choice" and value not in q.options:
-        return t["choose"], None
+        return t.gettext("Please choose one."), None
     return None, value
 
 
@@ -120,28 +125,28 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
                 await load_definition_of(store, error.link.program_id) if error.link else None
             )
             if error.reason == "expired" and definition is not None:
-                return render_notice(request, definition, "evaluation_closed", 410)
-            return render_notice(request, definition, "invalid", 400)
+                return render_notice(request, definition, notices.EVALUATION_CLOSED, 410)
+            return render_notice(request, definition, notices.INVALID, 400)
         definition = await load_definition_of(store, link.program_id)
         if definition is None:
-            return render_notice(request, None, "invalid", 400)
+            return render_notice(request, None, notices.INVALID, 400)
         person = await store.application(link.application_id)
         if person is None:  # purged with the rest of a finished program's personal data
-            return render_notice(request, definition, "evaluation_closed", 410)
+            return render_notice(request, definition, notices.EVALUATION_CLOSED, 410)
         if person.program_id != link.program_id or not signer.is_for(link, person.email):
-            return render_notice(request, definition, "not_yours", 403)
+            return render_notice(request, definition, notices.NOT_YOURS, 403)
         return link, definition, person
 
     def shown(definition: ProgramDefinition) -> Any:
-        t = TEXTS[definition.language.value]
+        t = texts_of(definition)
 
         def show(question: Question, answer: Any) -> str:
             if isinstance(answer, list):
                 return ", ".join(answer)
             if question.kind == "yes_no":
-                return t[f"evaluation_{answer}"]
+                return t.gettext("Yes") if answer == "yes" else t.gettext("No")
             if isinstance(answer, int | float) and not isinstance(answer, bool):
-                return number(answer, definition.language.value)  # "3,5" in Swedish
+                return t.number(answer)  # "3,5" in Swedish
             return str(answer)
 
         return show
@@ -160,12 +165,11 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
         values: dict[str, Any] | None = None,
         status: int = 200,
     ) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(
+        return templates(definition.language.value).TemplateResponse(
             request,
             "evaluation.html",
             {
                 "lang": definition.language.value,
-                "t": TEXTS[definition.language.value],
                 "program": definition,
                 "title": title,
                 "intro": intro,
@@ -190,14 +194,17 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
         response = await store.evaluation_response(definition.id, person.id)
         if response is None:
             return None
+        t = texts_of(definition)
         return form_page(
             request,
             token,
             definition,
             person,
-            title=text(definition, "evaluation_done_title"),
-            intro=text(
-                definition, "evaluation_done_body", when=when(response.submitted_at, definition)
+            title=t.gettext("You have answered"),
+            intro=t.gettext(
+                "You answered the closing evaluation %(when)s. Each person answers once;"
+                " thank you.",
+                when=when(response.submitted_at, definition),
             ),
             form=False,
             answers=response.answers,
@@ -216,7 +223,7 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
         if done is not None:
             return done
         if await store.has_event(definition.id, EVALUATION_CLOSED):
-            return render_notice(request, definition, "evaluation_closed", 410)
+            return render_notice(request, definition, notices.EVALUATION_CLOSED, 410)
         return definition, person
 
     async def intro(definition: ProgramDefinition, person: Application) -> str:
@@ -229,9 +236,9 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
             ),
             program_dates(definition).evaluation_closes,
         )
-        return text(
-            definition,
-            "evaluation_intro",
+        return texts_of(definition).gettext(
+            "Hello %(name)s, tell us how %(program)s went. Answers are summarised without"
+            " names. The evaluation closes %(when)s.",
             name=person.name,
             program=definition.name,
             when=when(closes, definition),
@@ -243,7 +250,7 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
         if isinstance(opened, HTMLResponse):
             return opened
         definition, person = opened
-        title = text(definition, "evaluation_title")
+        title = texts_of(definition).gettext("Closing evaluation")
         return form_page(
             request,
             token,
@@ -267,7 +274,7 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
                 token,
                 definition,
                 person,
-                title=text(definition, "evaluation_title"),
+                title=texts_of(definition).gettext("Closing evaluation"),
                 intro=await intro(definition, person),
                 form=True,
                 errors=problems,
@@ -287,8 +294,10 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
             token,
             definition,
             person,
-            title=text(definition, "evaluation_thanks_title"),
-            intro=text(definition, "evaluation_thanks_body", when=when(now, definition)),
+            title=texts_of(definition).gettext("Thank you for your answers"),
+            intro=texts_of(definition).gettext(
+                "Your answers were recorded %(when)s.", when=when(now, definition)
+            ),
             form=False,
             answers=answers,
         )

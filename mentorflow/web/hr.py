@@ -9,7 +9,6 @@ that contradicts a forbid). The refusal is shown on the same page.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,7 +17,9 @@ from temporalio.service import RPCError
 
 from mentorflow import people
 from mentorflow.definition import Contact, ProgramDefinition
+from mentorflow.i18n import Texts
 from mentorflow.links import Link, LinkError, LinkSigner, Purpose
+from mentorflow.matching import Option, Reason, Rule, read_reason
 from mentorflow.models import (
     CapacityDecision,
     MatchReviewRequest,
@@ -31,18 +32,17 @@ from mentorflow.models import (
 )
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
-from mentorflow.web.numbers import count, number
+from mentorflow.web import notices
 from mentorflow.web.outage import ensure_up, unless_down
 from mentorflow.web.participants import (
-    TEMPLATES,
     load_definition_of,
     refusal,
     render_notice,
     render_page,
-    text,
+    templates,
+    texts_of,
     when,
 )
-from mentorflow.web.texts import TEXTS, engine_text
 from workflows.program import ProgramWorkflow
 
 
@@ -76,14 +76,14 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 return render_notice(
                     request,
                     definition,
-                    "hr_expired",
+                    notices.HR_EXPIRED,
                     410,
                     when=when(error.link.expires_at, definition) if definition else "",
                 )
-            return render_notice(request, definition, "invalid", 400)
+            return render_notice(request, definition, notices.INVALID, 400)
         definition = await load_definition_of(store, link.program_id)
         if definition is None:
-            return render_notice(request, None, "invalid", 400)
+            return render_notice(request, None, notices.INVALID, 400)
         if purpose is Purpose.CAPACITY:
             organisation = definition.organisation(link.application_id)
             allowed = organisation.hr_contacts if organisation else []
@@ -91,14 +91,14 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             allowed = definition.coordinators() if link.application_id == definition.id else []
         contact = next((c for c in allowed if signer.is_for(link, c.email)), None)
         if contact is None:
-            return render_notice(request, definition, "hr_not_yours", 403)
+            return render_notice(request, definition, notices.HR_NOT_YOURS, 403)
         try:
             status = await handle_of(definition.id).query(ProgramWorkflow.status)
         except RPCError as error:
             await unless_down(temporal, error)
-            return render_notice(request, definition, "program_closed", 410)
+            return render_notice(request, definition, notices.PROGRAM_CLOSED, 410)
         if status.phase is ProgramPhase.CANCELLED:
-            return render_notice(request, definition, "program_closed", 410)
+            return render_notice(request, definition, notices.PROGRAM_CLOSED, 410)
         return Opened(link, definition, contact, status)
 
     # --- Capacity decision ------------------------------------------------------------------
@@ -140,12 +140,11 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             )
         language = d.language.value
         deadline = when(opened.status.next_deadline, d) if opened.status.next_deadline else ""
-        return TEMPLATES.TemplateResponse(
+        return templates(language).TemplateResponse(
             request,
             "capacity.html",
             {
                 "lang": language,
-                "t": TEXTS[language],
                 "program": d,
                 "organisation": organisation,
                 "contact": opened.contact,
@@ -155,7 +154,6 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 "if_undecided": _if_undecided(d, deadline),
                 "error": error,
                 "action": request.url.path,
-                **_numbers(language),
             },
             status_code=status,
         )
@@ -166,7 +164,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         if isinstance(opened, HTMLResponse):
             return opened
         if opened.status.phase is not ProgramPhase.AWAITING_HR_DECISION:
-            return render_notice(request, opened.definition, "capacity_closed", 410)
+            return render_notice(request, opened.definition, notices.CAPACITY_CLOSED, 410)
         return await capacity_page(request, opened)
 
     @router.post("/c/{token}")
@@ -184,7 +182,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         try:
             selections = {k: Selection(v) for k, v in chosen.items()}
         except ValueError:
-            return render_notice(request, d, "invalid", 400)
+            return render_notice(request, d, notices.INVALID, 400)
         await ensure_up(temporal)
         try:
             result = await handle_of(d.id).execute_update(
@@ -199,28 +197,33 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         except WorkflowUpdateFailedError as failure:
             kind, detail = refusal(failure)
             if kind == "closed":
-                return render_notice(request, d, "capacity_closed", 410)
+                return render_notice(request, d, notices.CAPACITY_CLOSED, 410)
             message = _refusal_text(d, kind, detail)
             return await capacity_page(request, opened, chosen=chosen, error=message, status=422)
-        language = d.language.value
-        body = text(
-            d,
-            "capacity_thanks_body",
-            accepted=number(result.accepted, language),
-            waitlisted=number(result.waitlisted, language),
-            declined=number(result.declined, language),
+        t = texts_of(d)
+        body = t.gettext(
+            "Accepted: %(accepted)s. Wait-listed: %(waitlisted)s. Not selected: %(declined)s."
+            " The applicants hear from us once the pairs are confirmed.",
+            accepted=t.number(result.accepted),
+            waitlisted=t.number(result.waitlisted),
+            declined=t.number(result.declined),
         )
         # What was recorded, person by person.
         rows = {r.id: r for r in await store.applications(d.id)}
+        words = {
+            Selection.ACCEPTED: t.gettext("accepted"),
+            Selection.WAITLISTED: t.gettext("on the wait-list"),
+            Selection.DECLINED: t.gettext("not selected"),
+        }
         recorded = [
-            f"{rows[key].name} ({_profile_title(d, rows[key])}): "
-            + text(d, f"selection_{selection.value}")
-            for selection in (Selection.ACCEPTED, Selection.WAITLISTED, Selection.DECLINED)
+            f"{rows[key].name} ({_profile_title(d, rows[key])}): {said}"
+            for selection, said in words.items()
             for key, chosen in selections.items()
             if chosen is selection and key in rows
         ]
-        details = [(text(d, "capacity_recorded"), recorded)] if recorded else []
-        return render_page(request, d, text(d, "capacity_thanks_title"), body, details=details)
+        details = [(t.gettext("What was recorded"), recorded)] if recorded else []
+        title = t.gettext("Thank you, your decision is recorded")
+        return render_page(request, d, title, body, details=details)
 
     # --- Review of the pairs ----------------------------------------------------------------
 
@@ -233,6 +236,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         rows = {r.id: r for r in await store.applications(d.id)}
         pairs, report = ([], {}) if stored is None else (stored[1], stored[0].report)
         language = d.language.value
+        t = texts_of(d)
         confirmed = opened.status.confirmed_by is not None
         forbids = [
             (rows.get(f["mentor_id"]), rows.get(f["adept_id"])) for f in report.get("forbids", [])
@@ -242,19 +246,32 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         elsewhere = ""
         if engine_options and not confirmed:
             # Only what this page can do; the rest is said to be decided elsewhere.
-            if forbids and any("forbid" in o for o in engine_options):
-                options.append(text(d, "option_allow"))
+            # (A proposal made before options were codes kept the engine's English.)
+            if forbids and any(o == Option.RELAX_RULES or "forbid" in o for o in engine_options):
+                options.append(
+                    t.gettext(
+                        "Allow a forbidden pair again (under “Forbidden pairs”); a new proposal"
+                        " is made at once."
+                    )
+                )
             if any(p.locked for p in pairs):
-                options.append(text(d, "option_unlock"))
+                options.append(
+                    t.gettext(
+                        "Unlock a locked pair, so that the matching may pair its people anew."
+                    )
+                )
             if len(pairs) > 1:
-                options.append(text(d, "option_swap"))
-            elsewhere = text(d, "options_elsewhere")
-        return TEMPLATES.TemplateResponse(
+                options.append(t.gettext("Swap the mentors of two pairs (below)."))
+            elsewhere = t.gettext(
+                "More mentor places, more accepted mentors or other matching rules are not"
+                " changed on this page: they come from the program's definition and each"
+                " organisation's decision."
+            )
+        return templates(language).TemplateResponse(
             request,
             "review.html",
             {
                 "lang": language,
-                "t": TEXTS[language],
                 "program": d,
                 "contact": opened.contact,
                 "proposal": stored[0] if stored else None,
@@ -270,7 +287,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 ],
                 "forbids": forbids,
                 "unmatched": [
-                    (rows.get(u["id"]), u["role"], engine_text(u["reason"], language))
+                    (rows.get(u["id"]), u["role"], _reason_in_words(d, u["role"], u["reason"]))
                     for u in report.get("unmatched", [])
                 ],
                 "options": options,
@@ -279,7 +296,6 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 "error": _with_names(error, rows) if error else None,
                 "action": request.url.path,
                 "organisations": {o.id: o.name for o in d.organisations},
-                **_numbers(language),
             },
             status_code=status,
         )
@@ -290,7 +306,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         if isinstance(opened, HTMLResponse):
             return opened
         if opened.status.phase not in (ProgramPhase.MATCH_REVIEW, ProgramPhase.MATCHED):
-            return render_notice(request, opened.definition, "review_closed", 410)
+            return render_notice(request, opened.definition, notices.REVIEW_CLOSED, 410)
         return await review_page(request, opened)
 
     @router.post("/r/{token}")
@@ -310,27 +326,28 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
                 by=people.reference_of(d, str(opened.contact.email)),
             )
         except ValueError:
-            return render_notice(request, d, "invalid", 400)
+            return render_notice(request, d, notices.INVALID, 400)
         summary = opened.status.matching
         current = summary is not None and review.proposal == summary.proposal
         if action == "confirm" and current and form.get("choice") != "yes":
             # Everyone is told at once on confirming: the page asks first (nothing is sent).
             assert summary is not None
-            language = d.language.value
+            t = texts_of(d)
             return render_page(
                 request,
                 d,
-                text(d, "review_ask_title"),
-                text(
-                    d,
-                    "review_ask_body",
+                t.gettext("Confirm the pairs and tell everyone?"),
+                t.gettext(
+                    "Confirming proposal %(proposal)s sends its %(pairs)s their introductions,"
+                    " and every other applicant and the managers their outcome, now. It cannot"
+                    " be undone.",
                     proposal=summary.proposal,
-                    pairs=count(summary.pairs, "pairs", language),
+                    pairs=t.ngettext("%(num)s pair", "%(num)s pairs", summary.pairs),
                 ),
                 form={
                     "action": request.url.path,
                     "hidden": {"action": "confirm", "proposal": summary.proposal},
-                    "buttons": [("yes", text(d, "review_ask_yes"))],
+                    "buttons": [("yes", t.gettext("Yes, confirm and send"))],
                 },
             )
         await ensure_up(temporal)
@@ -339,33 +356,69 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         except WorkflowUpdateFailedError as failure:
             kind, detail = refusal(failure)
             if kind == "closed" and opened.status.phase is not ProgramPhase.MATCH_REVIEW:
-                return render_notice(request, d, "review_closed", 410)
+                return render_notice(request, d, notices.REVIEW_CLOSED, 410)
             message = _refusal_text(d, kind, detail)
             fresh = await open_link(request, token, Purpose.REVIEW)
             assert not isinstance(fresh, HTMLResponse)
             return await review_page(request, fresh, error=message, status=409)
         if action == "confirm":
-            return render_notice(request, d, "review_confirmed")
+            return render_notice(request, d, notices.REVIEW_CONFIRMED)
         # Post/redirect/get: a reload of the page never repeats the action.
         return RedirectResponse(request.url.path, status_code=303)
 
     return router
 
 
-_KNOWN = {"over_cap", "incomplete", "unknown", "conflict", "stale"}
-
-
 def _refusal_text(definition: ProgramDefinition, kind: str, detail: str) -> str:
     """A validator's refusal ("over_cap: …") as a sentence in the program's language."""
-    return text(definition, f"refused_{kind}", detail=detail) if kind in _KNOWN else detail
+    t = texts_of(definition)
+    if kind == "over_cap":
+        return t.gettext(
+            "Too many accepted: %(detail)s. Wait-list or do not select the rest.", detail=detail
+        )
+    if kind == "incomplete":
+        return t.gettext("Not complete: %(detail)s.", detail=detail)
+    if kind in ("unknown", "conflict"):
+        return t.gettext("Not possible: %(detail)s.", detail=detail)
+    if kind == "stale":
+        return t.gettext("The pairs changed meanwhile: %(detail)s.", detail=detail)
+    return detail
 
 
-def _numbers(language: str) -> dict[str, Any]:
-    """The number and count helpers a template writes its figures with."""
-    return {
-        "num": lambda value, decimals=None: number(value, language, decimals=decimals),
-        "count": lambda value, key: count(value, key, language),
-    }
+def _reason_in_words(definition: ProgramDefinition, role: str, code: str) -> str:
+    """Why someone was left without a pair (the matcher's reason code), in words."""
+    reason = read_reason(code)
+    if reason is None:
+        return code  # a proposal made before reasons were codes: the engine's English
+    cause, rules = reason
+    t = texts_of(definition)
+    if cause is Reason.HARD_RULES:
+        broken = ", ".join(_rule_in_words(t, definition, rule) for rule in rules)
+        if role == "mentor":
+            return t.gettext(
+                "every pair with an adept breaks a hard rule (%(rules)s)", rules=broken
+            )
+        return t.gettext("every pair with a mentor breaks a hard rule (%(rules)s)", rules=broken)
+    if cause is Reason.NO_MENTOR_PLACE:
+        return t.gettext("no mentor place left: more adepts than mentor places")
+    if cause is Reason.MENTORS_TAKEN:
+        return t.gettext("every mentor it may pair with is taken by other adepts")
+    return t.gettext("every adept it may pair with is paired with someone else")
+
+
+def _rule_in_words(t: Texts, definition: ProgramDefinition, rule: Rule) -> str:
+    if rule is Rule.SAME_REPORTING_LINE:
+        return t.gettext("same reporting line")
+    if rule is Rule.SAME_ORGANISATION:
+        return t.gettext("same organisation")
+    if rule is Rule.SAME_DEPARTMENT:
+        return t.gettext("same department")
+    if rule is Rule.SENIORITY_GAP:
+        years = definition.matching.hard_rules.min_seniority_gap_years or 0
+        return t.ngettext(
+            "seniority gap under %(num)s year", "seniority gap under %(num)s years", years
+        )
+    return t.gettext("forbidden by HR")
 
 
 def _criterion_names(definition: ProgramDefinition) -> dict[str, tuple[str, float]]:
@@ -382,37 +435,50 @@ def _criterion_names(definition: ProgramDefinition) -> dict[str, tuple[str, floa
             for q in p.questions
             if criterion.question is not None and q.id == criterion.question
         ]
-        name = " / ".join(dict.fromkeys(asked)) or text(definition, f"criterion_{criterion.name}")
+        name = " / ".join(dict.fromkeys(asked)) or _criterion_kind(definition, criterion.name)
         names[criterion.question or criterion.name] = (name, criterion.weight)
     return names
+
+
+def _criterion_kind(definition: ProgramDefinition, kind: str) -> str:
+    """What a criterion without a question is called, by its kind."""
+    t = texts_of(definition)
+    words = {
+        "shared_interests": t.gettext("Shared interests"),
+        "goals": t.gettext("Goals"),
+        "languages": t.gettext("Languages"),
+        "location": t.gettext("Location"),
+        "availability": t.gettext("Availability"),
+        "themes": t.gettext("Themes"),
+    }
+    return words.get(kind, kind)
 
 
 def _score_in_words(definition: ProgramDefinition, breakdown: dict[str, float]) -> list[str]:
     """A pair's score, criterion by criterion, said in words: ”Vilka teman vill du prata
     om?”: mycket gemensamt (1,33 av 2)."""
-    language = definition.language.value
+    t = texts_of(definition)
     names = _criterion_names(definition)
     lines = []
     for key, points in breakdown.items():
         name, weight = names.get(key, (key, 0.0))
         share = points / weight if weight else 0.0
         agreement = (
-            "full"
+            t.gettext("the same answers")
             if share >= 0.995
-            else "much"
+            else t.gettext("much in common")
             if share >= 0.5
-            else "some"
+            else t.gettext("a little in common")
             if share > 0
-            else "none"
+            else t.gettext("nothing in common")
         )
         lines.append(
-            text(
-                definition,
-                "criterion_score",
+            t.gettext(
+                "“%(criterion)s”: %(agreement)s (%(points)s of %(weight)s)",
                 criterion=name,
-                agreement=text(definition, f"agreement_{agreement}"),
-                points=number(points, language, decimals=2),
-                weight=number(weight, language),
+                agreement=agreement,
+                points=t.number(points, decimals=2),
+                weight=t.number(weight),
             )
         )
     return lines
@@ -420,10 +486,21 @@ def _score_in_words(definition: ProgramDefinition, breakdown: dict[str, float]) 
 
 def _if_undecided(definition: ProgramDefinition, deadline: str) -> str:
     """What the definition's policy does to an organisation whose HR does not decide."""
-    policy = text(definition, f"policy_{definition.capacity.when_undecided.value}")
+    t = texts_of(definition)
+    policies = {
+        "waitlist_all": t.gettext("every approved applicant is put on the wait-list."),
+        "accept_up_to_cap": t.gettext(
+            "approved applicants are accepted in the order they applied, up to the limit;"
+            " the rest are put on the wait-list."
+        ),
+        "decline_all": t.gettext("no approved applicant is selected."),
+    }
+    policy = policies[definition.capacity.when_undecided.value]
     if deadline:
-        return text(definition, "capacity_if_undecided", deadline=deadline, policy=policy)
-    return text(definition, "capacity_if_undecided_undated", policy=policy)
+        return t.gettext(
+            "If no decision is sent by %(deadline)s: %(policy)s", deadline=deadline, policy=policy
+        )
+    return t.gettext("If no decision is sent: %(policy)s", policy=policy)
 
 
 def _profile_title(definition: ProgramDefinition, row: Application) -> str:

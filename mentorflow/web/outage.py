@@ -31,6 +31,8 @@ from mentorflow.definition import ProgramDefinition
 from mentorflow.links import LinkError, LinkSigner, Purpose
 from mentorflow.store import Store, StoreUnavailable
 from mentorflow.temporal import TemporalUnavailable
+from mentorflow.web import notices
+from mentorflow.web.notices import Notice
 
 log = logging.getLogger("mentorflow.web")
 
@@ -190,7 +192,7 @@ class Guard:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > limits.REQUEST_LIMIT_BYTES:
-            await self._page(scope, receive, send, "too_large", 413)
+            await self._page(scope, receive, send, notices.TOO_LARGE, 413)
             return
         received = 0
         body_done = False
@@ -220,7 +222,7 @@ class Guard:
             if started:  # the page was on its way: nothing better can be sent now
                 raise
             if isinstance(error, _TooLarge):
-                await self._page(scope, receive, send, "too_large", 413)
+                await self._page(scope, receive, send, notices.TOO_LARGE, 413)
                 return
             if not body_done:
                 await _drain(counted)
@@ -232,10 +234,10 @@ class Guard:
                     error.__class__.__name__,
                     str(error).split("\n")[0][:160],
                 )
-                await self._page(scope, receive, send, "unavailable", 503)
+                await self._page(scope, receive, send, notices.UNAVAILABLE, 503)
                 return
             log.exception("error on %s %s", scope.get("method"), _path_only(scope))
-            await self._page(scope, receive, send, "error", 500)
+            await self._page(scope, receive, send, notices.ERROR, 500)
 
     async def _down(self) -> bool:
         temporal, database = await asyncio.gather(
@@ -244,7 +246,7 @@ class Guard:
         return temporal or database
 
     async def _page(
-        self, scope: Scope, receive: Receive, send: Send, name: str, status: int
+        self, scope: Scope, receive: Receive, send: Send, notice: Notice, status: int
     ) -> None:
         from mentorflow.web.participants import render_notice
 
@@ -252,7 +254,7 @@ class Guard:
         definition = await program_of(scope.get("path", ""), self.signer, self.store)
         values = {"limit": f"{limits.REQUEST_LIMIT_BYTES // 1024 // 1024} MB"}
         response: Response = render_notice(
-            request, definition, name, status, bilingual=definition is None, **values
+            request, definition, notice, status, bilingual=definition is None, **values
         )
         if status == 503:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

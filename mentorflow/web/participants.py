@@ -8,6 +8,7 @@ Workflow Update whose validator decides whether the answer may be taken.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,9 +18,10 @@ from fastapi.templating import Jinja2Templates
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from mentorflow import moments, refusals
+from mentorflow import i18n, moments, refusals
 from mentorflow.applications import check_application, submit_application
 from mentorflow.definition import ProgramDefinition, is_slug
+from mentorflow.i18n import Texts
 from mentorflow.links import Link, LinkError, LinkSigner, Purpose
 from mentorflow.models import (
     ApplicationStatus,
@@ -31,12 +33,19 @@ from mentorflow.models import (
 )
 from mentorflow.store import Store
 from mentorflow.temporal import execute_update_when_admitted, is_busy
+from mentorflow.web import notices
+from mentorflow.web.notices import Notice
 from mentorflow.web.outage import ensure_up, remember, unless_down
-from mentorflow.web.texts import TEXTS
 from workflows.application import ApplicationWorkflow
 from workflows.program import ProgramWorkflow
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+@cache
+def templates(language: str) -> Jinja2Templates:
+    """The pages' templates, saying their messages and numbers in ``language``."""
+    pages = Jinja2Templates(directory=Path(__file__).parent / "templates")
+    i18n.install(pages.env, language)
+    return pages
 
 
 class Window(NamedTuple):
@@ -52,10 +61,9 @@ def when(moment: datetime, definition: ProgramDefinition) -> str:
     return moments.when(moment, definition.timezone, definition.language)
 
 
-def text(definition: ProgramDefinition | None, key: str, **values: Any) -> str:
-    """A sentence of the pages, in the program's language (English without a program)."""
-    language = definition.language.value if definition else "en"
-    return TEXTS[language][key].format(**values)
+def texts_of(definition: ProgramDefinition | None) -> Texts:
+    """The messages of the program's language (English without a program)."""
+    return i18n.texts(definition.language.value if definition else "en")
 
 
 def render_page(
@@ -72,7 +80,7 @@ def render_page(
     """A page; ``others``: the same page in more languages, as (language, title, body);
     ``details``: headed lists below the body, as (heading, lines)."""
     language = definition.language.value if definition else "en"
-    return TEMPLATES.TemplateResponse(
+    return templates(language).TemplateResponse(
         request,
         "page.html",
         {
@@ -91,23 +99,25 @@ def render_page(
 def render_notice(
     request: Request,
     definition: ProgramDefinition | None,
-    name: str,
+    notice: Notice,
     status: int = 200,
     *,
     bilingual: bool = False,
     **values: Any,
 ) -> HTMLResponse:
-    """A page with the texts ``<name>_title`` and ``<name>_body``; ``bilingual``: in
-    Swedish too, for a page whose program (and so its language) is not known."""
+    """A page saying ``notice`` (its body's placeholders filled from ``values``);
+    ``bilingual``: in Swedish too, for a page whose program (and so its language) is
+    not known."""
     others = []
     if bilingual and definition is None:
-        sv = TEXTS["sv"]
-        others.append(("sv", sv[f"{name}_title"], sv[f"{name}_body"].format(**values)))
+        sv = i18n.texts("sv")
+        others.append(("sv", sv.gettext(notice.title), sv.gettext(notice.body, **values)))
+    t = texts_of(definition)
     return render_page(
         request,
         definition,
-        text(definition, f"{name}_title"),
-        text(definition, f"{name}_body", **values),
+        t.gettext(notice.title),
+        t.gettext(notice.body, **values),
         status=status,
         others=others,
     )
@@ -139,7 +149,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     async def load_program(program_id: str) -> ProgramDefinition | None:
         return await load_definition_of(store, program_id)
 
-    page, notice, t = render_page, render_notice, text
+    page, notice, t = render_page, render_notice, texts_of
 
     # --- Applying ---------------------------------------------------------------------------
 
@@ -182,7 +192,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     async def apply_form(request: Request, program_id: str, profile: str | None = None) -> Any:
         definition = await load_program(program_id)
         if definition is None:
-            return notice(request, None, "not_found", 404)
+            return notice(request, None, notices.NOT_FOUND, 404)
         phase, deadline, opens = await window(program_id)
         if phase is not ProgramPhase.APPLICATION_WINDOW:
             return closed_page(request, definition, phase, deadline, opens)
@@ -197,13 +207,15 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         opens: datetime | None = None,
     ) -> HTMLResponse:
         if phase is ProgramPhase.CANCELLED:
-            return notice(request, definition, "program_closed", 410)
+            return notice(request, definition, notices.PROGRAM_CLOSED, 410)
         closes_at = when(deadline or definition.application.deadline, definition)
         if phase is ProgramPhase.SCHEDULED:
             # Not open yet: when it opens, and its deadline (still to come, not "was").
             opens_at = when(opens or definition.application.opens, definition)
-            return notice(request, definition, "not_open", 410, opens=opens_at, when=closes_at)
-        return notice(request, definition, "closed", 410, when=closes_at)
+            return notice(
+                request, definition, notices.NOT_OPEN, 410, opens=opens_at, when=closes_at
+            )
+        return notice(request, definition, notices.CLOSED, 410, when=closes_at)
 
     def apply_page(
         request: Request,
@@ -215,12 +227,11 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         status: int = 200,
     ) -> HTMLResponse:
         language = definition.language.value
-        return TEMPLATES.TemplateResponse(
+        return templates(language).TemplateResponse(
             request,
             "apply.html",
             {
                 "lang": language,
-                "t": TEXTS[language],
                 "program": definition,
                 "deadline": when(deadline or definition.application.deadline, definition),
                 "profile": definition.profile(profile_id) if profile_id else None,
@@ -235,7 +246,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         definition = await load_program(program_id)
         chosen = definition.profile(profile) if definition else None
         if definition is None or chosen is None:
-            return notice(request, definition, "not_found", 404)
+            return notice(request, definition, notices.NOT_FOUND, 404)
         # Not a query: many applicants submit at once, and each query would wait its
         # turn at the program's workflow. The update below is what decides.
         phase, deadline, _ = await recorded_window(program_id)
@@ -257,26 +268,43 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         )
         if outcome.refusal == "busy":
             await ensure_up(temporal)  # gone down meanwhile: say so, not "many apply"
-            return busy_page(request, definition, "busy_apply")
+            return busy_page(request, definition, notices.BUSY_APPLY)
         if outcome.refusal == "closed":
             return closed_page(request, definition, *await window(program_id))
         if outcome.refusal == "already_answered":
             return notice(
-                request, definition, "already", 409, outcome=state_word(definition, outcome.detail)
+                request,
+                definition,
+                notices.ALREADY,
+                409,
+                outcome=state_word(definition, outcome.detail),
             )
         saved, created = outcome.application, outcome.created
         assert saved is not None
+        said = t(definition)
         body = (
-            t(definition, "thanks_body", email=saved.email, manager=saved.manager_name)
+            said.gettext(
+                "We have sent a confirmation to %(email)s and asked %(manager)s to approve it.",
+                email=saved.email,
+                manager=saved.manager_name,
+            )
             if created
-            else t(definition, "updated_body", email=saved.email)
+            else said.gettext(
+                "Your application was updated. A confirmation went to %(email)s.",
+                email=saved.email,
+            )
         )
-        return page(request, definition, t(definition, "thanks_title"), body)
+        return page(request, definition, said.gettext("Thank you for your application"), body)
 
     def state_word(definition: ProgramDefinition | None, state: str) -> str:
-        key = f"{state}_state"
-        language = definition.language.value if definition else "en"
-        return TEXTS[language].get(key, state)
+        """An application's state in words: withdrawn, approved, declined."""
+        said = t(definition)
+        words = {
+            "withdrawn": said.gettext("withdrawn by the applicant"),
+            "approved": said.gettext("approved"),
+            "declined": said.gettext("declined"),
+        }
+        return words.get(state, state)
 
     # --- Links ------------------------------------------------------------------------------
 
@@ -291,19 +319,21 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             if error.reason == "expired" and error.link is not None and definition is not None:
                 application = await store.application(error.link.application_id)
                 contact = _hr_contact(definition, application)
-                body = t(definition, "expired_body", when=when(error.link.expires_at, definition))
-                body += " " + t(definition, "expired_fresh", contact=contact)
-                return (
-                    None,
-                    definition,
-                    None,
-                    page(request, definition, t(definition, "expired_title"), body, status=410),
+                said = t(definition)
+                body = said.gettext(
+                    "The link was valid until %(when)s.",
+                    when=when(error.link.expires_at, definition),
                 )
+                body += " " + said.gettext(
+                    "Contact %(contact)s for a new link or a decision.", contact=contact
+                )
+                title = said.gettext("This link has expired")
+                return None, definition, None, page(request, definition, title, body, status=410)
             return (
                 None,
                 definition,
                 None,
-                notice(request, definition, "invalid", 400),
+                notice(request, definition, notices.INVALID, 400),
             )
         definition = await load_program(link.program_id)
         application = await store.application(link.application_id)
@@ -312,7 +342,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
                 None,
                 definition,
                 None,
-                notice(request, definition, "invalid", 400),
+                notice(request, definition, notices.INVALID, 400),
             )
         return link, definition, application, None
 
@@ -327,16 +357,20 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     ) -> HTMLResponse | None:
         """The page for an application that can no longer be answered, if it is one."""
         if status.program_closed:
-            return notice(request, definition, "program_closed", 410)
+            return notice(request, definition, notices.PROGRAM_CLOSED, 410)
         if status.state in ("approved", "declined", "withdrawn"):
             return notice(
-                request, definition, "already", 409, outcome=state_word(definition, status.state)
+                request,
+                definition,
+                notices.ALREADY,
+                409,
+                outcome=state_word(definition, status.state),
             )
         return None
 
-    def busy_page(request: Request, definition: ProgramDefinition, name: str) -> HTMLResponse:
+    def busy_page(request: Request, definition: ProgramDefinition, said: Notice) -> HTMLResponse:
         """The workflow could not be reached in time (overloaded): nothing lost, try again."""
-        response = notice(request, definition, name, 503)
+        response = notice(request, definition, said, 503)
         response.headers["Retry-After"] = "60"
         return response
 
@@ -348,7 +382,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         settled = await settled_page(request, definition, status)
         if settled is not None:
             return settled
-        return notice(request, definition, "program_closed", 410)
+        return notice(request, definition, notices.PROGRAM_CLOSED, 410)
 
     @router.api_route("/a/{token}", methods=["GET", "HEAD"])
     async def approval_page(request: Request, token: str) -> HTMLResponse:
@@ -361,11 +395,12 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             return settled
         approver = _approver_name(signer, link, definition, application)
         if approver is None:
-            return notice(request, definition, "not_yours", 403)
+            return notice(request, definition, notices.NOT_YOURS, 403)
         profile = definition.profile(application.profile_id)
-        intro = t(
-            definition,
-            "approve_intro",
+        said = t(definition)
+        intro = said.gettext(
+            "You answer as %(approver)s for %(applicant)s's application to %(program)s"
+            " (as %(profile)s).",
             approver=approver,
             applicant=application.name,
             program=definition.name,
@@ -374,11 +409,12 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         form = {
             "action": f"/a/{token}",
             "buttons": [
-                ("approve", t(definition, "approve")),
-                ("decline", t(definition, "decline")),
+                ("approve", said.gettext("Approve")),
+                ("decline", said.gettext("Decline")),
             ],
         }
-        return page(request, definition, t(definition, "approve_title"), intro, form=form)
+        title = said.gettext("Approve or decline an application")
+        return page(request, definition, title, intro, form=form)
 
     @router.post("/a/{token}")
     async def approval_answer(request: Request, token: str) -> HTMLResponse:
@@ -388,7 +424,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         assert link is not None and definition is not None and application is not None
         choice = str((await request.form()).get("choice", ""))
         if choice not in ("approve", "decline"):
-            return notice(request, definition, "invalid", 400)
+            return notice(request, definition, notices.INVALID, 400)
         await ensure_up(temporal)
         channel = "email_link" if signer.is_for(link, application.manager_email) else "hr_link"
         handle = temporal.get_workflow_handle_for(
@@ -407,15 +443,17 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         except RPCError as error:
             await unless_down(temporal, error)
             if is_busy(error):
-                return busy_page(request, definition, "busy_answer")
+                return busy_page(request, definition, notices.BUSY_ANSWER)
             return await finished_page(request, definition, link)
-        key = "answered_approved" if choice == "approve" else "answered_declined"
-        return page(
-            request,
-            definition,
-            t(definition, "answered_title"),
-            t(definition, key, applicant=application.name),
+        said = t(definition)
+        body = (
+            said.gettext("You approved %(applicant)s's application.", applicant=application.name)
+            if choice == "approve"
+            else said.gettext(
+                "You declined %(applicant)s's application.", applicant=application.name
+            )
         )
+        return page(request, definition, said.gettext("Thank you"), body)
 
     async def refused_page(
         request: Request,
@@ -425,12 +463,13 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     ) -> HTMLResponse:
         kind, detail = refusal(error)
         if kind == "not_your_link":
-            return notice(request, definition, "not_yours", 403)
+            return notice(request, definition, notices.NOT_YOURS, 403)
         status = await application_status(link.program_id, link.application_id)
         settled = await settled_page(request, definition, status)
         if settled is not None:
             return settled
-        return notice(request, definition, "already", 409, outcome=state_word(definition, detail))
+        outcome = state_word(definition, detail)
+        return notice(request, definition, notices.ALREADY, 409, outcome=outcome)
 
     @router.api_route("/w/{token}", methods=["GET", "HEAD"])
     async def withdrawal_page(request: Request, token: str) -> HTMLResponse:
@@ -444,10 +483,19 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             assert settled is not None
             return settled
         if not signer.is_for(link, application.email):
-            return notice(request, definition, "not_yours", 403)
-        intro = t(definition, "withdraw_intro", applicant=application.name, program=definition.name)
-        form = {"action": f"/w/{token}", "buttons": [("withdraw", t(definition, "withdraw"))]}
-        return page(request, definition, t(definition, "withdraw_title"), intro, form=form)
+            return notice(request, definition, notices.NOT_YOURS, 403)
+        said = t(definition)
+        intro = said.gettext(
+            "%(applicant)s, do you want to withdraw your application to %(program)s?",
+            applicant=application.name,
+            program=definition.name,
+        )
+        form = {
+            "action": f"/w/{token}",
+            "buttons": [("withdraw", said.gettext("Withdraw my application"))],
+        }
+        title = said.gettext("Withdraw your application")
+        return page(request, definition, title, intro, form=form)
 
     @router.post("/w/{token}")
     async def withdrawal_answer(request: Request, token: str) -> HTMLResponse:
@@ -468,13 +516,16 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         except RPCError as error:
             await unless_down(temporal, error)
             if is_busy(error):
-                return busy_page(request, definition, "busy_answer")
+                return busy_page(request, definition, notices.BUSY_ANSWER)
             return await finished_page(request, definition, link)
+        said = t(definition)
         return page(
             request,
             definition,
-            t(definition, "withdrawn_title"),
-            t(definition, "withdrawn_body", program=definition.name),
+            said.gettext("Your application is withdrawn"),
+            said.gettext(
+                "You have withdrawn your application to %(program)s.", program=definition.name
+            ),
         )
 
     return router

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from mentorflow.links import LinkError, LinkSigner, Purpose
 from mentorflow.report import current_report, report_csv, report_html
 from mentorflow.store import Store
+from mentorflow.web import notices
 from mentorflow.web.participants import load_definition_of, render_notice
 
 
@@ -23,9 +24,9 @@ def report_router(store: Store, signer: LinkSigner) -> APIRouter:
             definition = (
                 await load_definition_of(store, error.link.program_id) if error.link else None
             )
-            return render_notice(request, definition, "invalid", 400)
+            return render_notice(request, definition, notices.INVALID, 400)
         if await store.program(link.application_id) is None:
-            return render_notice(request, None, "invalid", 400)
+            return render_notice(request, None, notices.INVALID, 400)
         return link.application_id
 
     @router.api_route("/report/{token}", methods=["GET", "HEAD"])
