@@ -1,0 +1,74 @@
+"""The store's engine and what every part of it shares: URLs, the ping, inserts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached; the message names the address tried."""
+
+
+def _with_driver(url: str, sqlite_driver: str) -> str:
+    # psycopg 3 serves PostgreSQL both ways; SQLite needs aiosqlite for asyncio.
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        parsed = parsed.set(drivername=sqlite_driver)
+    elif backend == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    else:
+        return url
+    return parsed.render_as_string(hide_password=False)
+
+
+def async_url(url: str) -> str:
+    """The URL with an asyncio driver: aiosqlite for SQLite, psycopg 3 for PostgreSQL."""
+    return _with_driver(url, "sqlite+aiosqlite")
+
+
+def sync_url(url: str) -> str:
+    """The URL with a blocking driver, for migrations."""
+    return _with_driver(url, "sqlite")
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class StoreBase:
+    """One async engine and its sessions; each aggregate of the store builds on it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(async_url(url), pool_pre_ping=True)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except (OSError, OperationalError, DBAPIError) as error:
+            raise StoreUnavailable(
+                f"cannot reach the database at {safe_url(self.url)}: {error.__class__.__name__}"
+            ) from error
+
+    def _insert(self, table: Any) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return pg_insert(table)
+        return sqlite_insert(table)
