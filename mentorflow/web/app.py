@@ -28,8 +28,9 @@ from mentorflow.mail.catcher import CatchingHandler
 from mentorflow.settings import Settings
 from mentorflow.store import Store, StoreUnavailable
 from mentorflow.web import notices
+from mentorflow.web.links import LinkRefused, show_refusal, use_links
 from mentorflow.web.outage import Guard, program_of
-from mentorflow.web.participants import render_notice
+from mentorflow.web.pages import render_notice
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 _URL = re.compile(r"https?://[^\s<>\"']+")
@@ -92,6 +93,10 @@ def create_app(
 
     app.add_exception_handler(StarletteHTTPException, refused_request)
     app.add_exception_handler(RequestValidationError, refused_request)
+    # Every link's page checks its token with one dependency (mentorflow.web.links); a
+    # link that cannot be used is answered here, with the page the check chose.
+    use_links(app, store, signer)
+    app.add_exception_handler(LinkRefused, show_refusal)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -140,7 +145,7 @@ def create_app(
         app.include_router(hr_router(store, temporal, signer))
         app.include_router(check_in_router(store, temporal, signer))
         app.include_router(evaluation_router(store, signer))
-        app.include_router(report_router(store, signer))
+        app.include_router(report_router(store))
     codec = codec_for(settings)
     if codec is not None:
         from mentorflow.web.codec import codec_router

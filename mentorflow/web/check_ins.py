@@ -9,14 +9,15 @@ that has closed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from mentorflow.definition import ProgramDefinition
-from mentorflow.links import Link, LinkError, LinkSigner, Purpose
+from mentorflow.links import Link, LinkSigner, Purpose
 from mentorflow.models import (
     CHECK_IN_ANSWERS,
     PULSE,
@@ -27,16 +28,12 @@ from mentorflow.models import (
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
 from mentorflow.web import notices
+from mentorflow.web.links import LinkRefused, OpenedLink, link_for
 from mentorflow.web.outage import ensure_up, unless_down
-from mentorflow.web.participants import (
-    load_definition_of,
-    refusal,
-    render_notice,
-    render_page,
-    texts_of,
-    when,
-)
+from mentorflow.web.pages import refusal, render_notice, render_page, texts_of, when
 from workflows.pair import PairWorkflow
+
+CheckInLink = Annotated[OpenedLink, Depends(link_for(Purpose.CHECK_IN))]
 
 
 @dataclass(frozen=True)
@@ -56,30 +53,15 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
     router = APIRouter()
     page, notice, t = render_page, render_notice, texts_of
 
-    async def open_link(request: Request, token: str) -> Opened | HTMLResponse:
-        """The link's check-in and the person who opened it, or the page to show."""
-        try:
-            link = signer.check(token, Purpose.CHECK_IN)
-        except LinkError as error:
-            definition = (
-                await load_definition_of(store, error.link.program_id) if error.link else None
-            )
-            if error.reason == "expired" and error.link is not None and definition is not None:
-                said = t(definition)
-                body = said.gettext(
-                    "The link was valid until %(when)s.",
-                    when=when(error.link.expires_at, definition),
-                )
-                title = said.gettext("This link has expired")
-                return page(request, definition, title, body, status=410)
-            return notice(request, definition, notices.INVALID, 400)
-        definition = await load_definition_of(store, link.program_id)
+    async def check_in_of(request: Request, checked: OpenedLink) -> Opened:
+        """The checked link's check-in and the person who opened it (or LinkRefused)."""
+        link, definition = checked.link, checked.definition
         pair_id, _, number = link.application_id.partition("/")
+        if not number:
+            raise LinkRefused(notice(request, definition, notices.INVALID, 400))
         pair = await store.pair(pair_id)
-        if definition is None or not number:
-            return notice(request, definition, notices.INVALID, 400)
         if pair is None:  # a signed link to a pair that is gone: purged after the program
-            return notice(request, definition, notices.PAIR_CLOSED, 410)
+            raise LinkRefused(notice(request, definition, notices.PAIR_CLOSED, 410))
         mentor = await store.application(pair.mentor_application_id)
         adept = await store.application(pair.adept_application_id)
         assert mentor is not None and adept is not None
@@ -87,7 +69,7 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
             return Opened(link, definition, pair_id, number, "mentor", mentor, adept)
         if signer.is_for(link, adept.email):
             return Opened(link, definition, pair_id, number, "adept", adept, mentor)
-        return notice(request, definition, notices.NOT_YOURS, 403)
+        raise LinkRefused(notice(request, definition, notices.NOT_YOURS, 403))
 
     def answers_of(number: str) -> tuple[str, ...]:
         return PULSE_ANSWERS if number == PULSE else CHECK_IN_ANSWERS
@@ -104,11 +86,9 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
 
     @router.api_route("/k/{token}", methods=["GET", "HEAD"])
     async def check_in_page(
-        request: Request, token: str, answer: str | None = None
+        request: Request, token: str, checked: CheckInLink, answer: str | None = None
     ) -> HTMLResponse:
-        opened = await open_link(request, token)
-        if isinstance(opened, HTMLResponse):
-            return opened
+        opened = await check_in_of(request, checked)
         definition, number = opened.definition, opened.number
         names = {"person": opened.person.name, "partner": opened.partner.name}
         said = t(definition)
@@ -151,10 +131,8 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
         return page(request, definition, title, question, form=form)
 
     @router.post("/k/{token}")
-    async def check_in_answer(request: Request, token: str) -> HTMLResponse:
-        opened = await open_link(request, token)
-        if isinstance(opened, HTMLResponse):
-            return opened
+    async def check_in_answer(request: Request, checked: CheckInLink) -> HTMLResponse:
+        opened = await check_in_of(request, checked)
         link, definition, number = opened.link, opened.definition, opened.number
         choice = str((await request.form()).get("choice", ""))
         if choice not in answers_of(number):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
@@ -21,20 +21,17 @@ from mentorflow.applications import typed_text_problem
 from mentorflow.definition import ProgramDefinition, Question
 from mentorflow.i18n import Texts
 from mentorflow.limits import ANSWER_LIMIT
-from mentorflow.links import Link, LinkError, LinkSigner, Purpose
+from mentorflow.links import LinkSigner, Purpose
 from mentorflow.models import program_dates
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
 from mentorflow.web import notices
-from mentorflow.web.participants import (
-    load_definition_of,
-    render_notice,
-    templates,
-    texts_of,
-    when,
-)
+from mentorflow.web.links import LinkRefused, OpenedLink, link_for
+from mentorflow.web.pages import render_notice, templates, texts_of, when
 
 EVALUATION_CLOSED = "evaluation-closed"  # the program event the workflow records at the close
+
+EvaluationLink = Annotated[OpenedLink, Depends(link_for(Purpose.EVALUATION))]
 
 
 def read_answers(
@@ -115,27 +112,15 @@ def _decimal_point(value: str, language: str) -> str:
 def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
     router = APIRouter()
 
-    async def open_link(
-        request: Request, token: str
-    ) -> tuple[Link, ProgramDefinition, Application] | HTMLResponse:
-        try:
-            link = signer.check(token, Purpose.EVALUATION)
-        except LinkError as error:
-            definition = (
-                await load_definition_of(store, error.link.program_id) if error.link else None
-            )
-            if error.reason == "expired" and definition is not None:
-                return render_notice(request, definition, notices.EVALUATION_CLOSED, 410)
-            return render_notice(request, definition, notices.INVALID, 400)
-        definition = await load_definition_of(store, link.program_id)
-        if definition is None:
-            return render_notice(request, None, notices.INVALID, 400)
+    async def person_of(request: Request, checked: OpenedLink) -> Application:
+        """The person a checked link was sent to (or LinkRefused)."""
+        link, definition = checked.link, checked.definition
         person = await store.application(link.application_id)
         if person is None:  # purged with the rest of a finished program's personal data
-            return render_notice(request, definition, notices.EVALUATION_CLOSED, 410)
+            raise LinkRefused(render_notice(request, definition, notices.EVALUATION_CLOSED, 410))
         if person.program_id != link.program_id or not signer.is_for(link, person.email):
-            return render_notice(request, definition, notices.NOT_YOURS, 403)
-        return link, definition, person
+            raise LinkRefused(render_notice(request, definition, notices.NOT_YOURS, 403))
+        return person
 
     def shown(definition: ProgramDefinition) -> Any:
         t = texts_of(definition)
@@ -212,13 +197,10 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
         )
 
     async def open_survey(
-        request: Request, token: str, answered_status: int
+        request: Request, token: str, checked: OpenedLink, answered_status: int
     ) -> tuple[ProgramDefinition, Application] | HTMLResponse:
         """The program and the person, if they may still answer; else the page to show."""
-        opened = await open_link(request, token)
-        if isinstance(opened, HTMLResponse):
-            return opened
-        _, definition, person = opened
+        definition, person = checked.definition, await person_of(request, checked)
         done = await answered_page(request, token, definition, person, answered_status)
         if done is not None:
             return done
@@ -245,8 +227,10 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
         )
 
     @router.api_route("/e/{token}", methods=["GET", "HEAD"])
-    async def evaluation_page(request: Request, token: str) -> HTMLResponse:
-        opened = await open_survey(request, token, 200)
+    async def evaluation_page(
+        request: Request, token: str, checked: EvaluationLink
+    ) -> HTMLResponse:
+        opened = await open_survey(request, token, checked, 200)
         if isinstance(opened, HTMLResponse):
             return opened
         definition, person = opened
@@ -262,8 +246,10 @@ def evaluation_router(store: Store, signer: LinkSigner) -> APIRouter:
         )
 
     @router.post("/e/{token}")
-    async def evaluation_answer(request: Request, token: str) -> HTMLResponse:
-        opened = await open_survey(request, token, 409)
+    async def evaluation_answer(
+        request: Request, token: str, checked: EvaluationLink
+    ) -> HTMLResponse:
+        opened = await open_survey(request, token, checked, 409)
         if isinstance(opened, HTMLResponse):
             return opened
         definition, person = opened

@@ -9,8 +9,9 @@ that contradicts a forbid). The refusal is shown on the same page.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
@@ -18,7 +19,7 @@ from temporalio.service import RPCError
 from mentorflow import people
 from mentorflow.definition import Contact, ProgramDefinition
 from mentorflow.i18n import Texts
-from mentorflow.links import Link, LinkError, LinkSigner, Purpose
+from mentorflow.links import Link, LinkSigner, Purpose
 from mentorflow.matching import Option, Reason, Rule, read_reason
 from mentorflow.models import (
     CapacityDecision,
@@ -33,9 +34,9 @@ from mentorflow.models import (
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
 from mentorflow.web import notices
+from mentorflow.web.links import LinkRefused, OpenedLink, link_for
 from mentorflow.web.outage import ensure_up, unless_down
-from mentorflow.web.participants import (
-    load_definition_of,
+from mentorflow.web.pages import (
     refusal,
     render_notice,
     render_page,
@@ -44,6 +45,9 @@ from mentorflow.web.participants import (
     when,
 )
 from workflows.program import ProgramWorkflow
+
+CapacityLink = Annotated[OpenedLink, Depends(link_for(Purpose.CAPACITY))]
+ReviewLink = Annotated[OpenedLink, Depends(link_for(Purpose.REVIEW))]
 
 
 @dataclass(frozen=True)
@@ -64,41 +68,27 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             ProgramWorkflow.run, program_workflow_id(program_id)
         )
 
-    async def open_link(request: Request, token: str, purpose: Purpose) -> Opened | HTMLResponse:
-        """Check the token and who it was sent to; return what it opens, or the page to show."""
-        try:
-            link = signer.check(token, purpose)
-        except LinkError as error:
-            definition = (
-                await load_definition_of(store, error.link.program_id) if error.link else None
-            )
-            if error.reason == "expired" and error.link is not None:
-                return render_notice(
-                    request,
-                    definition,
-                    notices.HR_EXPIRED,
-                    410,
-                    when=when(error.link.expires_at, definition) if definition else "",
-                )
-            return render_notice(request, definition, notices.INVALID, 400)
-        definition = await load_definition_of(store, link.program_id)
-        if definition is None:
-            return render_notice(request, None, notices.INVALID, 400)
-        if purpose is Purpose.CAPACITY:
+    async def opened_by(request: Request, checked: OpenedLink) -> Opened:
+        """Who a checked HR link was sent to, and the program's status now (or
+        LinkRefused: not one of its HR contacts, or the program is closed)."""
+        link, definition = checked.link, checked.definition
+        if link.purpose is Purpose.CAPACITY:
             organisation = definition.organisation(link.application_id)
             allowed = organisation.hr_contacts if organisation else []
         else:
             allowed = definition.coordinators() if link.application_id == definition.id else []
         contact = next((c for c in allowed if signer.is_for(link, c.email)), None)
         if contact is None:
-            return render_notice(request, definition, notices.HR_NOT_YOURS, 403)
+            raise LinkRefused(render_notice(request, definition, notices.HR_NOT_YOURS, 403))
         try:
             status = await handle_of(definition.id).query(ProgramWorkflow.status)
         except RPCError as error:
             await unless_down(temporal, error)
-            return render_notice(request, definition, notices.PROGRAM_CLOSED, 410)
+            raise LinkRefused(
+                render_notice(request, definition, notices.PROGRAM_CLOSED, 410)
+            ) from None
         if status.phase is ProgramPhase.CANCELLED:
-            return render_notice(request, definition, notices.PROGRAM_CLOSED, 410)
+            raise LinkRefused(render_notice(request, definition, notices.PROGRAM_CLOSED, 410))
         return Opened(link, definition, contact, status)
 
     # --- Capacity decision ------------------------------------------------------------------
@@ -159,19 +149,15 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         )
 
     @router.api_route("/c/{token}", methods=["GET", "HEAD"])
-    async def capacity_form(request: Request, token: str) -> Response:
-        opened = await open_link(request, token, Purpose.CAPACITY)
-        if isinstance(opened, HTMLResponse):
-            return opened
+    async def capacity_form(request: Request, checked: CapacityLink) -> Response:
+        opened = await opened_by(request, checked)
         if opened.status.phase is not ProgramPhase.AWAITING_HR_DECISION:
             return render_notice(request, opened.definition, notices.CAPACITY_CLOSED, 410)
         return await capacity_page(request, opened)
 
     @router.post("/c/{token}")
-    async def capacity_submit(request: Request, token: str) -> Response:
-        opened = await open_link(request, token, Purpose.CAPACITY)
-        if isinstance(opened, HTMLResponse):
-            return opened
+    async def capacity_submit(request: Request, checked: CapacityLink) -> Response:
+        opened = await opened_by(request, checked)
         d = opened.definition
         form = await request.form()
         chosen = {
@@ -301,19 +287,15 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
         )
 
     @router.api_route("/r/{token}", methods=["GET", "HEAD"])
-    async def review_form(request: Request, token: str) -> Response:
-        opened = await open_link(request, token, Purpose.REVIEW)
-        if isinstance(opened, HTMLResponse):
-            return opened
+    async def review_form(request: Request, checked: ReviewLink) -> Response:
+        opened = await opened_by(request, checked)
         if opened.status.phase not in (ProgramPhase.MATCH_REVIEW, ProgramPhase.MATCHED):
             return render_notice(request, opened.definition, notices.REVIEW_CLOSED, 410)
         return await review_page(request, opened)
 
     @router.post("/r/{token}")
-    async def review_submit(request: Request, token: str) -> Response:
-        opened = await open_link(request, token, Purpose.REVIEW)
-        if isinstance(opened, HTMLResponse):
-            return opened
+    async def review_submit(request: Request, checked: ReviewLink) -> Response:
+        opened = await opened_by(request, checked)
         d = opened.definition
         form = await request.form()
         action = str(form.get("action", ""))
@@ -358,8 +340,7 @@ def hr_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
             if kind == "closed" and opened.status.phase is not ProgramPhase.MATCH_REVIEW:
                 return render_notice(request, d, notices.REVIEW_CLOSED, 410)
             message = _refusal_text(d, kind, detail)
-            fresh = await open_link(request, token, Purpose.REVIEW)
-            assert not isinstance(fresh, HTMLResponse)
+            fresh = await opened_by(request, checked)  # the pairs as they are now
             return await review_page(request, fresh, error=message, status=409)
         if action == "confirm":
             return render_notice(request, d, notices.REVIEW_CONFIRMED)

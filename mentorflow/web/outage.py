@@ -153,7 +153,7 @@ async def program_of(
     path: str, signer: LinkSigner | None, store: Store
 ) -> ProgramDefinition | None:
     """The program of a page, if it can be known without waiting on a part that is down."""
-    from mentorflow.web.participants import load_definition_of
+    from mentorflow.web.pages import load_definition_of
 
     program_id = program_in(path, signer)
     if program_id is None:
@@ -248,7 +248,7 @@ class Guard:
     async def _page(
         self, scope: Scope, receive: Receive, send: Send, notice: Notice, status: int
     ) -> None:
-        from mentorflow.web.participants import render_notice
+        from mentorflow.web.pages import render_notice
 
         request = Request(scope, receive)
         definition = await program_of(scope.get("path", ""), self.signer, self.store)

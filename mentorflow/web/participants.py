@@ -8,21 +8,16 @@ Workflow Update whose validator decides whether the answer may be taken.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from mentorflow import i18n, moments, refusals
 from mentorflow.applications import check_application, submit_application
-from mentorflow.definition import ProgramDefinition, is_slug
-from mentorflow.i18n import Texts
-from mentorflow.links import Link, LinkError, LinkSigner, Purpose
+from mentorflow.definition import ProgramDefinition
+from mentorflow.links import Link, LinkSigner, Purpose
 from mentorflow.models import (
     ApplicationStatus,
     DecisionRequest,
@@ -32,20 +27,27 @@ from mentorflow.models import (
     program_workflow_id,
 )
 from mentorflow.store import Store
+from mentorflow.store.tables import Application
 from mentorflow.temporal import execute_update_when_admitted, is_busy
 from mentorflow.web import notices
+from mentorflow.web.links import LinkRefused, OpenedLink, link_for
 from mentorflow.web.notices import Notice
-from mentorflow.web.outage import ensure_up, remember, unless_down
+from mentorflow.web.outage import ensure_up, unless_down
+from mentorflow.web.pages import (
+    load_definition_of,
+    refusal,
+    render_page,
+    templates,
+    texts_of,
+    when,
+)
+from mentorflow.web.pages import render_notice as render_notice  # tests import it from here
 from workflows.application import ApplicationWorkflow
 from workflows.program import ProgramWorkflow
 
-
-@cache
-def templates(language: str) -> Jinja2Templates:
-    """The pages' templates, saying their messages and numbers in ``language``."""
-    pages = Jinja2Templates(directory=Path(__file__).parent / "templates")
-    i18n.install(pages.env, language)
-    return pages
+# The links' pages: each checks its token with the one link check (mentorflow.web.links).
+ApprovalLink = Annotated[OpenedLink, Depends(link_for(Purpose.APPROVAL))]
+WithdrawalLink = Annotated[OpenedLink, Depends(link_for(Purpose.WITHDRAWAL))]
 
 
 class Window(NamedTuple):
@@ -54,93 +56,6 @@ class Window(NamedTuple):
     phase: ProgramPhase | None
     deadline: datetime | None
     opens: datetime | None = None
-
-
-def when(moment: datetime, definition: ProgramDefinition) -> str:
-    """A moment as the program's people read it: their language, their timezone."""
-    return moments.when(moment, definition.timezone, definition.language)
-
-
-def texts_of(definition: ProgramDefinition | None) -> Texts:
-    """The messages of the program's language (English without a program)."""
-    return i18n.texts(definition.language.value if definition else "en")
-
-
-def render_page(
-    request: Request,
-    definition: ProgramDefinition | None,
-    title: str,
-    body: str,
-    *,
-    status: int = 200,
-    form: dict[str, Any] | None = None,
-    others: list[tuple[str, str, str]] | None = None,
-    details: list[tuple[str, list[str]]] | None = None,
-) -> HTMLResponse:
-    """A page; ``others``: the same page in more languages, as (language, title, body);
-    ``details``: headed lists below the body, as (heading, lines)."""
-    language = definition.language.value if definition else "en"
-    return templates(language).TemplateResponse(
-        request,
-        "page.html",
-        {
-            "lang": language,
-            "title": title,
-            "body": body,
-            "form": form,
-            "program": definition,
-            "others": others or [],
-            "details": details or [],
-        },
-        status_code=status,
-    )
-
-
-def render_notice(
-    request: Request,
-    definition: ProgramDefinition | None,
-    notice: Notice,
-    status: int = 200,
-    *,
-    bilingual: bool = False,
-    **values: Any,
-) -> HTMLResponse:
-    """A page saying ``notice`` (its body's placeholders filled from ``values``);
-    ``bilingual``: in Swedish too, for a page whose program (and so its language) is
-    not known."""
-    others = []
-    if bilingual and definition is None:
-        sv = i18n.texts("sv")
-        others.append(("sv", sv.gettext(notice.title), sv.gettext(notice.body, **values)))
-    t = texts_of(definition)
-    return render_page(
-        request,
-        definition,
-        t.gettext(notice.title),
-        t.gettext(notice.body, **values),
-        status=status,
-        others=others,
-    )
-
-
-def refusal(error: WorkflowUpdateFailedError) -> tuple[str, str]:
-    """(kind, detail) of a refused update: its type (mentorflow.refusals), and why."""
-    refused = refusals.of(error)
-    return refused.kind, refused.detail
-
-
-async def load_definition_of(store: Store, program_id: str) -> ProgramDefinition | None:
-    """The program's definition as it was started (from the database)."""
-    if not is_slug(program_id):
-        return None  # not an id (a NUL would reach PostgreSQL, which refuses it)
-    row = await store.program(program_id)
-    if row is None or not row.definition:
-        # No definition here: the program's workflow registered itself in this database,
-        # but it was started against another one (a misconfigured `program start`).
-        return None
-    definition = ProgramDefinition.model_validate(row.definition)
-    remember(definition)
-    return definition
 
 
 def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRouter:
@@ -308,43 +223,12 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
 
     # --- Links ------------------------------------------------------------------------------
 
-    async def open_link(
-        request: Request, token: str, purpose: Purpose
-    ) -> tuple[Link | None, ProgramDefinition | None, Any, HTMLResponse | None]:
-        """Check a token; return (link, program, application row) or the page to show."""
-        try:
-            link = signer.check(token, purpose)
-        except LinkError as error:
-            definition = await load_program(error.link.program_id) if error.link else None
-            if error.reason == "expired" and error.link is not None and definition is not None:
-                application = await store.application(error.link.application_id)
-                contact = _hr_contact(definition, application)
-                said = t(definition)
-                body = said.gettext(
-                    "The link was valid until %(when)s.",
-                    when=when(error.link.expires_at, definition),
-                )
-                body += " " + said.gettext(
-                    "Contact %(contact)s for a new link or a decision.", contact=contact
-                )
-                title = said.gettext("This link has expired")
-                return None, definition, None, page(request, definition, title, body, status=410)
-            return (
-                None,
-                definition,
-                None,
-                notice(request, definition, notices.INVALID, 400),
-            )
-        definition = await load_program(link.program_id)
-        application = await store.application(link.application_id)
-        if definition is None or application is None:
-            return (
-                None,
-                definition,
-                None,
-                notice(request, definition, notices.INVALID, 400),
-            )
-        return link, definition, application, None
+    async def application_of(request: Request, opened: OpenedLink) -> Application:
+        """The application a checked link answers (or LinkRefused: it is not here)."""
+        application = await store.application(opened.link.application_id)
+        if application is None:
+            raise LinkRefused(notice(request, opened.definition, notices.INVALID, 400))
+        return application
 
     async def application_status(program_id: str, application_id: str) -> ApplicationStatus:
         handle = temporal.get_workflow_handle_for(
@@ -385,11 +269,9 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         return notice(request, definition, notices.PROGRAM_CLOSED, 410)
 
     @router.api_route("/a/{token}", methods=["GET", "HEAD"])
-    async def approval_page(request: Request, token: str) -> HTMLResponse:
-        link, definition, application, refusal = await open_link(request, token, Purpose.APPROVAL)
-        if refusal is not None:
-            return refusal
-        assert link is not None and definition is not None and application is not None
+    async def approval_page(request: Request, token: str, opened: ApprovalLink) -> HTMLResponse:
+        link, definition = opened.link, opened.definition
+        application = await application_of(request, opened)
         status = await application_status(link.program_id, link.application_id)
         if (settled := await settled_page(request, definition, status)) is not None:
             return settled
@@ -417,11 +299,9 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         return page(request, definition, title, intro, form=form)
 
     @router.post("/a/{token}")
-    async def approval_answer(request: Request, token: str) -> HTMLResponse:
-        link, definition, application, refusal = await open_link(request, token, Purpose.APPROVAL)
-        if refusal is not None:
-            return refusal
-        assert link is not None and definition is not None and application is not None
+    async def approval_answer(request: Request, opened: ApprovalLink) -> HTMLResponse:
+        link, definition = opened.link, opened.definition
+        application = await application_of(request, opened)
         choice = str((await request.form()).get("choice", ""))
         if choice not in ("approve", "decline"):
             return notice(request, definition, notices.INVALID, 400)
@@ -472,11 +352,9 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         return notice(request, definition, notices.ALREADY, 409, outcome=outcome)
 
     @router.api_route("/w/{token}", methods=["GET", "HEAD"])
-    async def withdrawal_page(request: Request, token: str) -> HTMLResponse:
-        link, definition, application, refusal = await open_link(request, token, Purpose.WITHDRAWAL)
-        if refusal is not None:
-            return refusal
-        assert link is not None and definition is not None and application is not None
+    async def withdrawal_page(request: Request, token: str, opened: WithdrawalLink) -> HTMLResponse:
+        link, definition = opened.link, opened.definition
+        application = await application_of(request, opened)
         status = await application_status(link.program_id, link.application_id)
         if status.program_closed or status.state in ("declined", "withdrawn"):
             settled = await settled_page(request, definition, status)
@@ -498,11 +376,9 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         return page(request, definition, title, intro, form=form)
 
     @router.post("/w/{token}")
-    async def withdrawal_answer(request: Request, token: str) -> HTMLResponse:
-        link, definition, application, refusal = await open_link(request, token, Purpose.WITHDRAWAL)
-        if refusal is not None:
-            return refusal
-        assert link is not None and definition is not None and application is not None
+    async def withdrawal_answer(request: Request, opened: WithdrawalLink) -> HTMLResponse:
+        link, definition = opened.link, opened.definition
+        await application_of(request, opened)  # still here (else: not valid)
         await ensure_up(temporal)
         handle = temporal.get_workflow_handle_for(
             ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
@@ -544,16 +420,3 @@ def _approver_name(
         if signer.is_for(link, contact.email):
             return f"{contact.name} (HR)"
     return None
-
-
-def _hr_contact(definition: ProgramDefinition, application: Any) -> str:
-    organisation = next(
-        (
-            o
-            for o in definition.organisations
-            if application is not None and o.id == application.organisation_id
-        ),
-        definition.organisations[0],
-    )
-    contact = organisation.hr_contacts[0]
-    return f"{contact.name} <{contact.email}>"
