@@ -15,7 +15,9 @@ SQLite-persistent) and are driven by the same number of concurrent clients:
   (the deadline moved to now, ``reschedule``), each organisation's HR decides
   its capacity (all accepted, as ``mentorflow capacity decide`` does) and HR
   confirms the proposed pairs. Timed from the program's start until it is in
-  ``running`` (everyone told of the outcome).
+  ``running`` (everyone told of the outcome). Someone shown the busy page (503,
+  "nothing lost, try again in a minute") comes back after its Retry-After, as it
+  asks; the number of such pages is printed.
 - **baseline** (``bench/bare_program.py``): the same number of workflows,
   activities and timers (counted in the project's histories) with empty bodies,
   driven by the same updates and signals.
@@ -145,23 +147,33 @@ async def run_project(
 
         await wait_for(lambda: in_phase(ProgramPhase.APPLICATION_WINDOW), "the window", 60)
         gate = asyncio.Semaphore(concurrency)
+        busy: list[str] = []  # busy pages (503) people were shown
         limits = httpx.Limits(max_connections=concurrency * 2)
         async with httpx.AsyncClient(base_url=stack.web_url, timeout=120, limits=limits) as http:
 
+            async def post(path: str, **kwargs: Any) -> httpx.Response:
+                """A person's POST: on the busy page (503) they come back after its
+                Retry-After, as it asks; each such page is counted and printed."""
+                while True:
+                    async with gate:
+                        answer = await http.post(path, **kwargs)
+                    if answer.status_code != 503 or "Retry-After" not in answer.headers:
+                        return answer
+                    busy.append(path)
+                    await asyncio.sleep(float(answer.headers["Retry-After"]))
+
             async def apply(i: int) -> None:
                 profile, form = application_form(i, rng)
-                async with gate:
-                    answer = await http.post(
-                        f"/programs/{program_id}/apply", params={"profile": profile}, data=form
-                    )
+                answer = await post(
+                    f"/programs/{program_id}/apply", params={"profile": profile}, data=form
+                )
                 if answer.status_code != 200:
                     raise SystemExit(
                         f"application {i}: HTTP {answer.status_code}: {answer.text[-600:]}"
                     )
 
             async def approve(path: str) -> None:
-                async with gate:
-                    answer = await http.post(path, data={"choice": "approve"})
+                answer = await post(path, data={"choice": "approve"})
                 if answer.status_code != 200:
                     raise SystemExit(f"approval {path[:20]}…: HTTP {answer.status_code}")
 
@@ -237,6 +249,7 @@ async def run_project(
         "emails": sum(inbox.message_ids.values()),
         "duplicates": sum(c - 1 for c in inbox.message_ids.values()),
         "approved": approved,
+        "busy": len(busy),
     }
 
 
@@ -346,7 +359,8 @@ async def main() -> None:
         print(f"  activations (workflows worker): {ours['activations']}")
         print(
             f"  emails caught {ours['emails']}, duplicates {ours['duplicates']};"
-            f" approved {ours['approved']}; longest history below {HISTORY_WARNING}:"
+            f" approved {ours['approved']}; busy pages (503, sent again after Retry-After)"
+            f" {ours['busy']}; longest history below {HISTORY_WARNING}:"
             f" {'yes' if h.longest < HISTORY_WARNING else 'NO'}",
             flush=True,
         )

@@ -7,6 +7,7 @@ Workflow Update whose validator decides whether the answer may be taken.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any, NamedTuple
 
@@ -48,6 +49,8 @@ from workflows.program import ProgramWorkflow
 # The links' pages: each checks its token with the one link check (mentorflow.web.links).
 ApprovalLink = Annotated[OpenedLink, Depends(link_for(Purpose.APPROVAL))]
 WithdrawalLink = Annotated[OpenedLink, Depends(link_for(Purpose.WITHDRAWAL))]
+
+log = logging.getLogger("mentorflow.web")
 
 
 class Window(NamedTuple):
@@ -254,6 +257,11 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
 
     def busy_page(request: Request, definition: ProgramDefinition, said: Notice) -> HTMLResponse:
         """The workflow could not be reached in time (overloaded): nothing lost, try again."""
+        # For ops: the only sign in the logs that people are being asked to come back.
+        log.warning(
+            "program %s: Temporal did not take a click in time; answered 503 (Retry-After 60)",
+            definition.id,
+        )
         response = notice(request, definition, said, 503)
         response.headers["Retry-After"] = "60"
         return response
