@@ -136,8 +136,14 @@ async def _execute_until(
     # not taken twice; the next try gets that update's own outcome.
     update_id = str(uuid.uuid4())
     while True:
+        # Each try waits no longer than the patience left (or a second, for a last try
+        # past it): a server slow to answer must not hold a person's page past it
+        # (seen: a click of over two minutes).
+        left = give_up - loop.time()
         try:
-            return await handle.execute_update(update, argument, id=update_id)
+            return await handle.execute_update(
+                update, argument, id=update_id, rpc_timeout=timedelta(seconds=max(left, 1.0))
+            )
         except RPCError as error:
             if error.status not in _TRY_AGAIN or loop.time() > give_up:
                 raise

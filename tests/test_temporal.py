@@ -7,6 +7,7 @@ A unit test with a fake handle: the real server's refusals under load are what
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +27,9 @@ class RefusingHandle:
     def __init__(self, status: RPCStatusCode, times: int) -> None:
         self.status, self.left, self.calls = status, times, 0
 
-    async def execute_update(self, update: Any, argument: Any, id: str | None = None) -> str:
+    async def execute_update(
+        self, update: Any, argument: Any, id: str | None = None, rpc_timeout: Any = None
+    ) -> str:
         self.calls += 1
         if self.left:
             self.left -= 1
@@ -65,10 +68,14 @@ class SlowHandle:
     id = "application-slow"
 
     def __init__(self, times: int) -> None:
-        self.left, self.ids = times, list[str | None]()
+        self.left, self.ids, self.waits = times, list[str | None](), list[float]()
 
-    async def execute_update(self, update: Any, argument: Any, id: str | None = None) -> str:
+    async def execute_update(
+        self, update: Any, argument: Any, id: str | None = None, rpc_timeout: Any = None
+    ) -> str:
         self.ids.append(id)
+        assert isinstance(rpc_timeout, timedelta)
+        self.waits.append(rpc_timeout.total_seconds())
         if self.left:
             self.left -= 1
             raise WorkflowUpdateRPCTimeoutOrCancelledError()
@@ -86,6 +93,8 @@ async def test_answers_that_keep_timing_out_end_as_busy_not_as_an_error() -> Non
     with pytest.raises(RPCError) as refused:
         await execute_update_when_admitted(handle, "decide", None, within=0.5)  # type: ignore[arg-type]
     assert is_busy(refused.value)
+    # No try may wait past the patience left (the server's own wait is far longer).
+    assert handle.waits and all(wait <= 1.0 for wait in handle.waits), handle.waits
 
 
 class HandingOverHandle:
@@ -97,7 +106,9 @@ class HandingOverHandle:
     def __init__(self, times: int, refusal: str = f"{HANDING_OVER}: send again") -> None:
         self.left, self.refusal, self.calls = times, refusal, 0
 
-    async def execute_update(self, update: Any, argument: Any, id: str | None = None) -> str:
+    async def execute_update(
+        self, update: Any, argument: Any, id: str | None = None, rpc_timeout: Any = None
+    ) -> str:
         self.calls += 1
         if self.left:
             self.left -= 1
@@ -138,7 +149,9 @@ class AdmittingHandle:
         self.order: list[int] = []
         self.release = release
 
-    async def execute_update(self, update: Any, argument: int, id: str | None = None) -> int:
+    async def execute_update(
+        self, update: Any, argument: int, id: str | None = None, rpc_timeout: Any = None
+    ) -> int:
         if self.in_flight == 10:
             self.refused += 1
             raise RPCError("limit on number of concurrent in-flight updates", RESOURCE, b"")
