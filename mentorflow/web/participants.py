@@ -7,8 +7,9 @@ Workflow Update whose validator decides whether the answer may be taken.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, Depends, Request
@@ -51,6 +52,9 @@ ApprovalLink = Annotated[OpenedLink, Depends(link_for(Purpose.APPROVAL))]
 WithdrawalLink = Annotated[OpenedLink, Depends(link_for(Purpose.WITHDRAWAL))]
 
 log = logging.getLogger("mentorflow.web")
+
+# How long a page waits for an application workflow's state before the busy page.
+STATUS_SECONDS = 15.0
 
 
 class Window(NamedTuple):
@@ -233,11 +237,23 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             raise LinkRefused(notice(request, opened.definition, notices.INVALID, 400))
         return application
 
-    async def application_status(program_id: str, application_id: str) -> ApplicationStatus:
+    async def application_status(
+        request: Request, definition: ProgramDefinition, link: Link
+    ) -> ApplicationStatus:
+        """The application's state as its workflow says it; a workflow too busy to answer
+        within STATUS_SECONDS gives the busy page (LinkRefused), never a page held longer."""
         handle = temporal.get_workflow_handle_for(
-            ApplicationWorkflow.run, application_workflow_id(program_id, application_id)
+            ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
         )
-        return await handle.query(ApplicationWorkflow.status)
+        try:
+            return await handle.query(
+                ApplicationWorkflow.status, rpc_timeout=timedelta(seconds=STATUS_SECONDS)
+            )
+        except RPCError as error:
+            await unless_down(temporal, error)  # Temporal down: the outage page says so
+            if not is_busy(error):
+                raise
+            raise LinkRefused(busy_page(request, definition, notices.BUSY_ANSWER)) from error
 
     async def settled_page(
         request: Request, definition: ProgramDefinition, status: ApplicationStatus
@@ -270,7 +286,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         request: Request, definition: ProgramDefinition, link: Link
     ) -> HTMLResponse:
         """The application's workflow has finished: it was answered, or the program closed."""
-        status = await application_status(link.program_id, link.application_id)
+        status = await application_status(request, definition, link)
         settled = await settled_page(request, definition, status)
         if settled is not None:
             return settled
@@ -280,7 +296,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     async def approval_page(request: Request, token: str, opened: ApprovalLink) -> HTMLResponse:
         link, definition = opened.link, opened.definition
         application = await application_of(request, opened)
-        status = await application_status(link.program_id, link.application_id)
+        status = await application_status(request, definition, link)
         if (settled := await settled_page(request, definition, status)) is not None:
             return settled
         approver = _approver_name(signer, link, definition, application)
@@ -352,10 +368,11 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         kind, detail = refusal(error)
         if kind == "not_your_link":
             return notice(request, definition, notices.NOT_YOURS, 403)
-        status = await application_status(link.program_id, link.application_id)
-        settled = await settled_page(request, definition, status)
-        if settled is not None:
-            return settled
+        with contextlib.suppress(LinkRefused):  # busy: the refusal's own word will do
+            status = await application_status(request, definition, link)
+            settled = await settled_page(request, definition, status)
+            if settled is not None:
+                return settled
         outcome = state_word(definition, detail)
         return notice(request, definition, notices.ALREADY, 409, outcome=outcome)
 
@@ -363,7 +380,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     async def withdrawal_page(request: Request, token: str, opened: WithdrawalLink) -> HTMLResponse:
         link, definition = opened.link, opened.definition
         application = await application_of(request, opened)
-        status = await application_status(link.program_id, link.application_id)
+        status = await application_status(request, definition, link)
         if status.program_closed or status.state in ("declined", "withdrawn"):
             settled = await settled_page(request, definition, status)
             assert settled is not None
