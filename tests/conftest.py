@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
+import functools
 import json
 import os
 import re
@@ -18,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from mentorflow.mail.catcher import MailCatcher
+from mentorflow.mail.catcher import CatchingHandler, CaughtMessage, MailCatcher
 from mentorflow.models import WORKFLOW_ID_PREFIX, program_id_of
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
@@ -83,9 +87,63 @@ def task_queue() -> str:
 # --- SMTP ----------------------------------------------------------------------------------
 
 
+class ReadMessage(CaughtMessage):
+    """A caught message whose headers and parts are decoded once: it never changes,
+    and a test polls the same messages many times."""
+
+    @functools.cached_property
+    def recipients(self) -> list[str]:
+        return super().recipients
+
+    @functools.cached_property
+    def caught_at_ns(self) -> int:
+        return super().caught_at_ns
+
+    @functools.cached_property
+    def subject(self) -> str:
+        return super().subject
+
+    @functools.cached_property
+    def message_id(self) -> str:
+        return super().message_id
+
+    @functools.cached_property
+    def calendar(self) -> str | None:
+        return super().calendar
+
+    def body(self, subtype: str = "plain") -> str:
+        bodies: dict[str, str] = self.__dict__.setdefault("_bodies", {})
+        if subtype not in bodies:
+            bodies[subtype] = super().body(subtype)
+        return bodies[subtype]
+
+
+class ReadingOnce(CatchingHandler):
+    """The mail catcher's own handler, that parses each caught message once when read
+    back: ``messages()`` costs what arrived since the last call, not everything again."""
+
+    def __init__(self, maildir: Path) -> None:
+        super().__init__(maildir)
+        self._read: dict[str, ReadMessage] = {}
+
+    def messages(self) -> list[CaughtMessage]:
+        with self._lock:
+            self._box.clean()
+            keys = list(self._box.iterkeys())
+            new = {key: self._box.get_bytes(key) for key in keys if key not in self._read}
+        for key, raw in new.items():
+            parsed = email.message_from_bytes(raw, policy=email.policy.default)
+            assert isinstance(parsed, EmailMessage)
+            self._read[key] = ReadMessage(key, parsed)
+        self._read = {key: self._read[key] for key in keys}  # what was cleared goes
+        return sorted(self._read.values(), key=lambda m: m.caught_at_ns)
+
+
 @pytest.fixture
 def mail_catcher(tmp_path: Path) -> Iterator[MailCatcher]:
-    catcher = MailCatcher(tmp_path / "mail", port=free_port())
+    """The real SMTP server (aiosmtpd) keeping messages in a Maildir, read back by tests."""
+    maildir = tmp_path / "mail"
+    catcher = MailCatcher(maildir, port=free_port(), handler=ReadingOnce(maildir))
     catcher.start()
     yield catcher
     catcher.stop()
@@ -200,19 +258,65 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     scenario on PostgreSQL was two fifths of the suite's time.
     ``MENTORFLOW_TEST_ALL_DATABASES=1`` runs every variant.
     """
-    if os.environ.get("MENTORFLOW_TEST_ALL_DATABASES"):
-        return
-    kept, dropped = [], []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        on_postgres = callspec is not None and callspec.params.get("database_url") == "postgresql"
-        if on_postgres and item.get_closest_marker("database") is None:
-            dropped.append(item)
-        else:
-            kept.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+    if not os.environ.get("MENTORFLOW_TEST_ALL_DATABASES"):
+        kept, dropped = [], []
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            on_postgres = (
+                callspec is not None and callspec.params.get("database_url") == "postgresql"
+            )
+            if on_postgres and item.get_closest_marker("database") is None:
+                dropped.append(item)
+            else:
+                kept.append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
+    workers = getattr(config.option, "numprocesses", None)
+    if isinstance(workers, int) and workers > 1:
+        items[:] = spread_slowest(items, workers)
+
+
+# The slowest tests (a minute or more each on two cores), slowest first: each of
+# pytest-xdist's workers starts with its share of them, not the last one alone at the end.
+SLOWEST = (
+    "test_dev_stack.py::test_dev_stack_runs_a_program_through_the_cli",
+    "test_stall.py::",
+    "test_faults.py::test_worker_killed_mid_phase",
+    "test_closing.py::test_a_whole_program_reports_to_hr",
+    "test_faults.py::test_dev_server_restarted_mid_program",
+    "test_continue_as_new.py::test_many_applications",
+    "test_faults.py::test_database_briefly_down",
+    "test_meetings.py::test_postponed_start",
+    "test_faults.py::test_smtp_outage",
+    "test_meetings.py::test_a_withdrawal_closes_the_pair",
+    "test_applications.py::test_twenty_applicants",
+)
+
+
+def spread_slowest(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """The order for ``--dist worksteal``, which first hands each worker a contiguous,
+    even share of the list (in order): the slowest tests dealt round-robin to the
+    starts of those shares, the rest after them. Stealing then takes from the ends."""
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("/")[-1]
+        return next((i for i, p in enumerate(SLOWEST) if path.startswith(p)), len(SLOWEST))
+
+    slowest = sorted((i for i in items if rank(i) < len(SLOWEST)), key=rank)
+    rest = [i for i in items if rank(i) == len(SLOWEST)]
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for n, item in enumerate(slowest):
+        shares[n % workers].append(item)
+    # Each share as long as worksteal's split makes it: len(pending) // workers left.
+    left, ordered = len(items), []
+    for k, share in enumerate(shares):
+        take = max(left // (workers - k) - len(share), 0)
+        share += rest[:take]
+        del rest[:take]
+        ordered += share
+        left -= len(share)
+    return ordered + rest
 
 
 def set_connections(database_url: str, *, allowed: bool) -> None:

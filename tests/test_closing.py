@@ -119,8 +119,10 @@ async def screenshot(url: str, path: Path) -> str:
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 
-    await asyncio.to_thread(run, f"--screenshot={path}", "--window-size=1100,2600", url)
-    return await asyncio.to_thread(run, "--dump-dom", url)
+    # One page load: the DOM is printed, the screenshot written, by the same browser.
+    return await asyncio.to_thread(
+        run, f"--screenshot={path}", "--window-size=1100,2600", "--dump-dom", url
+    )
 
 
 async def test_a_whole_program_reports_to_hr_and_is_purged(

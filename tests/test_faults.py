@@ -76,11 +76,12 @@ async def test_worker_killed_mid_phase_loses_and_duplicates_nothing(
     task_queue: str,
     tmp_path: Path,
 ) -> None:
-    # Reminders at +16 s and +40 s. The first task after the kill goes to the dead
-    # worker's sticky queue and waits out its 10 s timeout before the new worker
-    # gets it, so the second reminder is far enough away not to be due by then
-    # (when two are due at once, the program rightly sends only the latest).
-    file, program_id = fast_definition(tmp_path, opens=2, deadline=56, reminders=(40, 16))
+    # Reminders at +16 s and +38 s, the deadline at +44 s. The first task after the
+    # kill goes to the dead worker's sticky queue and waits out its 10 s timeout
+    # before the new worker gets it, so the second reminder is far enough away not
+    # to be due by then (when two are due at once, the program rightly sends only
+    # the latest).
+    file, program_id = fast_definition(tmp_path, opens=2, deadline=44, reminders=(28, 6))
     definition = load_definition(file)
     recipients = list(definition.announcement.recipients)
     env_vars = worker_env(dev_env, task_queue, database_url, mail_catcher.port)
@@ -124,7 +125,9 @@ async def test_smtp_outage_delays_emails_but_loses_none(
     dev_env: WorkflowEnvironment, database_url: str, task_queue: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    file, program_id = fast_definition(tmp_path, opens=1, deadline=30, reminders=(10,))
+    # SMTP is back by the announcement's third attempt (about +16 s, retries back off
+    # from 5 s); the reminder falls due at +18 s, before the deadline at +25 s.
+    file, program_id = fast_definition(tmp_path, opens=1, deadline=25, reminders=(7,))
     definition = load_definition(file)
     recipients = list(definition.announcement.recipients)
     settings = settings_for(task_queue=task_queue, database_url=database_url, smtp_port=port)
@@ -180,8 +183,9 @@ async def test_dev_server_restarted_mid_program_loses_nothing(
     mail_catcher: MailCatcher, database_url: str, task_queue: str, tmp_path: Path
 ) -> None:
     port, database = free_port(), tmp_path / "temporal.db"
-    # The reminder falls due while the server is down.
-    file, program_id = fast_definition(tmp_path, opens=2, deadline=45, reminders=(33,))
+    # The reminder falls due (+12 s) while the server is down; the deadline (+36 s) leaves
+    # time for the restart and the worker's reconnection before it, even on a busy machine.
+    file, program_id = fast_definition(tmp_path, opens=2, deadline=36, reminders=(24,))
     definition = load_definition(file)
     recipients = list(definition.announcement.recipients)
     env = await dev_server_at(port, database)
@@ -228,8 +232,9 @@ async def test_database_briefly_down_activities_retry_and_nothing_is_lost(
     task_queue: str,
     tmp_path: Path,
 ) -> None:
-    # The reminder falls due while the database refuses every connection.
-    file, program_id = fast_definition(tmp_path, opens=2, deadline=45, reminders=(33,))
+    # The reminder falls due (+12 s) while the database refuses every connection; its
+    # email, retried (backing off from 5 s), goes out before the deadline (+32 s).
+    file, program_id = fast_definition(tmp_path, opens=2, deadline=32, reminders=(20,))
     definition = load_definition(file)
     recipients = list(definition.announcement.recipients)
     settings = settings_for(
