@@ -161,7 +161,13 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
     assert health.headers["cache-control"] == "no-store"
 
     file, program_id = fast_definition(
-        tmp_path, opens=3, deadline=45, reminders=(30, 15), approval_gap=60
+        # The deadline leaves room for everything before the move on a busy machine; the
+        # answer-by, 40 s after it, stays after any deadline moved to 30 s from then.
+        tmp_path,
+        opens=3,
+        deadline=70,
+        reminders=(30, 15),
+        approval_gap=40,
     )
     started = stack.cli("program", "start", str(file))
     assert started.returncode == 0, started.stderr

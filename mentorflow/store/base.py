@@ -47,12 +47,22 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+SQLITE_BUSY_SECONDS = 30.0
+
+
 class StoreBase:
     """One async engine and its sessions; each aggregate of the store builds on it."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(async_url(url), pool_pre_ping=True)
+        # SQLite has one writer at a time; the others wait. Its default of 5 s failed
+        # an application ("database is locked") on a busy two-core machine.
+        sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.engine: AsyncEngine = create_async_engine(
+            async_url(url),
+            pool_pre_ping=True,
+            connect_args={"timeout": SQLITE_BUSY_SECONDS} if sqlite else {},
+        )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def close(self) -> None:
