@@ -115,11 +115,12 @@ async def test_an_expired_lease_lets_a_later_attempt_send(store: Store) -> None:
         "message_id": "<k@example.org>",
         "subject": "Hi",
     }
-    # The attempt that claimed it died mid-send; its lease runs out.
-    first = await store.claim_email(**kwargs, lease=timedelta(milliseconds=50))
+    # The attempt that claimed it died mid-send; its lease runs out. (Two seconds: a
+    # lease of 50 ms ran out before the next claim on a busy machine.)
+    first = await store.claim_email(**kwargs, lease=timedelta(seconds=2))
     assert first.status == "claimed"
     assert (await store.claim_email(**kwargs, lease=timedelta(minutes=1))).status == "busy"
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(2.2)
     retry = await store.claim_email(**kwargs, lease=timedelta(minutes=1))
     assert retry.status == "claimed" and retry.attempts == 2
 
