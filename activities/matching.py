@@ -6,14 +6,13 @@ import asyncio
 import functools
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from mentorflow import capacity, people
 from mentorflow.definition import ProgramDefinition, Role, UndecidedPolicy
-from mentorflow.matching import Candidate, MatchingConflict, MatchingProblem, match
 from mentorflow.models import (
     ConfirmMatchesInput,
     MatchingSummary,
@@ -27,6 +26,9 @@ from mentorflow.models import (
 from mentorflow.store import Store
 from mentorflow.store.tables import Application, MatchPair, MatchProposal
 from mentorflow.tally import group_of
+
+if TYPE_CHECKING:
+    from mentorflow.matching import Candidate
 
 
 class MatchingActivities:
@@ -115,6 +117,10 @@ class MatchingActivities:
         ]
         if request.check_accepted:
             _check_accepted(request, {row.id: row.profile_id for row in rows})
+        # Imported here, not above: the matcher's numpy and SciPy take a second to import,
+        # and every CLI command and the web app import this module through workflows.
+        from mentorflow.matching import MatchingConflict, MatchingProblem, match
+
         matching = request.matching
         problem = MatchingProblem(
             mentors=[
@@ -217,6 +223,8 @@ def _check_accepted(request: ProposeMatchesInput, accepted: dict[str, str]) -> N
 
 def candidate(row: Application, seniority_question: str | None, capacity: int = 1) -> Candidate:
     """An accepted application as the matcher sees it: ids and answers, no names."""
+    from mentorflow.matching import Candidate
+
     years = None
     if seniority_question is not None:
         found = re.search(r"\d+", str(row.answers.get(seniority_question, "")))
