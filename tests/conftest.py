@@ -17,10 +17,11 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -31,17 +32,29 @@ import pytest_asyncio
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.email import EmailActivities
+from mentorflow.definition import ProgramDefinition
 from mentorflow.mail.catcher import CatchingHandler, CaughtMessage, MailCatcher
-from mentorflow.models import WORKFLOW_ID_PREFIX, program_id_of
+from mentorflow.models import (
+    WORKFLOW_ID_PREFIX,
+    ProgramPhase,
+    ProgramResult,
+    ProgramStatus,
+    program_id_of,
+)
+from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
 from mentorflow.temporal import binary, register_search_attributes
 from tests.keys import TEST_SECRET_KEY
 from tests.postgres import CONTAINER_IMAGE, DEFAULT_URL, Use, choose_postgres
+from tests.programs import mentorflow
+from worker.main import create_worker
+from workflows.program import ProgramWorkflow
 
 
 def free_port() -> int:
@@ -369,6 +382,13 @@ def settings_for(
     )
 
 
+def email_activities(store: Store, database_url: str, smtp_port: int) -> EmailActivities:
+    """The email activities, run outside a worker, sending to the SMTP server at ``smtp_port``."""
+    return EmailActivities(
+        store, settings_for(task_queue="-", database_url=database_url, smtp_port=smtp_port)
+    )
+
+
 # --- The web app ---------------------------------------------------------------------------
 
 
@@ -437,7 +457,6 @@ async def wait_for(predicate: object, within: float = 30.0, interval: float = 0.
 
 async def until_phase(handle: Any, phase: Any, within: float = 60.0) -> Any:
     """Wait (in real time) until the program's status shows ``phase``; return the status."""
-    from workflows.program import ProgramWorkflow
 
     async def reached() -> bool:
         return bool((await handle.query(ProgramWorkflow.status)).phase is phase)
@@ -449,8 +468,6 @@ async def until_phase(handle: Any, phase: Any, within: float = 60.0) -> Any:
 async def until_completed(env: Any, handle: Any, within: float = 120.0) -> Any:
     """Skip time (a week at a step) until the program has completed: its report made, its
     personal data not yet purged (that waits for the retention period). Its status back."""
-    from workflows.program import ProgramWorkflow
-
     loop = asyncio.get_running_loop()
     end = loop.time() + within
     while True:
@@ -529,14 +546,116 @@ def cli_env(env: WorkflowEnvironment, database_url: str) -> dict[str, str]:
     }
 
 
+# --- The whole stack -----------------------------------------------------------------------
+
+ProgramHandle = WorkflowHandle[ProgramWorkflow, ProgramResult]
+
+
+@contextlib.asynccontextmanager
+async def program_running(
+    client: Client,
+    settings: Settings,
+    store: Store,
+    definition: ProgramDefinition,
+    **start: Any,
+) -> AsyncIterator[ProgramHandle]:
+    """An in-test worker on the settings' task queue until the block ends, and the
+    program started on it (``start``: more of ``start_program``'s options)."""
+    async with create_worker(client, settings, store):
+        yield await start_program(
+            client, definition, store=store, task_queue=settings.temporal_task_queue, **start
+        )
+
+
+@dataclass
+class Stack:
+    """Everything an end-to-end test runs against: the time-skipping Temporal server, the
+    worker's settings, the SMTP server, the database (its store and URL), the task queue
+    and the web app. The database is the ``database_url`` fixture's: SQLite, PostgreSQL."""
+
+    env: WorkflowEnvironment
+    worker_settings: Settings
+    mail_catcher: MailCatcher
+    store: Store
+    task_queue: str
+    web: Web
+    database_url: str
+
+    def worker(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """The in-test worker, until the block ends."""
+        return create_worker(self.env.client, self.worker_settings, self.store)
+
+    def running(
+        self, definition: ProgramDefinition
+    ) -> contextlib.AbstractAsyncContextManager[ProgramHandle]:
+        """The worker until the block ends, and ``definition``'s program started on it."""
+        return program_running(self.env.client, self.worker_settings, self.store, definition)
+
+    def cli_env(self) -> dict[str, str]:
+        return cli_env(self.env, self.database_url)
+
+    async def mentorflow(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The ``mentorflow`` command, run as a child process against this stack; in a
+        thread, so this loop (and the worker) keeps going meanwhile."""
+        return await asyncio.to_thread(mentorflow, *args, env=self.cli_env())
+
+    async def sleep_until(self, moment: datetime) -> None:
+        """Skip the server's time to ``moment``."""
+        await self.env.sleep(moment - await self.env.get_current_time())
+
+    async def phase_at(
+        self, program: ProgramHandle, moment: datetime, phase: ProgramPhase
+    ) -> ProgramStatus:
+        """Skip to ``moment``, then wait until the program shows ``phase``; its status."""
+        await self.sleep_until(moment)
+        status: ProgramStatus = await until_phase(program, phase)
+        return status
+
+    def links(self, recipient: str, kind: str) -> list[str]:
+        """The links of one kind in the emails ``recipient`` received, oldest first."""
+        return links_in(self.mail_catcher, recipient, kind)
+
+    async def recorded(self, definition: ProgramDefinition) -> None:
+        """Wait until the program's row is in the database."""
+        await wait_for(lambda: self.store.program(definition.id), within=20)
+
+    async def apply(
+        self, definition: ProgramDefinition, profile: str, form: dict[str, Any]
+    ) -> httpx.Response:
+        """An application through the web form, as ``profile``."""
+        return await self.web.http.post(
+            f"/programs/{definition.id}/apply", params={"profile": profile}, data=form
+        )
+
+
+@pytest.fixture
+def stack(
+    time_skipping_env: WorkflowEnvironment,
+    worker_settings: Settings,
+    mail_catcher: MailCatcher,
+    store: Store,
+    task_queue: str,
+    web: Web,
+    database_url: str,
+) -> Stack:
+    """The whole stack, for a test that runs a program end to end."""
+    return Stack(
+        time_skipping_env, worker_settings, mail_catcher, store, task_queue, web, database_url
+    )
+
+
 __all__ = [
     "Client",
+    "ProgramHandle",
+    "Stack",
     "Web",
     "cli_env",
+    "email_activities",
     "free_port",
     "is_healthy",
     "keep_histories",
     "links_in",
+    "program_running",
     "run_histories",
     "serving",
     "settings_for",

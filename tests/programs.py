@@ -13,10 +13,11 @@ from typing import Any
 import yaml
 from temporalio.client import Client, WorkflowHandle
 
-from mentorflow.definition import ProgramDefinition
-from mentorflow.models import ProgramResult, program_workflow_id
+from mentorflow.definition import ProgramDefinition, load_definition
+from mentorflow.models import ProgramResult, pair_id_of, program_workflow_id
 from mentorflow.programs import start_program
 from mentorflow.store import Store
+from mentorflow.store.tables import Application
 from tests.keys import TEST_SECRET_KEY
 from workflows.program import ProgramWorkflow
 
@@ -54,6 +55,12 @@ def fast_definition(
     path = folder / f"{program_id}.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path, program_id
+
+
+def fast_program(folder: Path, **options: Any) -> ProgramDefinition:
+    """``fast_definition``'s program (``options`` are its), loaded."""
+    file, _ = fast_definition(folder, **options)
+    return load_definition(file)
 
 
 def mentorflow(
@@ -115,11 +122,20 @@ def demo_application(name: str, email: str, manager_email: str) -> dict[str, str
     }
 
 
+NEXT_DEADLINE = datetime(2027, 3, 1, 16, 0, tzinfo=UTC)
+
+
 async def record_program(
-    store: Store, definition: ProgramDefinition, phase: str = "application_window"
+    store: Store,
+    definition: ProgramDefinition,
+    phase: str = "application_window",
+    *,
+    next_deadline: datetime | None = NEXT_DEADLINE,
+    at: datetime | None = None,
 ) -> None:
-    """The program's row as its workflow would record it: for web and CLI tests whose
-    Temporal is a fake, so no workflow records it. Next deadline: 1 March 2027, 16:00 UTC."""
+    """The program's row as its workflow would record it: for web, CLI and activity tests
+    where no workflow records it. Next deadline: 1 March 2027, 16:00 UTC unless given;
+    recorded now unless ``at``."""
     await store.save_program(
         program_id=definition.id,
         name=definition.name,
@@ -127,9 +143,56 @@ async def record_program(
         definition=definition.model_dump(mode="json", by_alias=True),
         phase=phase,
         revision=1,
-        next_deadline=datetime(2027, 3, 1, 16, 0, tzinfo=UTC),
-        at=datetime.now(UTC),
+        next_deadline=next_deadline,
+        at=at or datetime.now(UTC),
     )
+
+
+async def record_application(
+    store: Store, program_id: str, email: str, at: datetime, **fields: Any
+) -> Application:
+    """An application as the web form records it, eligibility confirmed; ``fields`` set
+    what the test needs beyond these: a fresh id, a name from the address, demo-company,
+    no department, a mentor, the manager "Boss" at boss-of-<address>, no answers."""
+    values: dict[str, Any] = {
+        "new_id": uuid.uuid4().hex[:16],
+        "name": email.split("@")[0].title(),
+        "organisation_id": "demo-company",
+        "department": "",
+        "profile_id": "mentor",
+        "manager_email": f"boss-of-{email}",
+        "manager_name": "Boss",
+        "answers": {},
+        "eligibility_confirmed": True,
+        "channel": "web_form",
+        **fields,
+    }
+    row, _ = await store.save_application(program_id=program_id, email=email, at=at, **values)
+    return row
+
+
+async def record_pair(
+    store: Store,
+    program_id: str,
+    at: datetime,
+    *,
+    pair_id: str | None = None,
+    source: str = "test",
+    **fields: Any,
+) -> tuple[str, str, str]:
+    """mentor@example.org and adept@example.org (``record_application``'s, with ``fields``)
+    in a running pair; (the pair's id, the mentor's application id, the adept's)."""
+    mentor, adept = [
+        await record_application(
+            store, program_id, f"{role}@example.org", at, profile_id=role, **fields
+        )
+        for role in ("mentor", "adept")
+    ]
+    pair_id = pair_id or pair_id_of(mentor.id, adept.id)
+    await store.open_pairs(
+        program_id=program_id, pairs=[(pair_id, mentor.id, adept.id)], source=source, at=at
+    )
+    return pair_id, mentor.id, adept.id
 
 
 async def start_with_database(

@@ -25,7 +25,8 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from mentorflow import people, timeline
+from mentorflow import people
+from mentorflow.applications import _application_input
 from mentorflow.definition import ProgramDefinition, load_definition
 from mentorflow.models import (
     ApplicationInput,
@@ -40,7 +41,7 @@ from mentorflow.models import (
     program_dates,
     program_workflow_id,
 )
-from mentorflow.people import without_people
+from mentorflow.store.tables import Application
 from tests.programs import DEMO
 from workflows.application import ApplicationWorkflow
 
@@ -104,25 +105,15 @@ class Scene:
     task_queue: str
 
     def input(self, **changes: Any) -> ApplicationInput:
-        plan = without_people(self.definition)
-        dates = program_dates(self.definition)
-        organisation = plan.organisations[0]
-        profile = plan.profiles[0]
-        return ApplicationInput(
-            program_id=plan.id,
-            application_id=APPLICATION,
-            organisation_id=organisation.id,
-            profile_id=profile.id,
-            profile_title=profile.title,
-            hr_contacts=list(organisation.hr_contacts),
-            approval_required=plan.approval.required,
-            answer_by=timeline.answer_by(plan, dates),
-            reminders_before_answer_by=list(plan.approval.reminders_before_answer_by),
-            on_silence=plan.approval.on_silence.value,
-            decide_escalated_by=timeline.escalation_due(plan, dates),
-            facts=timeline.facts(plan, dates),
-            report_to_program=True,
-        ).model_copy(update=changes)
+        """What the web form starts the workflow with (its own function makes it), for an
+        application to the first organisation as the first profile; ``changes`` on top."""
+        application = Application(
+            id=APPLICATION,
+            organisation_id=self.definition.organisations[0].id,
+            profile_id=self.definition.profiles[0].id,
+        )
+        made = _application_input(self.definition, program_dates(self.definition), application)
+        return made.model_copy(update=changes)
 
     async def start(self, **changes: Any) -> WorkflowHandle[ApplicationWorkflow, ApplicationResult]:
         application = self.input(**changes)

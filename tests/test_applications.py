@@ -19,14 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import load_definition
 from mentorflow.links import LinkSigner, Purpose
-from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import ProgramPhase, application_workflow_id, participant_task_queue
-from mentorflow.programs import start_program
-from mentorflow.settings import Settings
-from mentorflow.store import Store
 from mentorflow.store.tables import ApprovalDecision
-from tests.conftest import Web, keep_histories, links_in, until_completed, wait_for
-from worker.main import create_worker
+from tests.conftest import Stack, keep_histories, links_in, until_completed, wait_for
 from workflows.application import ApplicationWorkflow
 from workflows.program import ProgramWorkflow
 
@@ -54,15 +49,8 @@ def form_for(
     }
 
 
-async def test_twenty_applicants_managers_answer_by_email_link(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
-) -> None:
-    env = time_skipping_env
+async def test_twenty_applicants_managers_answer_by_email_link(stack: Stack) -> None:
+    env, mail_catcher, store, web = stack.env, stack.mail_catcher, stack.store, stack.web
     definition = load_definition(DEFINITIONS / "cross-agency-2027.yaml")
     organisations = [o.id for o in definition.organisations]
     answers = {
@@ -70,23 +58,22 @@ async def test_twenty_applicants_managers_answer_by_email_link(
         "q_years": "12",
         "q_multi_interests": ["Hållbarhet", "Ledarskap"],
     }
-    async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
-        await wait_for(lambda: store.program(definition.id), within=20)
+    async with stack.running(definition) as program:
+        await stack.recorded(definition)
 
         # Before the window opens, the form says applications are closed.
         closed = await web.http.get(f"/programs/{definition.id}/apply")
         assert closed.status_code == 410 and "8 april 2027" in closed.text
 
-        await env.sleep(local("2027-02-16T10:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-02-16T10:00"))
         chooser = await web.http.get(f"/programs/{definition.id}/apply")
         assert chooser.status_code == 200 and "Junior mentor" in chooser.text
 
         # A broken form comes back with the errors by the fields and the values kept.
-        broken = await web.http.post(
-            f"/programs/{definition.id}/apply",
-            params={"profile": "junior-mentor"},
-            data={
+        broken = await stack.apply(
+            definition,
+            "junior-mentor",
+            {
                 "name": "Ann <b>",
                 "email": "not-an-email",
                 "organisation": "ei",
@@ -102,18 +89,16 @@ async def test_twenty_applicants_managers_answer_by_email_link(
         # Twenty people apply through the form.
         for i in range(20):
             profile = "junior-mentor" if i % 2 == 0 else "senior-adept"
-            response = await web.http.post(
-                f"/programs/{definition.id}/apply",
-                params={"profile": profile},
-                data=form_for(i, organisations[i % 3], answers),
+            response = await stack.apply(
+                definition, profile, form_for(i, organisations[i % 3], answers)
             )
             assert response.status_code == 200, response.text
             assert "Tack för din ansökan" in response.text
         # Applying again with the same email updates, never duplicates.
-        again = await web.http.post(
-            f"/programs/{definition.id}/apply",
-            params={"profile": "junior-mentor"},
-            data=form_for(0, organisations[0], {**answers, "q_motivation": "Uppdaterad"}),
+        again = await stack.apply(
+            definition,
+            "junior-mentor",
+            form_for(0, organisations[0], {**answers, "q_motivation": "Uppdaterad"}),
         )
         assert again.status_code == 200 and "har uppdaterats" in again.text
 
@@ -144,7 +129,7 @@ async def test_twenty_applicants_managers_answer_by_email_link(
             assert (await handle.query(ApplicationWorkflow.status)).state == "awaiting_manager"
             assert await store.decisions(rows[i].id) == []
         # Applications run on their own queue, so the program's tasks never wait behind them.
-        assert (await handle.describe()).task_queue == participant_task_queue(task_queue)
+        assert (await handle.describe()).task_queue == participant_task_queue(stack.task_queue)
         assert {r.status for r in await store.applications(definition.id)} == {"awaiting_approval"}
 
         # Managers 0-7 approve, 8-12 decline; 13 and 14 withdraw; 15-19 stay silent.
@@ -172,16 +157,16 @@ async def test_twenty_applicants_managers_answer_by_email_link(
             )
             return (await handle.query(ApplicationWorkflow.status)).reminders_sent
 
-        await env.sleep(local("2027-04-12T16:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-04-12T16:00"))
         assert [await reminders(i) for i in range(15, 20)] == [0] * 5
-        await env.sleep(local("2027-04-12T18:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-04-12T18:00"))
         assert [await reminders(i) for i in range(15, 20)] == [1] * 5
-        await env.sleep(local("2027-04-14T18:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-04-14T18:00"))
         assert [await reminders(i) for i in range(15, 20)] == [2] * 5
         assert [await reminders(i) for i in range(13)] == [0] * 13
 
         # At answer-by, silence escalates to the organisation's HR (the definition says so).
-        await env.sleep(local("2027-04-15T18:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-04-15T18:00"))
         hr = definition.organisations[15 % 3].hr_contacts[0].email
         hr_links = links_in(mail_catcher, hr, "a")
         assert hr_links, "HR got no escalation"
@@ -203,10 +188,8 @@ async def test_twenty_applicants_managers_answer_by_email_link(
         late = await web.http.get(f"/programs/{definition.id}/apply", params={"profile": "x"})
         assert late.status_code == 410 and "Ansökan är stängd" in late.text
         assert "torsdag 8 april 2027 kl. 23:59" in late.text
-        refused = await web.http.post(
-            f"/programs/{definition.id}/apply",
-            params={"profile": "junior-mentor"},
-            data=form_for(99, organisations[0], answers),
+        refused = await stack.apply(
+            definition, "junior-mentor", form_for(99, organisations[0], answers)
         )
         assert refused.status_code == 410
 
@@ -260,23 +243,16 @@ async def test_twenty_applicants_managers_answer_by_email_link(
     await keep_histories(env.client, program, "manager-answers")
 
 
-async def test_every_bad_link_is_refused_politely_and_changes_nothing(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
-) -> None:
-    env = time_skipping_env
+async def test_every_bad_link_is_refused_politely_and_changes_nothing(stack: Stack) -> None:
+    env, mail_catcher, store, web = stack.env, stack.mail_catcher, stack.store, stack.web
     start = await env.get_current_time()
     definition = load_definition(DEFINITIONS / "demo.yaml", reference_time=start)
 
     async def apply(i: int, manager: str) -> httpx.Response:
-        return await web.http.post(
-            f"/programs/{definition.id}/apply",
-            params={"profile": "mentor"},
-            data={
+        return await stack.apply(
+            definition,
+            "mentor",
+            {
                 "name": f"Person {i}",
                 "email": f"p{i}@example.org",
                 "organisation": "demo-company",
@@ -288,10 +264,9 @@ async def test_every_bad_link_is_refused_politely_and_changes_nothing(
         )
 
     def first_link(recipient: str, kind: str) -> str:
-        return links_in(mail_catcher, recipient, kind)[0]
+        return stack.links(recipient, kind)[0]
 
-    async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
+    async with stack.running(definition) as program:
         await env.sleep(timedelta(seconds=30))  # the window opens 20 s after the start
         for i in range(4):
             assert (await apply(i, f"boss{i}@example.org")).status_code == 200
@@ -364,10 +339,10 @@ async def test_every_bad_link_is_refused_politely_and_changes_nothing(
         # Expired: boss 3's link, as it would be after its answer-by time. (The web app
         # checks expiry on the wall clock, which the time-skipping server does not move,
         # so the expired twin of the emailed link is signed here with the app's keys.)
-        emailed = LinkSigner(worker_settings.secret_keys).check(
+        emailed = LinkSigner(stack.worker_settings.secret_keys).check(
             first_link("boss3@example.org", "a").rsplit("/", 1)[1], Purpose.APPROVAL
         )
-        stale_token = LinkSigner(worker_settings.secret_keys).make(
+        stale_token = LinkSigner(stack.worker_settings.secret_keys).make(
             program_id=emailed.program_id,
             application_id=emailed.application_id,
             purpose=Purpose.APPROVAL,
@@ -404,23 +379,17 @@ async def _closed(env: WorkflowEnvironment, program_id: str, application_id: str
 
 
 async def test_an_approved_applicant_may_withdraw_after_the_program_moved_on(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
+    stack: Stack,
 ) -> None:
-    env = time_skipping_env
+    env, mail_catcher, store, web = stack.env, stack.mail_catcher, stack.store, stack.web
     start = await env.get_current_time()
     definition = load_definition(DEFINITIONS / "demo.yaml", reference_time=start)
-    async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
+    async with stack.running(definition) as program:
         await env.sleep(timedelta(seconds=30))
-        applied = await web.http.post(
-            f"/programs/{definition.id}/apply",
-            params={"profile": "adept"},
-            data={
+        applied = await stack.apply(
+            definition,
+            "adept",
+            {
                 "name": "Vera",
                 "email": "vera@example.org",
                 "organisation": "demo-company",
@@ -453,27 +422,19 @@ async def test_an_approved_applicant_may_withdraw_after_the_program_moved_on(
 
 
 async def test_a_cancelled_program_ends_its_applications_and_tells_everyone_once(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
+    stack: Stack,
 ) -> None:
     """Seen before: after `program cancel`, managers got reminders minutes later and the
     applications were recorded as declined by policy; only the announcement list was told."""
-    env = time_skipping_env
+    env, mail_catcher, store, web = stack.env, stack.mail_catcher, stack.store, stack.web
     definition = load_definition(DEFINITIONS / "cross-agency-2027.yaml")
     organisations = [o.id for o in definition.organisations]
     answers = {"q_motivation": "Hej.", "q_years": "3", "q_multi_interests": ["Ledarskap"]}
-    async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
-        await env.sleep(local("2027-02-16T10:00") - await env.get_current_time())
+    async with stack.running(definition) as program:
+        await stack.sleep_until(local("2027-02-16T10:00"))
         for i in range(2):
-            response = await web.http.post(
-                f"/programs/{definition.id}/apply",
-                params={"profile": "junior-mentor"},
-                data=form_for(i, organisations[0], answers),
+            response = await stack.apply(
+                definition, "junior-mentor", form_for(i, organisations[0], answers)
             )
             assert response.status_code == 200, response.text
         await wait_for(
@@ -507,7 +468,7 @@ async def test_a_cancelled_program_ends_its_applications_and_tells_everyone_once
         await wait_for(applications_ended)
         # Past every reminder and answer-by: nothing more is sent, nothing is decided.
         before = len(mail_catcher.messages())
-        await env.sleep(local("2027-04-20T12:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-04-20T12:00"))
         late = mail_catcher.messages()[before:]
 
     assert status.phase is ProgramPhase.CANCELLED

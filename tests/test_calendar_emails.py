@@ -17,7 +17,6 @@ import icalendar  # type: ignore[import-untyped]
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.email import EmailActivities
 from mentorflow import people
 from mentorflow.definition import Contact, Event, Language, ProgramDefinition, load_definition
 from mentorflow.invitations import event_summary
@@ -30,7 +29,8 @@ from mentorflow.models import (
     EmailFacts,
 )
 from mentorflow.store import Store
-from tests.conftest import settings_for
+from tests.conftest import email_activities
+from tests.programs import record_application, record_program
 
 # The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
 pytestmark = pytest.mark.database
@@ -72,33 +72,22 @@ def program(language: Language = Language.SV, *, contacts: bool = True) -> Progr
 
 async def running(store: Store, definition: ProgramDefinition) -> None:
     """The program as the database has it once its one pair runs."""
-    await store.save_program(
-        program_id=definition.id,
-        name=definition.name,
-        workflow_id=f"program-{definition.id}",
-        definition=definition.model_dump(mode="json", by_alias=True),
-        phase="running",
-        revision=1,
-        next_deadline=None,
-        at=NOW,
-    )
+    await record_program(store, definition, "running", next_deadline=None, at=NOW)
     ids = []
     for number, (address, name) in enumerate(PARTICIPANTS.items()):
-        profile = definition.profiles[number]
-        row, _ = await store.save_application(
+        row = await record_application(
+            store,
+            definition.id,
+            address,
+            NOW,
             new_id=f"application-{number}",
-            program_id=definition.id,
-            email=address,
             name=name,
             organisation_id=definition.organisations[2 * number].id,
             department="Ledning",
-            profile_id=profile.id,
+            profile_id=definition.profiles[number].id,
             manager_email=f"chef.{number}@example.org",
             manager_name="Chef",
-            answers={},
-            eligibility_confirmed=True,
             channel="web",
-            at=NOW,
         )
         ids.append(row.id)
     await store.open_pairs(
@@ -140,9 +129,8 @@ def request(
 async def send(
     store: Store, database_url: str, catcher: MailCatcher, calendar_request: CalendarEmailInput
 ) -> DeliveryCounts:
-    settings = settings_for(task_queue="-", database_url=database_url, smtp_port=catcher.port)
     return await ActivityEnvironment().run(
-        EmailActivities(store, settings).send_calendar_emails, calendar_request
+        email_activities(store, database_url, catcher.port).send_calendar_emails, calendar_request
     )
 
 

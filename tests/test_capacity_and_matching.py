@@ -7,7 +7,6 @@ email that arrived.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import Counter
 from datetime import datetime, timedelta
@@ -16,18 +15,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from temporalio.testing import WorkflowEnvironment
 
 from mentorflow import people
 from mentorflow.definition import parse_definition
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import ProgramPhase
-from mentorflow.programs import start_program
-from mentorflow.settings import Settings
-from mentorflow.store import Store
-from tests.conftest import Web, cli_env, keep_histories, links_in, until_phase, wait_for
-from tests.programs import mentorflow
-from worker.main import create_worker
+from tests.conftest import Stack, keep_histories, links_in, until_phase, wait_for
 from workflows.program import ProgramWorkflow
 
 DEFINITIONS = Path(__file__).parent.parent / "definitions"
@@ -92,26 +85,15 @@ def subjects_to(catcher: MailCatcher, recipient: str) -> list[str]:
     ]
 
 
-async def test_hr_decides_reviews_pairs_and_everyone_is_told(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
-    database_url: str,
-) -> None:
-    env = time_skipping_env
+async def test_hr_decides_reviews_pairs_and_everyone_is_told(stack: Stack) -> None:
+    mail_catcher, store, web = stack.mail_catcher, stack.store, stack.web
     definition = definition_without_manager_approval()
-    async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
-        await wait_for(lambda: store.program(definition.id), within=20)
-        await env.sleep(local("2027-02-16T10:00") - await env.get_current_time())
+    async with stack.running(definition) as program:
+        await stack.recorded(definition)
+        await stack.sleep_until(local("2027-02-16T10:00"))
         for email, organisation, profile, years, interests in PEOPLE:
-            response = await web.http.post(
-                f"/programs/{definition.id}/apply",
-                params={"profile": profile},
-                data=person_form(email, organisation, years, interests),
+            response = await stack.apply(
+                definition, profile, person_form(email, organisation, years, interests)
             )
             assert response.status_code == 200, response.text
         ids = {row.email: row.id for row in await store.applications(definition.id)}
@@ -132,7 +114,7 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
             return email in accepted_emails
 
         # The window closes; approvals are in (by policy); each organisation's HR is asked.
-        await env.sleep(local("2027-04-09T09:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-04-09T09:00"))
         status = await program.query(ProgramWorkflow.status)
         assert status.phase is ProgramPhase.AWAITING_HR_DECISION
         assert status.undecided == ["ei", "naturvardsverket", "skatteverket"]
@@ -168,18 +150,14 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
         assert "Antagna: 5. På reservlistan: 1. Inte antagna: 0." in decided.text
 
         # Naturvårdsverket decides with the CLI; an unknown email is refused first.
-        command_env = cli_env(env, database_url)
         base = ("capacity", "decide", definition.id, "--organisation", "naturvardsverket")
         # The CLI runs as a child process; a thread keeps this loop (and the worker) going.
-        wrong = await asyncio.to_thread(
-            mentorflow, *base, "--accept", "nobody@nv.example.org", env=command_env
-        )
+        wrong = await stack.mentorflow(*base, "--accept", "nobody@nv.example.org")
         assert wrong.returncode == 1
         assert "not an approved applicant of naturvardsverket: nobody@nv.example.org" in (
             wrong.stderr
         )
-        cli = await asyncio.to_thread(
-            mentorflow,
+        cli = await stack.mentorflow(
             *base,
             "--accept",
             "m6@nv.example.org,m7@nv.example.org,a2@nv.example.org,a3@nv.example.org",
@@ -187,13 +165,12 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
             "a4@nv.example.org",
             "--by",
             "hr@naturvardsverket.example.org",
-            env=command_env,
         )
         assert cli.returncode == 0, cli.stderr
         assert "accepted 4, wait-listed 0, not selected 1" in cli.stdout
 
         # Skatteverket stays silent: a reminder two days before the deadline, to it alone.
-        await env.sleep(local("2027-04-21T09:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-04-21T09:00"))
         await wait_for(lambda: len(subjects_to(mail_catcher, hr["skatteverket"])) == 2)
         assert subjects_to(mail_catcher, hr["skatteverket"])[1].startswith("Påminnelse")
         assert len(subjects_to(mail_catcher, hr["ei"])) == 1
@@ -204,7 +181,7 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
 
         # At the deadline the definition's policy wait-lists the undecided organisation,
         # and the matcher proposes pairs for HR's review.
-        await env.sleep(local("2027-04-22T17:05") - await env.get_current_time())
+        await stack.sleep_until(local("2027-04-22T17:05"))
         status = await program.query(ProgramWorkflow.status)
         assert status.phase is ProgramPhase.MATCH_REVIEW
         assert status.decisions["skatteverket"].decided_by == "policy: waitlist_all"
@@ -382,20 +359,15 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(
     events = {e.key for e in await store.events(definition.id)}
     assert {"phase-match_review", "matching-confirmed", "outcome-notices"} <= events
     assert re.search(r"capacity-ei-\d+", " ".join(events))
-    await keep_histories(env.client, program, "capacity-and-review")
+    await keep_histories(stack.env.client, program, "capacity-and-review")
 
 
 async def test_without_review_the_policy_accepts_up_to_the_cap_and_pairs_are_confirmed(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
+    stack: Stack,
 ) -> None:
     """No manager approval, HR silent (accept up to the cap), no review: pairs go out."""
-    env = time_skipping_env
-    start = await env.get_current_time()
+    mail_catcher, store = stack.mail_catcher, stack.store
+    start = await stack.env.get_current_time()
     data = yaml.safe_load((DEFINITIONS / "demo.yaml").read_text(encoding="utf-8"))
     data["approval"] = {"required": False}
     data["capacity"]["when_undecided"] = "accept_up_to_cap"
@@ -403,18 +375,17 @@ async def test_without_review_the_policy_accepts_up_to_the_cap_and_pairs_are_con
     data["matching"] = {"criteria": [{"name": "themes", "question": "motivation"}]}
     data["matching"]["hr_review"] = False
     definition = parse_definition(data, file="demo.yaml", reference_time=start)
-    async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
-        await env.sleep(timedelta(minutes=1))
+    async with stack.running(definition) as program:
+        await stack.env.sleep(timedelta(minutes=1))
         for email, profile in (
             ("first-mentor@example.org", "mentor"),
             ("second-mentor@example.org", "mentor"),
             ("adept@example.org", "adept"),
         ):
-            response = await web.http.post(
-                f"/programs/{definition.id}/apply",
-                params={"profile": profile},
-                data={
+            response = await stack.apply(
+                definition,
+                profile,
+                {
                     "name": email.split("@")[0],
                     "email": email,
                     "organisation": "demo-company",
@@ -427,8 +398,7 @@ async def test_without_review_the_policy_accepts_up_to_the_cap_and_pairs_are_con
             assert response.status_code == 200, response.text
         # Through HR's deadline and the matching to the start; the pairs run from here
         # on (tests/test_meetings.py).
-        await env.sleep(definition.schedule.start - await env.get_current_time())
-        status = await until_phase(program, ProgramPhase.RUNNING)
+        status = await stack.phase_at(program, definition.schedule.start, ProgramPhase.RUNNING)
 
     assert status.decisions["demo-company"].decided_by == "policy: accept_up_to_cap"
     assert status.confirmed_by == "policy: confirmed without review"

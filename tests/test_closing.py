@@ -25,17 +25,12 @@ import pytest
 import yaml
 from PIL import Image
 from sqlalchemy import text
-from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import ProgramDefinition, parse_definition
-from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import ProgramPhase
-from mentorflow.programs import start_program
-from mentorflow.settings import Settings
 from mentorflow.store import Store
 from mentorflow.store.tables import Base
-from tests.conftest import Web, cli_env, keep_histories, links_in, until_phase, wait_for
-from tests.programs import mentorflow
+from tests.conftest import Stack, keep_histories, links_in, wait_for
 from tests.test_meetings import (
     ADEPTS,
     DEFINITIONS,
@@ -46,7 +41,6 @@ from tests.test_meetings import (
     local,
     subjects,
 )
-from worker.main import create_worker
 
 # The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
 pytestmark = pytest.mark.database
@@ -125,29 +119,17 @@ async def screenshot(url: str, path: Path) -> str:
     )
 
 
-async def test_a_whole_program_reports_to_hr_and_is_purged(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
-    database_url: str,
-    tmp_path: Path,
-) -> None:
-    env = time_skipping_env
+async def test_a_whole_program_reports_to_hr_and_is_purged(stack: Stack, tmp_path: Path) -> None:
+    mail_catcher, store, web = stack.mail_catcher, stack.store, stack.web
     definition = closing_pilot()
-    command_env = cli_env(env, database_url)
-    async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
-        await apply_in_the_window(env, store, web, definition, PARTICIPANTS)
-        await env.sleep(local("2027-10-02T10:00") - await env.get_current_time())
-        status = await until_phase(program, ProgramPhase.RUNNING)
+    async with stack.running(definition) as program:
+        await apply_in_the_window(stack, definition, PARTICIPANTS)
+        status = await stack.phase_at(program, local("2027-10-02T10:00"), ProgramPhase.RUNNING)
         assert status.pairs == {"active": 6}
         assert len(subjects(mail_catcher, COORDINATOR, "Rapport")) == 0
 
         # Pairs meet: the first two check-ins answered "yes" by some, "not yet" by one.
-        await env.sleep(local("2027-10-29T12:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-10-29T12:00"))
         await wait_for(lambda: all(links_in(mail_catcher, p, "k") for p in PARTICIPANTS))
         for person in (MENTORS[0], MENTORS[1], ADEPTS[3]):
             answered = await web.http.post(
@@ -156,22 +138,20 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
             assert answered.status_code == 200
         not_yet = links_in(mail_catcher, MENTORS[2], "k")[0]
         assert (await web.http.post(not_yet, data={"choice": "not_yet"})).status_code == 200
-        await env.sleep(local("2027-11-12T12:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-11-12T12:00"))
         await wait_for(lambda: len(set(links_in(mail_catcher, MENTORS[0], "k"))) >= 2)
         second = list(dict.fromkeys(links_in(mail_catcher, MENTORS[0], "k")))[1]
         assert (await web.http.post(second, data={"choice": "yes"})).status_code == 200
 
         # One participant leaves in December; their pair closes (nobody re-matched).
         leaver = ADEPTS[5]
-        left = await asyncio.to_thread(
-            mentorflow,
-            "pair", "withdraw", definition.id, leaver, "--reason", "Ny tjänst",
-            env=command_env,
-        )  # fmt: skip
+        left = await stack.mentorflow(
+            "pair", "withdraw", definition.id, leaver, "--reason", "Ny tjänst"
+        )
         assert left.returncode == 0, left.stderr
 
         # The evaluation opens on 20 March, before the end: everyone in a pair that ran.
-        await env.sleep(local("2028-03-20T12:00") - await env.get_current_time())
+        await stack.sleep_until(local("2028-03-20T12:00"))
         await wait_for(
             lambda: sum(bool(links_in(mail_catcher, p, "e")) for p in PARTICIPANTS) == 10,
             within=60,
@@ -185,11 +165,9 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
         first_person = mentors_in[0]
 
         # Once open, the survey's opening cannot move (its closing date still can).
-        refused = await asyncio.to_thread(
-            mentorflow,
-            "program", "reschedule", definition.id, "--evaluation-opens", "2028-03-25 09:00",
-            env=command_env,
-        )  # fmt: skip
+        refused = await stack.mentorflow(
+            "program", "reschedule", definition.id, "--evaluation-opens", "2028-03-25 09:00"
+        )
         assert refused.returncode == 1 and "the evaluation is already open" in refused.stderr
 
         # Through the links: a GET shows the form; a missing answer is asked again (422);
@@ -211,7 +189,7 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
         assert forged.status_code == 400
 
         # Three days before the close, a reminder to the four who have not answered.
-        await env.sleep(local("2028-03-28T18:00") - await env.get_current_time())
+        await stack.sleep_until(local("2028-03-28T18:00"))
         silent = [p for p in invited if p not in answering]
         await wait_for(
             lambda: all(subjects(mail_catcher, p, "Påminnelse: slututvärdering") for p in silent)
@@ -219,8 +197,7 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
         assert not any(subjects(mail_catcher, p, "Påminnelse: slututvärdering") for p in answering)
 
         # The end, the close, the report.
-        await env.sleep(local("2028-04-01T12:00") - await env.get_current_time())
-        status = await until_phase(program, ProgramPhase.COMPLETED)
+        status = await stack.phase_at(program, local("2028-04-01T12:00"), ProgramPhase.COMPLETED)
         late = await web.http.post(
             links_in(mail_catcher, silent[0], "e")[0], data=evaluation_form((2, 2, "no", ""))
         )
@@ -333,14 +310,12 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
             shutil.copy(shot, saved)
 
         # A person's own data, on request, before the purge.
-        exported = await asyncio.to_thread(
-            mentorflow, "person", "export", first_person, env=command_env
-        )
+        exported = await stack.mentorflow("person", "export", first_person)
         assert exported.returncode == 0, exported.stderr
         record = json.loads(exported.stdout)["records"][0]
         assert record["application"]["email"] == first_person
         assert record["evaluation"]["answers"]["learned"].startswith("Jag lärde mig")
-        own = await asyncio.to_thread(mentorflow, "person", "export", MENTORS[0], env=command_env)
+        own = await stack.mentorflow("person", "export", MENTORS[0])
         check_ins = json.loads(own.stdout)["records"][0]["check_ins"]
         assert [(c["number"], c["role"], c["answer"]) for c in check_ins] == [
             ("1", "mentor", "yes"),
@@ -348,16 +323,12 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
         ]  # their own answers only, not their partner's
 
         # HR purges now (the retention date is in September): no personal data remains.
-        early = await asyncio.to_thread(
-            mentorflow, "program", "purge", definition.id, "--yes", env=command_env
-        )
+        early = await stack.mentorflow("program", "purge", definition.id, "--yes")
         assert early.returncode == 0, early.stderr
         assert "Purged lighting-pilot-2027: 12 applications, 6 evaluation answers" in early.stdout
         result = await program.result()
         assert result.phase is ProgramPhase.PURGED
-        again_purged = await asyncio.to_thread(
-            mentorflow, "program", "purge", definition.id, "--yes", env=command_env
-        )
+        again_purged = await stack.mentorflow("program", "purge", definition.id, "--yes")
         assert again_purged.returncode == 1 and "already been purged" in again_purged.stderr
 
         stored_now = await everything_stored(store)
@@ -376,13 +347,9 @@ async def test_a_whole_program_reports_to_hr_and_is_purged(
         assert "Fritextsvaren togs bort" in after.text
         assert "Jag lärde mig mycket" not in after.text
         written = tmp_path / "report.csv"
-        by_cli = await asyncio.to_thread(
-            mentorflow, "program", "report", definition.id, "-o", str(written), env=command_env
-        )
+        by_cli = await stack.mentorflow("program", "report", definition.id, "-o", str(written))
         assert by_cli.returncode == 0, by_cli.stderr
         assert written.read_text(encoding="utf-8") == csv_before
-        nothing = await asyncio.to_thread(
-            mentorflow, "person", "export", first_person, env=command_env
-        )
+        nothing = await stack.mentorflow("person", "export", first_person)
         assert json.loads(nothing.stdout)["records"] == []
-    await keep_histories(env.client, program, "whole-program")
+    await keep_histories(stack.env.client, program, "whole-program")

@@ -13,12 +13,10 @@ from temporalio.testing import WorkflowEnvironment
 from mentorflow.applications import submit_application
 from mentorflow.definition import ProgramDefinition, load_definition
 from mentorflow.models import ProgramPhase, program_id_of
-from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
-from tests.conftest import run_histories, until_phase, wait_for
+from tests.conftest import program_running, run_histories, until_phase, wait_for
 from tests.programs import fast_definition
-from worker.main import create_worker
 from workflows.program import ProgramWorkflow
 
 
@@ -53,7 +51,6 @@ async def test_many_applications_continue_as_new_with_every_count_kept(
     dev_env: WorkflowEnvironment,
     worker_settings: Settings,
     store: Store,
-    task_queue: str,
     tmp_path: Path,
 ) -> None:
     file, program_id = fast_definition(tmp_path, opens=1, deadline=25, reminders=())
@@ -64,15 +61,9 @@ async def test_many_applications_continue_as_new_with_every_count_kept(
     data["capacity"]["decision_by"] = "+PT35S"
     file.write_text(yaml.safe_dump(data), encoding="utf-8")
     definition = load_definition(file)
-    async with create_worker(dev_env.client, worker_settings, store):
-        program = await start_program(
-            dev_env.client,
-            definition,
-            store=store,
-            task_queue=task_queue,
-            continue_as_new_after=120,
-        )
-
+    async with program_running(
+        dev_env.client, worker_settings, store, definition, continue_as_new_after=120
+    ) as program:
         await wait_for(lambda: window_open(program, store), within=30)
         for i in range(30):
             await apply(store, dev_env.client, definition, i)
@@ -106,7 +97,6 @@ async def test_a_steady_stream_of_applications_does_not_hold_off_continue_as_new
     dev_env: WorkflowEnvironment,
     worker_settings: Settings,
     store: Store,
-    task_queue: str,
     tmp_path: Path,
 ) -> None:
     """With applications always in flight the run is never idle; it must still move on.
@@ -123,15 +113,9 @@ async def test_a_steady_stream_of_applications_does_not_hold_off_continue_as_new
     file.write_text(yaml.safe_dump(data), encoding="utf-8")
     definition = load_definition(file)
     applications = 60
-    async with create_worker(dev_env.client, worker_settings, store):
-        program = await start_program(
-            dev_env.client,
-            definition,
-            store=store,
-            task_queue=task_queue,
-            continue_as_new_after=120,
-        )
-
+    async with program_running(
+        dev_env.client, worker_settings, store, definition, continue_as_new_after=120
+    ) as program:
         await wait_for(lambda: window_open(program, store), within=30)
         queue = list(range(applications))
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.message
 import email.policy
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
@@ -28,11 +30,11 @@ from mentorflow import people
 from mentorflow.definition import Contact, Language, load_definition
 from mentorflow.mail.catcher import CatchingHandler, MailCatcher
 from mentorflow.mail.message import MessageTemplate, build_message, email_key, message_id
-from mentorflow.mail.render import render
+from mentorflow.mail.render import RenderedEmail, render
 from mentorflow.models import EmailBatch, EmailFacts
 from mentorflow.store import Store, sync_url
-from tests.conftest import free_port, set_connections, settings_for
-from tests.programs import record_program
+from tests.conftest import email_activities, free_port, set_connections
+from tests.programs import record_application, record_program
 
 # The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
 pytestmark = pytest.mark.database
@@ -67,6 +69,21 @@ def batch(
     )
 
 
+@contextlib.contextmanager
+def smtp_server(
+    tmp_path: Path, handler: CatchingHandler, store: Store, database_url: str
+) -> Iterator[tuple[MailCatcher, EmailActivities]]:
+    """A real SMTP server on a port of its own, answered by ``handler``, until the block
+    ends; and the email activities that send to it."""
+    port = free_port()
+    catcher = MailCatcher(tmp_path / "mail", port=port, handler=handler)
+    catcher.start()
+    try:
+        yield catcher, email_activities(store, database_url, port)
+    finally:
+        catcher.stop()
+
+
 class RefusingHandler(CatchingHandler):
     """Refuses one mailbox for good (550), like a server that knows no such user."""
 
@@ -83,8 +100,7 @@ class RefusingHandler(CatchingHandler):
 async def test_sends_each_recipient_once_with_a_stable_message_id(
     mail_catcher: MailCatcher, store: Store, database_url: str
 ) -> None:
-    settings = settings_for(task_queue="-", database_url=database_url, smtp_port=mail_catcher.port)
-    activities = EmailActivities(store, settings)
+    activities = email_activities(store, database_url, mail_catcher.port)
     env = ActivityEnvironment()
     recipients = ["a@example.org", "b@example.org"]
 
@@ -108,10 +124,9 @@ async def test_sends_each_recipient_once_with_a_stable_message_id(
 async def test_html_part_escapes_everything_typed_by_people(
     mail_catcher: MailCatcher, store: Store, database_url: str
 ) -> None:
-    settings = settings_for(task_queue="-", database_url=database_url, smtp_port=mail_catcher.port)
     env = ActivityEnvironment()
     await env.run(
-        EmailActivities(store, settings).send_email_batch,
+        email_activities(store, database_url, mail_catcher.port).send_email_batch,
         batch(["a@example.org"], name="<img src=x onerror=alert(1)>", language=Language.EN),
     )
     (message,) = mail_catcher.messages()
@@ -125,8 +140,7 @@ async def test_smtp_down_fails_temporarily_then_sends_once(
     tmp_path: Path, store: Store, database_url: str
 ) -> None:
     port = free_port()
-    settings = settings_for(task_queue="-", database_url=database_url, smtp_port=port)
-    activities = EmailActivities(store, settings)
+    activities = email_activities(store, database_url, port)
     env = ActivityEnvironment()
     recipients = ["a@example.org", "b@example.org"]
 
@@ -154,18 +168,12 @@ async def test_smtp_down_fails_temporarily_then_sends_once(
 async def test_permanent_refusal_is_recorded_and_not_retried(
     tmp_path: Path, store: Store, database_url: str
 ) -> None:
-    port = free_port()
-    catcher = MailCatcher(tmp_path / "mail", port=port, handler=RefusingHandler(tmp_path / "mail"))
-    catcher.start()
-    try:
-        settings = settings_for(task_queue="-", database_url=database_url, smtp_port=port)
-        activities = EmailActivities(store, settings)
+    handler = RefusingHandler(tmp_path / "mail")
+    with smtp_server(tmp_path, handler, store, database_url) as (catcher, activities):
         env = ActivityEnvironment()
         recipients = ["a@example.org", RefusingHandler.refused, "not an address", "c@example.org"]
         result = await env.run(activities.send_email_batch, batch(recipients))
         again = await env.run(activities.send_email_batch, batch(recipients))
-    finally:
-        catcher.stop()
     assert result.sent == 2
     assert {r.recipient for r in result.rejected} == {RefusingHandler.refused, "not an address"}
     assert "550" in next(
@@ -182,8 +190,7 @@ async def test_two_attempts_at_once_never_send_one_email_twice(
     mail_catcher: MailCatcher, store: Store, database_url: str
 ) -> None:
     """A slow attempt still running when Temporal starts its retry (a "zombie")."""
-    settings = settings_for(task_queue="-", database_url=database_url, smtp_port=mail_catcher.port)
-    activities = EmailActivities(store, settings)
+    activities = email_activities(store, database_url, mail_catcher.port)
     recipients = [f"p{i}@example.org" for i in range(20)]
     outcomes = await asyncio.gather(
         ActivityEnvironment().run(activities.send_email_batch, batch(recipients)),
@@ -224,22 +231,17 @@ class DatabaseLostOnAcceptHandler(CatchingHandler):
 async def test_database_lost_after_the_server_accepted_never_sends_twice(
     tmp_path: Path, store: Store, database_url: str
 ) -> None:
-    port = free_port()
     handler = DatabaseLostOnAcceptHandler(tmp_path / "mail", database_url, outage=4.0)
-    catcher = MailCatcher(tmp_path / "mail", port=port, handler=handler)
-    catcher.start()
     try:
-        settings = settings_for(task_queue="-", database_url=database_url, smtp_port=port)
-        activities = EmailActivities(store, settings)
-        env = ActivityEnvironment()
-        heartbeats: list[object] = []
-        env.on_heartbeat = lambda *details: heartbeats.append(details)
-        recipients = ["a@example.org", "b@example.org"]
-        result = await env.run(activities.send_email_batch, batch(recipients))
-        # A later attempt (a retry of the workflow's, or a duplicate) finds both on record.
-        again = await ActivityEnvironment().run(activities.send_email_batch, batch(recipients))
+        with smtp_server(tmp_path, handler, store, database_url) as (catcher, activities):
+            env = ActivityEnvironment()
+            heartbeats: list[object] = []
+            env.on_heartbeat = lambda *details: heartbeats.append(details)
+            recipients = ["a@example.org", "b@example.org"]
+            result = await env.run(activities.send_email_batch, batch(recipients))
+            # A later attempt (a retry of the workflow's, or a duplicate) finds both on record.
+            again = await ActivityEnvironment().run(activities.send_email_batch, batch(recipients))
     finally:
-        catcher.stop()
         set_connections(database_url, allowed=True)
     assert handler.struck
     # The attempt waited out the outage, heartbeating, instead of failing with the
@@ -287,20 +289,15 @@ async def test_each_accepted_email_is_on_record_before_the_next_is_accepted(
     any moment finds at most the one email on the wire unrecorded."""
     monkeypatch.setattr(email_activity, "CLAIM_CHUNK", 4)
     monkeypatch.setattr(email_activity, "LARGEST_CLAIM", 8)
-    port = free_port()
     handler = LedgerWatchingHandler(tmp_path / "mail", database_url)
-    catcher = MailCatcher(tmp_path / "mail", port=port, handler=handler)
-    catcher.start()
     try:
-        settings = settings_for(task_queue="-", database_url=database_url, smtp_port=port)
-        activities = EmailActivities(store, settings)
-        recipients = [f"p{i}@example.org" for i in range(30)]
-        # The same person twice in one batch gets the email once.
-        result = await ActivityEnvironment().run(
-            activities.send_email_batch, batch([*recipients, recipients[3]])
-        )
+        with smtp_server(tmp_path, handler, store, database_url) as (catcher, activities):
+            recipients = [f"p{i}@example.org" for i in range(30)]
+            # The same person twice in one batch gets the email once.
+            result = await ActivityEnvironment().run(
+                activities.send_email_batch, batch([*recipients, recipients[3]])
+            )
     finally:
-        catcher.stop()
         handler.engine.dispose()
     assert (result.sent, result.already_sent) == (30, 1)
     assert len(handler.unrecorded) == 30 and max(handler.unrecorded) == 0
@@ -316,23 +313,30 @@ async def test_claims_that_run_short_are_given_back_and_taken_again(
     # Claims usable for 0.3 s; the server takes 0.1 s per email.
     monkeypatch.setattr(email_activity, "LEASE_MARGIN", timedelta(seconds=5.3))
     monkeypatch.setattr(email_activity, "START_MARGIN", timedelta(seconds=5))
-    port = free_port()
     handler = LedgerWatchingHandler(tmp_path / "mail", database_url, delay=0.1)
-    catcher = MailCatcher(tmp_path / "mail", port=port, handler=handler)
-    catcher.start()
     try:
-        settings = settings_for(task_queue="-", database_url=database_url, smtp_port=port)
-        activities = EmailActivities(store, settings)
-        recipients = [f"p{i}@example.org" for i in range(12)]
-        result = await ActivityEnvironment().run(activities.send_email_batch, batch(recipients))
+        with smtp_server(tmp_path, handler, store, database_url) as (catcher, activities):
+            recipients = [f"p{i}@example.org" for i in range(12)]
+            result = await ActivityEnvironment().run(activities.send_email_batch, batch(recipients))
     finally:
-        catcher.stop()
         handler.engine.dispose()
     assert result.sent == 12 and max(handler.unrecorded) == 0
     assert sorted(m.recipients[0] for m in catcher.messages()) == sorted(recipients)
     ledger = await store.emails("p1")
     assert {e.status for e in ledger} == {"sent"}
     assert max(e.attempts for e in ledger) >= 2  # given back, then claimed again
+
+
+def built_for_kim(sender: str, rendered: RenderedEmail, key: str) -> email.message.EmailMessage:
+    """The email package's message (no fast path) to kim.ek@example.org, in Swedish."""
+    return build_message(
+        sender=sender,
+        recipient="kim.ek@example.org",
+        rendered=rendered,
+        message_id=message_id(key, sender),
+        language="sv",
+        key=key,
+    )
 
 
 def test_a_message_built_once_per_batch_is_the_one_build_message_makes() -> None:
@@ -346,14 +350,7 @@ def test_a_message_built_once_per_batch_is_the_one_build_message_makes() -> None
         recipient="kim.ek@example.org", message_id=message_id(key, sender), key=key, date=date
     )
     assert raw is not None
-    built = build_message(
-        sender=sender,
-        recipient="kim.ek@example.org",
-        rendered=rendered,
-        message_id=message_id(key, sender),
-        language="sv",
-        key=key,
-    )
+    built = built_for_kim(sender, rendered, key)
     del built["Date"]
     built["Date"] = date
 
@@ -426,14 +423,7 @@ def test_a_subject_with_swedish_names_decodes_to_exactly_the_rendered_subject(
         )
         assert raw is not None
     else:  # the email package's path, as aiosmtplib flattens it
-        message = build_message(
-            sender=SENDER,
-            recipient="kim.ek@example.org",
-            rendered=rendered,
-            message_id=message_id(key, SENDER),
-            language="sv",
-            key=key,
-        )
+        message = built_for_kim(SENDER, rendered, key)
         assert str(message["Subject"]) == subject
         raw = flatten_message(message, utf8=path.endswith("smtputf8"), cte_type="7bit")
     _, subjects = read_as_a_mail_client(raw)
@@ -471,16 +461,7 @@ async def test_the_announcement_replies_to_the_programs_contact_and_carries_hrs_
             "announcement": demo.announcement.model_copy(update={"message": message}),
         }
     )
-    await store.save_program(
-        program_id=definition.id,
-        name=definition.name,
-        workflow_id=f"program-{definition.id}",
-        definition=definition.model_dump(mode="json", by_alias=True),
-        phase="application_window",
-        revision=1,
-        next_deadline=None,
-        at=NOW,
-    )
+    await record_program(store, definition, next_deadline=None, at=NOW)
     references = people.without_people(definition).contacts
     assert people.parse(str(references[0].email)) is not None
     name = "Björn Häll och Linnéa Jönsson bjuder in till omvänt mentorskap för chefer"
@@ -496,17 +477,9 @@ async def test_the_announcement_replies_to_the_programs_contact_and_carries_hrs_
             "recipients": ["kim.ek@example.org", '"kim ek"@example.org'],
         }
     )
-    port = free_port()
     handler = RawKeepingHandler(tmp_path / "mail")
-    catcher = MailCatcher(tmp_path / "mail", port=port, handler=handler)
-    catcher.start()
-    try:
-        settings = settings_for(task_queue="-", database_url=database_url, smtp_port=port)
-        result = await ActivityEnvironment().run(
-            EmailActivities(store, settings).send_email_batch, request
-        )
-    finally:
-        catcher.stop()
+    with smtp_server(tmp_path, handler, store, database_url) as (_, activities):
+        result = await ActivityEnvironment().run(activities.send_email_batch, request)
     assert result.sent == 2 and sorted(handler.raw) == sorted(request.recipients)
     for raw in handler.raw.values():
         parsed, subjects = read_as_a_mail_client(raw)
@@ -537,29 +510,21 @@ async def test_a_batch_for_applicants_reaches_those_still_in_the_program_once(
     await record_program(store, definition, "awaiting_hr_decision")
     ids = {}
     for name, status in [("ann", "approved"), ("bo", "declined"), ("cy", "awaiting_approval")]:
-        row, _ = await store.save_application(
+        row = await record_application(
+            store,
+            definition.id,
+            f"{name}@example.org",
+            NOW,
             new_id=f"{name:x<16}"[:16],
-            program_id=definition.id,
-            email=f"{name}@example.org",
-            name=name.title(),
-            organisation_id="demo-company",
-            department="",
-            profile_id="mentor",
             manager_email=f"boss.{name}@example.org",
-            manager_name="Boss",
-            answers={},
-            eligibility_confirmed=True,
-            channel="web_form",
-            at=NOW,
         )
         await store.set_application_status(row.id, status, NOW)
         ids[name] = row.id
     request = batch([people.applicant(ids["ann"]), "hr@example.org"]).model_copy(
         update={"program_id": definition.id, "applicants": ["approved", "awaiting_approval"]}
     )
-    settings = settings_for(task_queue="-", database_url=database_url, smtp_port=mail_catcher.port)
     result = await ActivityEnvironment().run(
-        EmailActivities(store, settings).send_email_batch, request
+        email_activities(store, database_url, mail_catcher.port).send_email_batch, request
     )
     assert (result.sent, result.rejected) == (3, [])
     assert sorted(m.recipients[0] for m in mail_catcher.messages()) == [

@@ -22,22 +22,22 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow import search_attributes
-from mentorflow.definition import load_definition
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import ProgramPhase
-from mentorflow.programs import handle_for, start_program
+from mentorflow.programs import handle_for
+from mentorflow.settings import Settings
 from mentorflow.store import Store
 from mentorflow.temporal import binary
 from tests.conftest import (
     free_port,
+    program_running,
     run_histories,
     set_connections,
     settings_for,
     until_phase,
     wait_for,
 )
-from tests.programs import fast_definition, spawn_mentorflow, start_with_database
-from worker.main import create_worker
+from tests.programs import fast_program, spawn_mentorflow, start_with_database
 from workflows.program import ProgramWorkflow
 
 
@@ -81,8 +81,8 @@ async def test_worker_killed_mid_phase_loses_and_duplicates_nothing(
     # before the new worker gets it, so the second reminder is far enough away not
     # to be due by then (when two are due at once, the program rightly sends only
     # the latest).
-    file, program_id = fast_definition(tmp_path, opens=2, deadline=44, reminders=(28, 6))
-    definition = load_definition(file)
+    definition = fast_program(tmp_path, opens=2, deadline=44, reminders=(28, 6))
+    program_id = definition.id
     recipients = list(definition.announcement.recipients)
     env_vars = worker_env(dev_env, task_queue, database_url, mail_catcher.port)
     log = tmp_path / "worker.log"
@@ -127,17 +127,14 @@ async def test_smtp_outage_delays_emails_but_loses_none(
     port = free_port()
     # SMTP is back by the announcement's third attempt (about +16 s, retries back off
     # from 5 s); the reminder falls due at +18 s, before the deadline at +25 s.
-    file, program_id = fast_definition(tmp_path, opens=1, deadline=25, reminders=(7,))
-    definition = load_definition(file)
+    definition = fast_program(tmp_path, opens=1, deadline=25, reminders=(7,))
+    program_id = definition.id
     recipients = list(definition.announcement.recipients)
     settings = settings_for(task_queue=task_queue, database_url=database_url, smtp_port=port)
     store = Store(database_url)
     catcher = MailCatcher(tmp_path / "mail", port=port)
     try:
-        async with create_worker(dev_env.client, settings, store):
-            handle = await start_program(
-                dev_env.client, definition, store=store, task_queue=task_queue
-            )
+        async with program_running(dev_env.client, settings, store, definition) as handle:
 
             async def announcement_failed() -> bool:
                 entries = await store.emails(program_id)
@@ -185,8 +182,8 @@ async def test_dev_server_restarted_mid_program_loses_nothing(
     port, database = free_port(), tmp_path / "temporal.db"
     # The reminder falls due (+12 s) while the server is down; the deadline (+36 s) leaves
     # time for the restart and the worker's reconnection before it, even on a busy machine.
-    file, program_id = fast_definition(tmp_path, opens=2, deadline=36, reminders=(24,))
-    definition = load_definition(file)
+    definition = fast_program(tmp_path, opens=2, deadline=36, reminders=(24,))
+    program_id = definition.id
     recipients = list(definition.announcement.recipients)
     env = await dev_server_at(port, database)
     worker = spawn_mentorflow(
@@ -227,39 +224,29 @@ async def test_dev_server_restarted_mid_program_loses_nothing(
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_database_briefly_down_activities_retry_and_nothing_is_lost(
     dev_env: WorkflowEnvironment,
+    worker_settings: Settings,
     mail_catcher: MailCatcher,
+    store: Store,
     database_url: str,
-    task_queue: str,
     tmp_path: Path,
 ) -> None:
     # The reminder falls due (+12 s) while the database refuses every connection; its
     # email, retried (backing off from 5 s), goes out before the deadline (+32 s).
-    file, program_id = fast_definition(tmp_path, opens=2, deadline=32, reminders=(20,))
-    definition = load_definition(file)
+    definition = fast_program(tmp_path, opens=2, deadline=32, reminders=(20,))
     recipients = list(definition.announcement.recipients)
-    settings = settings_for(
-        task_queue=task_queue, database_url=database_url, smtp_port=mail_catcher.port
-    )
-    store = Store(database_url)
-    try:
-        async with create_worker(dev_env.client, settings, store):
-            handle = await start_program(
-                dev_env.client, definition, store=store, task_queue=task_queue
-            )
-            # Down once the announcement is on record (not between its send and its
-            # ledger mark, which would hold the reminder back past the deadline).
-            await wait_for(lambda: announced(handle, len(recipients)), within=30)
-            set_connections(database_url, allowed=False)
-            try:
-                await asyncio.sleep(15)
-                assert len(mail_catcher.messages()) == len(recipients)  # the reminder waits
-            finally:
-                set_connections(database_url, allowed=True)
-            status = await until_phase(handle, ProgramPhase.RUNNING, within=120)
-            ledger = await store.emails(program_id)
-            histories = await run_histories(dev_env.client, handle.id)
-    finally:
-        await store.close()
+    async with program_running(dev_env.client, worker_settings, store, definition) as handle:
+        # Down once the announcement is on record (not between its send and its
+        # ledger mark, which would hold the reminder back past the deadline).
+        await wait_for(lambda: announced(handle, len(recipients)), within=30)
+        set_connections(database_url, allowed=False)
+        try:
+            await asyncio.sleep(15)
+            assert len(mail_catcher.messages()) == len(recipients)  # the reminder waits
+        finally:
+            set_connections(database_url, allowed=True)
+        status = await until_phase(handle, ProgramPhase.RUNNING, within=120)
+        ledger = await store.emails(definition.id)
+        histories = await run_histories(dev_env.client, handle.id)
     assert status.counts["reminders_sent"] == 1
     assert_each_email_once(mail_catcher, recipients, {"Applications are open": 1, "Reminder": 1})
     assert {e.status for e in ledger} == {"sent"} and len(ledger) == 2 * len(recipients)

@@ -52,7 +52,7 @@ from mentorflow.temporal import binary
 from mentorflow.web import outage
 from mentorflow.web.app import serve
 from tests.conftest import free_port
-from tests.programs import DEMO, demo_application, record_program
+from tests.programs import DEMO, demo_application, record_pair, record_program
 from tests.test_web import AbortingTemporal, BusyTemporal
 
 # The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
@@ -620,27 +620,13 @@ async def program_with_people(
     )
     await record_program(store, definition)
     now = datetime.now(UTC)
-    ids = []
-    for role in ("mentor", "adept"):
-        row, _ = await store.save_application(
-            new_id=uuid.uuid4().hex[:16],
-            program_id=definition.id,
-            email=f"{role}@example.org",
-            name=role.title(),
-            organisation_id="demo-company",
-            department="IT",
-            profile_id=role,
-            manager_email=f"boss-of-{role}@example.org",
-            manager_name="Boss",
-            answers={"motivation": "Curious"},
-            eligibility_confirmed=True,
-            channel="web_form",
-            at=now,
-        )
-        ids.append(row.id)
-    pair = f"pair-{uuid.uuid4().hex[:8]}"
-    await store.open_pairs(
-        program_id=definition.id, pairs=[(pair, ids[0], ids[1])], source="test", at=now
+    pair, *ids = await record_pair(
+        store,
+        definition.id,
+        now,
+        pair_id=f"pair-{uuid.uuid4().hex[:8]}",
+        department="IT",
+        answers={"motivation": "Curious"},
     )
 
     def token(purpose: Purpose, about: str, email: str) -> str:

@@ -20,7 +20,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.email import EmailActivities
 from mentorflow import people
-from mentorflow.definition import load_definition
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import (
     ApplicationStatus,
@@ -33,7 +32,7 @@ from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
 from tests.conftest import links_in, serving, until_phase, wait_for
-from tests.programs import demo_application, fast_definition
+from tests.programs import demo_application, fast_program
 from worker.main import activities_for, create_worker
 from workflows.application import ApplicationWorkflow
 
@@ -75,8 +74,8 @@ async def test_one_link_clicked_many_times_at_once_makes_exactly_one_decision(
     task_queue: str,
     tmp_path: Path,
 ) -> None:
-    file, program_id = fast_definition(tmp_path, opens=1, deadline=90, reminders=(60,))
-    definition = load_definition(file)
+    definition = fast_program(tmp_path, opens=1, deadline=90, reminders=(60,))
+    program_id = definition.id
     release = asyncio.Event()
     activities = [
         *(

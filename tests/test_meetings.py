@@ -7,7 +7,6 @@ and the real database; every link is taken from an email that arrived.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections import Counter, defaultdict
@@ -20,26 +19,11 @@ import icalendar  # type: ignore[import-untyped]
 import yaml
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import ProgramDefinition, parse_definition
 from mentorflow.mail.catcher import CaughtMessage, MailCatcher
 from mentorflow.models import ProgramPhase, pair_workflow_id
-from mentorflow.programs import start_program
-from mentorflow.settings import Settings
-from mentorflow.store import Store
-from tests.conftest import (
-    Web,
-    cli_env,
-    keep_histories,
-    links_in,
-    run_histories,
-    until_completed,
-    until_phase,
-    wait_for,
-)
-from tests.programs import mentorflow
-from worker.main import create_worker
+from tests.conftest import Stack, keep_histories, links_in, run_histories, until_completed, wait_for
 from workflows.pair import PairWorkflow
 from workflows.program import ProgramWorkflow
 
@@ -94,22 +78,18 @@ def form(email: str) -> dict[str, Any]:
     }
 
 
+def profile_of(email: str) -> str:
+    return "young-leader" if email in MENTORS else "senior-leader"
+
+
 async def apply_in_the_window(
-    env: WorkflowEnvironment,
-    store: Store,
-    web: Web,
-    definition: ProgramDefinition,
-    emails: list[str],
+    stack: Stack, definition: ProgramDefinition, emails: list[str]
 ) -> None:
     """Each of ``emails`` applies through the web form, the day after the window opens."""
-    await wait_for(lambda: store.program(definition.id), within=20)
-    await env.sleep(local("2027-08-17T10:00") - await env.get_current_time())
+    await stack.recorded(definition)
+    await stack.sleep_until(local("2027-08-17T10:00"))
     for email in emails:
-        response = await web.http.post(
-            f"/programs/{definition.id}/apply",
-            params={"profile": "young-leader" if email in MENTORS else "senior-leader"},
-            data=form(email),
-        )
+        response = await stack.apply(definition, profile_of(email), form(email))
         assert response.status_code == 200, response.text
 
 
@@ -146,25 +126,16 @@ async def check_in_times(client: Client, workflow_id: str) -> dict[str, datetime
 
 
 async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilot(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
-    database_url: str,
+    stack: Stack,
 ) -> None:
-    env = time_skipping_env
+    env, mail_catcher, store, web = stack.env, stack.mail_catcher, stack.store, stack.web
     definition = pilot()
-    command_env = cli_env(env, database_url)
-    async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
-        await apply_in_the_window(env, store, web, definition, PARTICIPANTS)
+    async with stack.running(definition) as program:
+        await apply_in_the_window(stack, definition, PARTICIPANTS)
 
         # HR's deadline passes (accepting up to the caps), pairs are confirmed and told,
         # and the kick-off and the session go into every participant's calendar.
-        await env.sleep(local("2027-09-25T10:00") - await env.get_current_time())
-        status = await until_phase(program, ProgramPhase.RUNNING)
+        status = await stack.phase_at(program, local("2027-09-25T10:00"), ProgramPhase.RUNNING)
         assert status.pairs == {"active": 6}
         await wait_for(lambda: all(len(invitations(mail_catcher, p)) == 2 for p in PARTICIPANTS))
         first = {
@@ -173,21 +144,17 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
         }
 
         # A move the program cannot take is refused with the reason, and changes nothing.
-        refused = await asyncio.to_thread(
-            mentorflow,
-            "program", "reschedule", definition.id, "--start", "2027-10-15 09:00",
-            env=command_env,
-        )  # fmt: skip
+        refused = await stack.mentorflow(
+            "program", "reschedule", definition.id, "--start", "2027-10-15 09:00"
+        )
         assert refused.returncode == 1
         assert "is outside the program" in refused.stderr and "Gemensam kick-off" in refused.stderr
 
         # The postponed start, decided after the invitations went out: the kick-off moves too.
-        moved = await asyncio.to_thread(
-            mentorflow,
+        moved = await stack.mentorflow(
             "program", "reschedule", definition.id,
             "--start", "2027-10-15 09:00", "--event", "kickoff=2027-10-19 08:30",
             "--reason", "Senarelagd start",
-            env=command_env,
         )  # fmt: skip
         assert moved.returncode == 0, moved.stderr
         assert "moved start, event:kickoff" in moved.stdout
@@ -204,10 +171,10 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
         assert "Senarelagd start" in notice.body("plain")
 
         # Check-ins follow the new start: none two weeks after the old one ...
-        await env.sleep(local("2027-10-28T12:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-10-28T12:00"))
         assert not any(subjects(mail_catcher, p, "Har ni träffats?") for p in PARTICIPANTS)
         # ... the first one two weeks after the new start.
-        await env.sleep(local("2027-10-29T12:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-10-29T12:00"))
         await wait_for(
             lambda: all(
                 len(subjects(mail_catcher, p, "Har ni träffats?")) == 1 for p in PARTICIPANTS
@@ -339,23 +306,14 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
 
 
 async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
-    database_url: str,
+    stack: Stack,
 ) -> None:
-    env = time_skipping_env
+    env, mail_catcher, store = stack.env, stack.mail_catcher, stack.store
     definition = pilot()
     late_adept = "chef6@fagerhult.example.org"  # the seventh adept: over the cap of six
-    command_env = cli_env(env, database_url)
-    async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
-        await apply_in_the_window(env, store, web, definition, [*PARTICIPANTS, late_adept])
-        await env.sleep(local("2027-10-02T10:00") - await env.get_current_time())
-        await until_phase(program, ProgramPhase.RUNNING)
+    async with stack.running(definition) as program:
+        await apply_in_the_window(stack, definition, [*PARTICIPANTS, late_adept])
+        await stack.phase_at(program, local("2027-10-02T10:00"), ProgramPhase.RUNNING)
         await wait_for(lambda: all(len(invitations(mail_catcher, p)) == 2 for p in PARTICIPANTS))
         rows = {row.email: row for row in await store.applications(definition.id)}
         assert rows[late_adept].selection == "waitlisted"
@@ -364,11 +322,9 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         remaining = next(e for e, r in rows.items() if r.id == pair.mentor_application_id)
 
         # HR records the withdrawal: the pair closes; the partner and HR are told.
-        withdrawn = await asyncio.to_thread(
-            mentorflow,
-            "pair", "withdraw", definition.id, leaving, "--reason", "Ny tjänst",
-            env=command_env,
-        )  # fmt: skip
+        withdrawn = await stack.mentorflow(
+            "pair", "withdraw", definition.id, leaving, "--reason", "Ny tjänst"
+        )
         assert withdrawn.returncode == 0, withdrawn.stderr
         assert "is closed" in withdrawn.stdout
         await wait_for(lambda: subjects(mail_catcher, remaining, "Ert par i"))
@@ -376,9 +332,7 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         (to_hr,) = subjects(mail_catcher, COORDINATOR, "Ett par i")
         assert "Ny tjänst" in to_hr.body("plain") and leaving in to_hr.body("plain")
         assert not subjects(mail_catcher, leaving, "Ert par i")
-        again = await asyncio.to_thread(
-            mentorflow, "pair", "withdraw", definition.id, leaving, env=command_env
-        )
+        again = await stack.mentorflow("pair", "withdraw", definition.id, leaving)
         assert again.returncode == 1 and "is not in a running pair" in again.stderr
 
         async def one_closed() -> bool:
@@ -388,17 +342,13 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         await wait_for(one_closed, within=10)
 
         # Someone who is not on the wait-list is refused, with the reason.
-        wrong = await asyncio.to_thread(
-            mentorflow,
-            "pair", "rematch", definition.id, "--remaining", remaining, "--with", ADEPTS[1],
-            env=command_env,
-        )  # fmt: skip
+        wrong = await stack.mentorflow(
+            "pair", "rematch", definition.id, "--remaining", remaining, "--with", ADEPTS[1]
+        )
         assert wrong.returncode == 1 and "is not on the wait-list" in wrong.stderr
-        rematched = await asyncio.to_thread(
-            mentorflow,
-            "pair", "rematch", definition.id, "--remaining", remaining, "--with", late_adept,
-            env=command_env,
-        )  # fmt: skip
+        rematched = await stack.mentorflow(
+            "pair", "rematch", definition.id, "--remaining", remaining, "--with", late_adept
+        )
         assert rematched.returncode == 0, rematched.stderr
 
         # Both are introduced; the newcomer gets the joint events in the calendar, nobody twice.
@@ -414,15 +364,13 @@ async def test_a_withdrawal_closes_the_pair_and_hr_rematches_from_the_wait_list(
         assert (await store.application(rows[late_adept].id)).selection == "accepted"  # type: ignore[union-attr]
 
         # The new pair runs: its first check-in comes two weeks after the start.
-        await env.sleep(local("2027-10-15T12:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-10-15T12:00"))
         await wait_for(lambda: subjects(mail_catcher, late_adept, "Har ni träffats"))
 
         # HR cancels the session: it leaves every current participant's calendar.
-        cancelled = await asyncio.to_thread(
-            mentorflow,
-            "program", "reschedule", definition.id, "--cancel-event", "halfway",
-            env=command_env,
-        )  # fmt: skip
+        cancelled = await stack.mentorflow(
+            "program", "reschedule", definition.id, "--cancel-event", "halfway"
+        )
         assert cancelled.returncode == 0, cancelled.stderr
         everyone = [p for p in [*PARTICIPANTS, late_adept] if p != leaving]
         await wait_for(lambda: all(len(invitations(mail_catcher, p)) == 3 for p in everyone))

@@ -41,14 +41,19 @@ import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import ProgramDefinition, parse_definition
-from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import ProgramPhase
-from mentorflow.programs import start_program
-from mentorflow.settings import Settings
-from mentorflow.store import Store, migrate
-from tests.conftest import Web, links_in, until_completed, wait_for
-from tests.test_meetings import ADEPTS, COORDINATOR, DEFINITIONS, MENTORS, form, local, subjects
-from worker.main import create_worker
+from mentorflow.store import migrate
+from tests.conftest import Stack, links_in, until_completed, wait_for
+from tests.test_meetings import (
+    ADEPTS,
+    COORDINATOR,
+    DEFINITIONS,
+    MENTORS,
+    form,
+    local,
+    profile_of,
+    subjects,
+)
 from workflows.program import ProgramWorkflow
 
 PHONE = 390  # px: an iPhone 12-15's width in CSS pixels
@@ -337,24 +342,13 @@ def text_of(html: str) -> str:
     return re.sub(r"[ \t\r\n]+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
 
 
-async def test_every_page_says_what_it_does_and_fits_a_phone(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
-    tmp_path: Path,
-) -> None:
-    env = time_skipping_env
+async def test_every_page_says_what_it_does_and_fits_a_phone(stack: Stack, tmp_path: Path) -> None:
+    env, mail_catcher, store, web = stack.env, stack.mail_catcher, stack.store, stack.web
     definition = phone_pilot()
     http = web.http
     with phone(tmp_path) as screen:
-        async with create_worker(env.client, worker_settings, store):
-            program = await start_program(
-                env.client, definition, store=store, task_queue=task_queue
-            )
-            await wait_for(lambda: store.program(definition.id), within=20)
+        async with stack.running(definition) as program:
+            await stack.recorded(definition)
 
             # Before the window opens, the form says when it opens (not that the
             # deadline "was" a date still to come).
@@ -366,14 +360,10 @@ async def test_every_page_says_what_it_does_and_fits_a_phone(
             await screen.check("apply-not-open", apply_url)
 
             # The window: the form, then five people apply.
-            await env.sleep(local("2027-08-17T10:00") - await env.get_current_time())
+            await stack.sleep_until(local("2027-08-17T10:00"))
             await screen.check("apply", f"{apply_url}?profile=young-leader")
             for email in PEOPLE:
-                applied = await http.post(
-                    apply_url,
-                    params={"profile": "young-leader" if email in MENTORS else "senior-leader"},
-                    data=form(email),
-                )
+                applied = await stack.apply(definition, profile_of(email), form(email))
                 assert applied.status_code == 200, applied.text
 
             # Each manager approves from the emailed link.
@@ -386,7 +376,7 @@ async def test_every_page_says_what_it_does_and_fits_a_phone(
                 assert answered.status_code == 200, answered.text
 
             # HR's decision: the page says what HR's silence would do, in words.
-            await env.sleep(local("2027-09-11T09:00") - await env.get_current_time())
+            await stack.sleep_until(local("2027-09-11T09:00"))
             await skip_to_phase(
                 env, program, ProgramPhase.AWAITING_HR_DECISION, local("2027-09-18T18:00")
             )
@@ -449,7 +439,7 @@ async def test_every_page_says_what_it_does_and_fits_a_phone(
             assert confirmed.status_code == 200, confirmed.text
 
             # The first check-in: the question, always; once answered, the answer.
-            await env.sleep(local("2027-10-16T12:00") - await env.get_current_time())
+            await stack.sleep_until(local("2027-10-16T12:00"))
             paired = [e for e in PEOPLE if e in MENTORS]
             await wait_for(lambda: all(links_in(mail_catcher, e, "k") for e in paired))
             question = "har du och"
@@ -468,7 +458,7 @@ async def test_every_page_says_what_it_does_and_fits_a_phone(
             await screen.check("check-in-answered", check_in)
 
             # The mid-point pulse: its question, then the answer given.
-            await env.sleep(local("2028-01-05T12:00") - await env.get_current_time())
+            await stack.sleep_until(local("2028-01-05T12:00"))
             await wait_for(lambda: subjects(mail_catcher, paired[0], "Halvvägs"))
             (pulse_mail,) = subjects(mail_catcher, paired[0], "Halvvägs")
             (pulse,) = set(re.findall(r"http://127\.0\.0\.1:\d+/k/[\w.\-]+", pulse_mail.body()))
@@ -482,7 +472,7 @@ async def test_every_page_says_what_it_does_and_fits_a_phone(
             assert 'name="choice"' not in again.text and "<li>4</li>" in again.text
 
             # The closing evaluation.
-            await env.sleep(local("2028-03-21T12:00") - await env.get_current_time())
+            await stack.sleep_until(local("2028-03-21T12:00"))
             await wait_for(lambda: links_in(mail_catcher, paired[0], "e"))
             evaluation = links_in(mail_catcher, paired[0], "e")[0]
             await screen.check("evaluation", evaluation)

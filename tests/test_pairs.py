@@ -7,22 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from temporalio.testing import WorkflowEnvironment
-
 from mentorflow.definition import CadenceStep, Language, Meetings
 from mentorflow.links import LinkSigner
-from mentorflow.mail.catcher import MailCatcher
-from mentorflow.models import (
-    CheckInRequest,
-    EmailFacts,
-    PairInput,
-    pair_id_of,
-    pair_workflow_id,
-)
-from mentorflow.settings import Settings
+from mentorflow.models import CheckInRequest, EmailFacts, PairInput, pair_workflow_id
 from mentorflow.store import Store
-from tests.conftest import run_histories
-from worker.main import create_worker
+from tests.conftest import Stack, run_histories
+from tests.programs import record_pair
 from workflows.pair import PairWorkflow
 
 # Temporal warns at 10,240 events; a pair stays two orders of magnitude below it.
@@ -41,42 +31,14 @@ async def pair_rows(store: Store, program_id: str, at: datetime) -> tuple[str, s
         next_deadline=None,
         at=at,
     )
-    ids = []
-    for who in ("mentor", "adept"):
-        row, _ = await store.save_application(
-            new_id=f"{program_id}-{who}",
-            program_id=program_id,
-            email=f"{who}@example.org",
-            name=who.title(),
-            organisation_id="org",
-            department="",
-            profile_id=who,
-            manager_email=f"boss-{who}@example.org",
-            manager_name="Boss",
-            answers={},
-            eligibility_confirmed=True,
-            channel="web_form",
-            at=at,
-        )
-        ids.append(row.id)
-    pair_id = pair_id_of(ids[0], ids[1])
-    await store.open_pairs(
-        program_id=program_id, pairs=[(pair_id, ids[0], ids[1])], source="matching", at=at
-    )
-    return pair_id, ids[0], ids[1]
+    return await record_pair(store, program_id, at, source="matching", organisation_id="org")
 
 
-async def test_a_weekly_pair_over_two_years_keeps_a_bounded_history(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-) -> None:
-    env = time_skipping_env
+async def test_a_weekly_pair_over_two_years_keeps_a_bounded_history(stack: Stack) -> None:
+    env, mail_catcher = stack.env, stack.mail_catcher
     now = await env.get_current_time()
     program_id = f"two-years-{int(now.timestamp())}"
-    pair_id, mentor_id, adept_id = await pair_rows(store, program_id, now)
+    pair_id, mentor_id, adept_id = await pair_rows(stack.store, program_id, now)
     start = now + timedelta(days=1)
     end = start + timedelta(days=730)
     pair = PairInput(
@@ -103,16 +65,18 @@ async def test_a_weekly_pair_over_two_years_keeps_a_bounded_history(
         hr=["hr@example.org"],
         check_ins_per_run=12,
     )
-    async with create_worker(env.client, worker_settings, store):
+    async with stack.worker():
         handle = await env.client.start_workflow(
             PairWorkflow.run,
             pair,
             id=pair_workflow_id(program_id, pair_id),
-            task_queue=task_queue,
+            task_queue=stack.task_queue,
         )
         # The mentor answers the first check-in; the answer must survive every new run.
         await env.sleep(timedelta(days=9))
-        fingerprint = LinkSigner(worker_settings.secret_keys).fingerprint("mentor@example.org")
+        fingerprint = LinkSigner(stack.worker_settings.secret_keys).fingerprint(
+            "mentor@example.org"
+        )
         await handle.execute_update(
             PairWorkflow.check_in, CheckInRequest(number="1", answer="yes", fingerprint=fingerprint)
         )

@@ -15,7 +15,6 @@ its namespace is shared by the session's other tests.)
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import uuid
@@ -36,15 +35,11 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from mentorflow.codec import EncryptionCodec
 from mentorflow.definition import ProgramDefinition, parse_definition
-from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import ProgramPhase, RescheduleRequest
-from mentorflow.programs import start_program
-from mentorflow.settings import Settings
-from mentorflow.store import Store, migrate
-from tests.conftest import Web, cli_env, links_in, until_completed, until_phase, wait_for
+from mentorflow.store import migrate
+from tests.conftest import Stack, links_in, until_completed, until_phase, wait_for
 from tests.privacy import CURRENT_DETAILS, DESCRIBED, Hit, grouped, personal_data_in_temporal
-from tests.programs import DEMO, mentorflow
-from worker.main import create_worker
+from tests.programs import DEMO
 from workflows.program import ProgramWorkflow
 
 
@@ -316,35 +311,21 @@ def hr_email(organisation: str) -> str:
     return str(ORGANISATIONS[organisation]["hr_contacts"][0]["email"])
 
 
-async def test_temporal_holds_no_personal_data_of_a_whole_program(
-    time_skipping_env: WorkflowEnvironment,
-    worker_settings: Settings,
-    mail_catcher: MailCatcher,
-    store: Store,
-    task_queue: str,
-    web: Web,
-    database_url: str,
-) -> None:
-    env = time_skipping_env
+async def test_temporal_holds_no_personal_data_of_a_whole_program(stack: Stack) -> None:
+    env, mail_catcher, store, web = stack.env, stack.mail_catcher, stack.store, stack.web
     start = await env.get_current_time()
     definition = private_demo(start)
-    command_env = cli_env(env, database_url)
 
     async def sleep_until(offset: timedelta) -> None:
-        await env.sleep(start + offset - await env.get_current_time())
+        await stack.sleep_until(start + offset)
 
-    async with create_worker(env.client, worker_settings, store):
-        program = await start_program(env.client, definition, store=store, task_queue=task_queue)
-        await wait_for(lambda: store.program(definition.id), within=20)
+    async with stack.running(definition) as program:
+        await stack.recorded(definition)
 
         # The window (20 s to 4 min): everyone applies; managers are asked.
         await sleep_until(timedelta(seconds=30))
         for person in PEOPLE:
-            response = await web.http.post(
-                f"/programs/{definition.id}/apply",
-                params={"profile": person.profile},
-                data=application_form(person),
-            )
+            response = await stack.apply(definition, person.profile, application_form(person))
             assert response.status_code == 200, response.text
         await wait_for(
             lambda: all(links_in(mail_catcher, p.manager_email, "a") for p in PEOPLE), within=30
@@ -394,12 +375,10 @@ async def test_temporal_holds_no_personal_data_of_a_whole_program(
             capacity, data={f"sel_{rows[p.email].id}": "accepted" for p in solsken}
         )
         assert decided.status_code == 200, decided.text
-        by_cli = await asyncio.to_thread(
-            mentorflow,
+        by_cli = await stack.mentorflow(
             "capacity", "decide", definition.id, "--organisation", "norrsken-kraft",
             "--accept", ",".join(p.email for p in norrsken),
             "--by", hr_email("norrsken-kraft"),
-            env=command_env,
         )  # fmt: skip
         assert by_cli.returncode == 0, by_cli.stderr
 
@@ -428,11 +407,9 @@ async def test_temporal_holds_no_personal_data_of_a_whole_program(
 
         # One participant leaves, and HR records why.
         leaver = next(p for p in norrsken if p.profile == "adept")
-        left = await asyncio.to_thread(
-            mentorflow,
-            "pair", "withdraw", definition.id, leaver.email, "--reason", LEAVING_REASON,
-            env=command_env,
-        )  # fmt: skip
+        left = await stack.mentorflow(
+            "pair", "withdraw", definition.id, leaver.email, "--reason", LEAVING_REASON
+        )
         assert left.returncode == 0, left.stderr
 
         # The evaluation (26 to 29 min) goes to the pair still running; one answers it.

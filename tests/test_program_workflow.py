@@ -11,21 +11,16 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from mentorflow import refusals
 from mentorflow.definition import ProgramDefinition, load_definition
-from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import (
     ProgramPhase,
     RescheduleRequest,
 )
-from mentorflow.programs import start_program
-from mentorflow.settings import Settings
 from mentorflow.store import Store
-from tests.conftest import until_completed
-from worker.main import create_worker
+from tests.conftest import Stack, until_completed
 from workflows.program import ProgramWorkflow
 
 DEFINITIONS = Path(__file__).parent.parent / "definitions"
@@ -41,26 +36,19 @@ def at_about(expected: datetime, actual: datetime) -> bool:
     return timedelta(0) <= actual - expected < timedelta(seconds=2)
 
 
-async def test_seed_001_program_window_with_deadline_moved_twice(
-    time_skipping_env: WorkflowEnvironment,
-    mail_catcher: MailCatcher,
-    store: Store,
-    worker_settings: Settings,
-    task_queue: str,
-) -> None:
-    env = time_skipping_env
+async def test_seed_001_program_window_with_deadline_moved_twice(stack: Stack) -> None:
+    env, mail_catcher, store = stack.env, stack.mail_catcher, stack.store
     definition = load_definition(DEFINITIONS / "cross-agency-2027.yaml")
     recipients = definition.announcement.recipients
     assert len(recipients) == 3
 
-    async with create_worker(env.client, worker_settings, store):
-        handle = await start_program(env.client, definition, store=store, task_queue=task_queue)
+    async with stack.running(definition) as handle:
         status = await handle.query(ProgramWorkflow.status)
         assert status.phase is ProgramPhase.SCHEDULED
         assert status.next_deadline == definition.application.opens
 
         # The window opens on 15 February: the announcement goes out.
-        await env.sleep(local("2027-02-16T12:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-02-16T12:00"))
         status = await handle.query(ProgramWorkflow.status)
         assert status.phase is ProgramPhase.APPLICATION_WINDOW
         assert status.counts["announcement_recipients"] == 3
@@ -91,7 +79,7 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
         )
         assert result.revision == 1 and result.moved == ["deadline"]
         # Past the 14-day reminder of the new deadline (11 March).
-        await env.sleep(local("2027-03-13T12:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-03-13T12:00"))
 
         # Second move: later, to 11 April.
         await handle.execute_update(
@@ -151,25 +139,20 @@ async def test_seed_001_program_window_with_deadline_moved_twice(
 
 
 async def test_seed_000_pilot_opening_moves_start_postponed_then_cancelled(
-    time_skipping_env: WorkflowEnvironment,
-    mail_catcher: MailCatcher,
-    store: Store,
-    worker_settings: Settings,
-    task_queue: str,
+    stack: Stack,
 ) -> None:
-    env = time_skipping_env
+    env, mail_catcher, store = stack.env, stack.mail_catcher, stack.store
     definition = load_definition(DEFINITIONS / "lighting-pilot-2027.yaml")
     recipients = definition.announcement.recipients
-    async with create_worker(env.client, worker_settings, store):
-        handle = await start_program(env.client, definition, store=store, task_queue=task_queue)
+    async with stack.running(definition) as handle:
         # Before anyone was told: the opening moves two days later, silently.
         await handle.execute_update(
             ProgramWorkflow.reschedule, RescheduleRequest(opens=local("2027-08-18T08:00"))
         )
-        await env.sleep(local("2027-08-17T12:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-08-17T12:00"))
         assert (await handle.query(ProgramWorkflow.status)).phase is ProgramPhase.SCHEDULED
         assert mail_catcher.messages() == []
-        await env.sleep(local("2027-08-18T09:00") - await env.get_current_time())
+        await stack.sleep_until(local("2027-08-18T09:00"))
         assert (await handle.query(ProgramWorkflow.status)).phase is ProgramPhase.APPLICATION_WINDOW
 
         # A postponed start past the kick-off is refused, naming the kick-off ...

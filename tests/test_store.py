@@ -18,28 +18,48 @@ pytestmark = pytest.mark.database
 AT = datetime(2027, 2, 15, 8, 0, tzinfo=timezone(timedelta(hours=1)))
 
 
-async def save(store: Store, phase: str = "scheduled", revision: int = 0) -> None:
+async def save(
+    store: Store,
+    phase: str = "scheduled",
+    revision: int = 0,
+    *,
+    name: str = "Program",
+    next_deadline: datetime | None = AT + timedelta(days=1),
+    at: datetime = AT,
+) -> None:
     await store.save_program(
         program_id="p1",
-        name="Program",
+        name=name,
         workflow_id="program-p1",
         definition={"id": "p1"},
         phase=phase,
         revision=revision,
-        next_deadline=AT + timedelta(days=1),
-        at=AT,
+        next_deadline=next_deadline,
+        at=at,
     )
+
+
+def email_to_a(key: str, step: str, message_id: str, subject: str) -> dict[str, str]:
+    """What a claim of program p1's email of ``step`` to a@example.org names."""
+    return {
+        "key": key,
+        "program_id": "p1",
+        "step": step,
+        "revision": "1",
+        "recipient": "a@example.org",
+        "template": step,
+        "message_id": message_id,
+        "subject": subject,
+    }
 
 
 async def test_program_upsert_keeps_creation_time(store: Store) -> None:
     await save(store)
-    await store.save_program(
-        program_id="p1",
+    await save(
+        store,
+        "application_window",
+        1,
         name="Renamed",
-        workflow_id="program-p1",
-        definition={"id": "p1"},
-        phase="application_window",
-        revision=1,
         next_deadline=None,
         at=AT + timedelta(hours=3),
     )
@@ -73,18 +93,12 @@ async def test_events_are_recorded_once_and_move_the_phase(store: Store) -> None
 
 
 async def test_concurrent_claims_of_one_email_make_one_ledger_entry(store: Store) -> None:
+    email = email_to_a(
+        "p1/announcement/a@example.org/1", "announcement", "<x@example.org>", "Hello"
+    )
+
     async def claim(lease: timedelta = timedelta(minutes=1)) -> EmailClaim:
-        return await store.claim_email(
-            key="p1/announcement/a@example.org/1",
-            program_id="p1",
-            step="announcement",
-            revision="1",
-            recipient="a@example.org",
-            template="announcement",
-            message_id="<x@example.org>",
-            subject="Hello",
-            lease=lease,
-        )
+        return await store.claim_email(**email, lease=lease)
 
     # Five attempts at once (a slow attempt and its retries): one may send.
     claims = await asyncio.gather(*(claim() for _ in range(5)))
@@ -105,16 +119,7 @@ async def test_concurrent_claims_of_one_email_make_one_ledger_entry(store: Store
 
 
 async def test_an_expired_lease_lets_a_later_attempt_send(store: Store) -> None:
-    kwargs = {
-        "key": "k",
-        "program_id": "p1",
-        "step": "reminder",
-        "revision": "1",
-        "recipient": "a@example.org",
-        "template": "reminder",
-        "message_id": "<k@example.org>",
-        "subject": "Hi",
-    }
+    kwargs = email_to_a("k", "reminder", "<k@example.org>", "Hi")
     # The attempt that claimed it died mid-send; its lease runs out. (Two seconds: a
     # lease of 50 ms ran out before the next claim on a busy machine.)
     first = await store.claim_email(**kwargs, lease=timedelta(seconds=2))

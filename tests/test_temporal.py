@@ -19,13 +19,15 @@ from mentorflow.models import HANDING_OVER
 from mentorflow.temporal import IN_FLIGHT_PER_WORKFLOW, execute_update_when_admitted, is_busy
 
 
-class RefusingHandle:
-    """Refuses the first ``times`` updates with ``status``, then answers ``"done"``."""
+class TurningAway:
+    """A fake handle that turns the first ``times`` updates away with ``refusal()``,
+    then answers ``"done"``."""
 
-    id = "program-refusing"
+    def __init__(self, times: int) -> None:
+        self.left, self.calls = times, 0
 
-    def __init__(self, status: RPCStatusCode, times: int) -> None:
-        self.status, self.left, self.calls = status, times, 0
+    def refusal(self) -> Exception:
+        raise NotImplementedError
 
     async def execute_update(
         self, update: Any, argument: Any, id: str | None = None, rpc_timeout: Any = None
@@ -33,8 +35,21 @@ class RefusingHandle:
         self.calls += 1
         if self.left:
             self.left -= 1
-            raise RPCError("refused", self.status, b"")
+            raise self.refusal()
         return "done"
+
+
+class RefusingHandle(TurningAway):
+    """Refuses the first ``times`` updates with ``status``, then answers ``"done"``."""
+
+    id = "program-refusing"
+
+    def __init__(self, status: RPCStatusCode, times: int) -> None:
+        super().__init__(times)
+        self.status = status
+
+    def refusal(self) -> Exception:
+        return RPCError("refused", self.status, b"")
 
 
 @pytest.mark.parametrize("status", [RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE])
@@ -97,23 +112,18 @@ async def test_answers_that_keep_timing_out_end_as_busy_not_as_an_error() -> Non
     assert handle.waits and all(wait <= 1.0 for wait in handle.waits), handle.waits
 
 
-class HandingOverHandle:
-    id = "program-handing-over"
-
+class HandingOverHandle(TurningAway):
     """Turned away by a program that is continuing as new, ``times`` times (or with
     ``refusal``, another validator's word), then answers ``"done"``."""
 
-    def __init__(self, times: int, refusal: str = f"{HANDING_OVER}: send again") -> None:
-        self.left, self.refusal, self.calls = times, refusal, 0
+    id = "program-handing-over"
 
-    async def execute_update(
-        self, update: Any, argument: Any, id: str | None = None, rpc_timeout: Any = None
-    ) -> str:
-        self.calls += 1
-        if self.left:
-            self.left -= 1
-            raise WorkflowUpdateFailedError(ApplicationError(self.refusal))
-        return "done"
+    def __init__(self, times: int, refusal: str = f"{HANDING_OVER}: send again") -> None:
+        super().__init__(times)
+        self.says = refusal
+
+    def refusal(self) -> Exception:
+        return WorkflowUpdateFailedError(ApplicationError(self.says))
 
 
 async def test_a_program_handing_over_to_its_next_run_is_sent_the_update_again() -> None:

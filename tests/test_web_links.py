@@ -20,7 +20,7 @@ from mentorflow import i18n
 from mentorflow.definition import ProgramDefinition
 from mentorflow.links import LinkSigner, Purpose
 from mentorflow.store import Store
-from mentorflow.web import notices
+from mentorflow.web import notices, outage
 from mentorflow.web.app import create_app
 from mentorflow.web.links import checked_link, link_for
 from mentorflow.web.pages import when
@@ -42,15 +42,8 @@ ROUTES = [
     )
     for method in methods
 ]
-PURPOSES = {
-    "a": Purpose.APPROVAL,
-    "w": Purpose.WITHDRAWAL,
-    "c": Purpose.CAPACITY,
-    "r": Purpose.REVIEW,
-    "k": Purpose.CHECK_IN,
-    "e": Purpose.EVALUATION,
-    "report": Purpose.REPORT,
-}
+# Each kind of link's purpose, as the app reads it off a page's path.
+PURPOSES = outage._PURPOSES
 EXPIRED_AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SV = i18n.texts("sv")
 
