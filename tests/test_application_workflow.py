@@ -150,6 +150,13 @@ async def scene(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Scene]:
             await program.terminate("test over")
 
 
+def _scheduled_input(events: list[Any], completed: Any) -> bytes:
+    """The input of the activity whose completion is ``completed``, as bytes."""
+    scheduled = next(e for e in events if e.event_id == completed.scheduled_event_id)
+    payloads = scheduled.activity_task_scheduled_event_attributes.input.payloads
+    return b"".join(p.data for p in payloads)
+
+
 async def wait_until(condition: Any, scene: Scene) -> None:
     for _ in range(200):
         if await condition():
@@ -202,6 +209,23 @@ async def test_an_approval_is_recorded_told_to_the_program_and_waits_for_the_sta
     }
     assert outcome_payload["outcome"] == "approved" and outcome_payload["previous"] is None
     assert result.outcome.value == "approved"
+    # The program heard the outcome only once it was on record: its next phase asks HR
+    # about the approved applicants the database lists.
+    events = [e async for e in handle.fetch_history_events()]
+    recorded = next(
+        e.event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and b'"approved"' in _scheduled_input(events, e.activity_task_completed_event_attributes)
+    )
+    told_at = next(
+        e.event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+        and e.signal_external_workflow_execution_initiated_event_attributes.signal_name
+        == "application_result"
+    )
+    assert recorded < told_at
     # Ended at the program's start, not before.
     assert await scene.env.get_current_time() >= scene.input().facts.start
 

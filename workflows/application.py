@@ -57,6 +57,11 @@ TELLS_EVERYONE = "application-tells-everyone"
 # the record written and the emails sent at once. Each step awaited alone cost the
 # server a workflow task of its own, and the server is what a busy program waits on.
 STEPS_TOGETHER = "application-steps-together"
+# ...but the program hears of an outcome only once it is on record: the program's next
+# phase asks HR to decide on the approved applicants the database lists, and under
+# STEPS_TOGETHER the last approval could reach the program before its record (HR's
+# decision was then refused as incomplete).
+REPORT_WHEN_RECORDED = "application-reports-when-recorded"
 
 
 class _ProgramClosed(Exception):
@@ -91,12 +96,14 @@ class ApplicationWorkflow:
         self._links_in_flight = 0
         self._tells_everyone = False
         self._together = False
+        self._report_when_recorded = False
         self._updates = 0  # confirmations of applying again
 
     @workflow.run
     async def run(self, input: ApplicationInput) -> ApplicationResult:
         self._tells_everyone = workflow.patched(TELLS_EVERYONE)
         self._together = workflow.patched(STEPS_TOGETHER)
+        self._report_when_recorded = workflow.patched(REPORT_WHEN_RECORDED)
         try:
             return await self._run(input)
         except _ProgramClosed:
@@ -123,18 +130,25 @@ class ApplicationWorkflow:
             channel=channel,
             key="decision",
         )
-        steps: list[Coroutine[Any, Any, Any]] = [decided]
-        if not self._together:
-            # Runs before STEPS_TOGETHER: their answers waited until this was on record.
-            await steps.pop()
-        self._state = outcome.value
-        steps.insert(0, self._report(outcome, channel))
+        notices: list[Coroutine[Any, Any, Any]] = []
         if outcome is ApplicationOutcome.DECLINED and self._tells_everyone:
             # Kindly, once, in the program's language: by the manager, HR or the policy.
-            steps.append(
+            notices.append(
                 self._notice("application_declined", "declined", [self._applicant_address()])
             )
-        result: ApplicationResult = (await self._steps(*steps))[0]
+        result: ApplicationResult
+        if self._report_when_recorded:
+            self._state = outcome.value
+            await self._steps(decided, *notices)
+            result = await self._report(outcome, channel)
+        else:
+            # Runs that began before REPORT_WHEN_RECORDED, as their histories hold them.
+            steps: list[Coroutine[Any, Any, Any]] = [decided]
+            if not self._together:
+                await steps.pop()  # before STEPS_TOGETHER: one step at a time
+            self._state = outcome.value
+            steps.insert(0, self._report(outcome, channel))
+            result = (await self._steps(*steps, *notices))[0]
         if outcome is ApplicationOutcome.APPROVED:
             # An approved applicant may still withdraw until the program starts.
             with contextlib.suppress(TimeoutError):
