@@ -12,12 +12,16 @@ from mentorflow.models import (
     ApplicationRef,
     CloseApplicationsInput,
     CloseApplicationsResult,
+    ProgramApplications,
     Selection,
     SelectionOf,
+    UndecidedCount,
     application_workflow_id,
 )
 from mentorflow.store import Store
 
+# Applications that have no answer yet.
+UNDECIDED_STATUSES = ("submitted", "awaiting_approval", "escalated")
 # Applications whose workflow may still take an answer or a withdrawal.
 OPEN_STATUSES = ("submitted", "awaiting_approval", "escalated", "approved")
 
@@ -52,6 +56,13 @@ class ApplicationRecordActivities:
             await self._store.set_application_status(
                 record.application_id, record.status, record.at
             )
+
+    @activity.defn
+    async def undecided_applications(self, program: ProgramApplications) -> UndecidedCount:
+        """How many of the program's applications the database has without an answer."""
+        return UndecidedCount(
+            undecided=await self._store.undecided_count(program.program_id, UNDECIDED_STATUSES)
+        )
 
     @activity.defn
     async def selection_of(self, application: ApplicationRef) -> SelectionOf:

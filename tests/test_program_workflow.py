@@ -20,7 +20,8 @@ from mentorflow.models import (
     RescheduleRequest,
 )
 from mentorflow.store import Store
-from tests.conftest import Stack, until_completed
+from tests.conftest import Stack, until_completed, wait_for
+from tests.programs import record_application
 from workflows.program import ProgramWorkflow
 
 DEFINITIONS = Path(__file__).parent.parent / "definitions"
@@ -210,3 +211,34 @@ async def test_seed_000_pilot_opening_moves_start_postponed_then_cancelled(
 async def note(store: Store, definition: ProgramDefinition, text: str) -> str:
     """HR's reason as the CLI keeps it: in the database, its key to the workflow."""
     return await store.save_note(definition.id, text, "hr", datetime.now(UTC))
+
+
+async def test_approvals_wait_for_an_answer_the_program_has_not_heard_of(stack: Stack) -> None:
+    # A busy server can deliver an application's signals to its program minutes late.
+    # Here one application is on record and its news never came: when the deadline
+    # passes, the program does not ask HR to decide until the database has its answer
+    # (HR's decision is checked against the database, not the program's counts).
+    env, store = stack.env, stack.store
+    start = await env.get_current_time()
+    definition = load_definition(DEFINITIONS / "demo.yaml", reference_time=start)
+    deadline = definition.application.deadline
+    async with stack.running(definition) as handle:
+        await stack.recorded(definition)
+        late = await record_application(store, definition.id, "late@example.org", start)
+
+        await stack.sleep_until(deadline + timedelta(minutes=1))
+        status = await handle.query(ProgramWorkflow.status)
+        assert status.phase is ProgramPhase.AWAITING_APPROVALS
+        assert status.counts["pending"] == 0  # the program's own counts see nobody waiting
+
+        await store.set_application_status(late.id, "declined", await env.get_current_time())
+        # Looked at again within a minute (30 s, then 60 s, ... up to 10 minutes apart);
+        # long before the approvals are due (four minutes after the deadline).
+        await stack.sleep_until(deadline + timedelta(minutes=2))
+
+        async def moved_on() -> bool:
+            phase = (await handle.query(ProgramWorkflow.status)).phase
+            return phase not in (ProgramPhase.APPLICATION_WINDOW, ProgramPhase.AWAITING_APPROVALS)
+
+        await wait_for(moved_on, within=20)
+        assert await env.get_current_time() < deadline + timedelta(minutes=3)

@@ -65,6 +65,7 @@ def activities_for(store: Store, settings: Settings, client: Client) -> list[Any
         records.record_event,
         applications.record_application,
         applications.selection_of,
+        applications.undecided_applications,
         control.close_applications,
         matching.record_selections,
         matching.decide_selections,

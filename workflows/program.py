@@ -13,7 +13,6 @@ database checks capacity, review and re-match requests (activities). Its steps
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -52,7 +51,6 @@ with workflow.unsafe.imports_passed_through():
         RematchCheckInput,
         RematchCheckResult,
         RematchRequest,
-        ReportInput,
         RescheduleRequest,
         RescheduleResult,
         SelectionDecisionInput,
@@ -65,6 +63,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.pair import PAIR_CLOSED_SIGNAL
     from workflows.program_steps import ProgramSteps, refuse_personal, refused_as_typed
     from workflows.timers import Clock
+
+# Runs from before it leave the approvals when the tally has nothing pending, without
+# asking the database (docs/upgrades.md).
+APPROVALS_ON_RECORD = "program-approvals-on-record"
 
 
 @workflow.defn(name="ProgramWorkflowV2")
@@ -120,7 +122,7 @@ class ProgramWorkflow(ProgramSteps):
                 await self._enter(ProgramPhase.ENDED)
             if s.phase is ProgramPhase.ENDED:
                 await self._run_evaluation()
-                await self._report_to_hr()
+                await self.report_to_hr()
                 await self._enter(ProgramPhase.COMPLETED)
             if s.phase is ProgramPhase.COMPLETED:
                 await self._keep_until_retention_ends()
@@ -152,10 +154,23 @@ class ProgramWorkflow(ProgramSteps):
             await self._sleep_until(self.next_reminder(), "next reminder or the deadline")
 
     async def _await_approvals(self) -> None:
-        """Managers (or HR, on escalation) answer until each application has an outcome."""
-        while self._s.tally.pending and self._clock.now() < self.approvals_due():
+        """Managers (or HR, on escalation) answer until each application has an outcome,
+        as the applications tell it and then as the database has it."""
+        recheck = timedelta(seconds=15)
+        while self._clock.now() < self.approvals_due():
+            if self._s.tally.pending:
+                await self._sleep_until(
+                    self.approvals_due(), "approvals due", lambda: not self._s.tally.pending
+                )
+                continue
+            if not workflow.patched(APPROVALS_ON_RECORD) or not await self.undecided_on_record():
+                return
+            # Some applications' news is still on its way: look again later, sooner if it comes.
+            recheck, told = min(recheck * 2, timedelta(minutes=10)), self._s.tally.count("applied")
             await self._sleep_until(
-                self.approvals_due(), "approvals due", lambda: not self._s.tally.pending
+                min(self._clock.now() + recheck, self.approvals_due()),
+                "applications told late",
+                lambda: self._s.tally.count("applied") != told,  # noqa: B023 (awaited here)
             )
 
     async def _await_capacity_decisions(self) -> None:
@@ -266,30 +281,6 @@ class ProgramWorkflow(ProgramSteps):
                 await self.record("evaluation", "evaluation-closed")
                 return
             await self._sleep_until(self.next_evaluation_wake_up(), "the evaluation closes")
-
-    async def _report_to_hr(self) -> None:
-        """Make the report, keep it, and send its link to the program's coordinators."""
-        # Pairs end on their own at the end date; the report counts them once they have
-        # (but a pair that cannot finish does not hold the report up for long).
-        with contextlib.suppress(asyncio.TimeoutError):
-            await workflow.wait_condition(
-                lambda: not any(p.started and p.status == "active" for p in self._s.pairs.values()),
-                timeout=timedelta(hours=1),
-                timeout_summary="pairs end",
-            )
-        if self._s.report is None:
-            self._s.report = await workflow.execute_activity_method(
-                ReportActivities.make_report,
-                ReportInput(program_id=self._definition.id, at=self._clock.now()),
-                start_to_close_timeout=timedelta(minutes=5),
-                summary="make the program report",
-            )
-        retention = self._definition.retention.personal_data_after_end
-        self._s.purge_at = max(self._s.dates.end + retention, self._clock.now())
-        if not self._s.evaluation.report_sent:
-            await self.send_report_link(retention)
-            self._s.evaluation.report_sent = True
-        await self.record("report", "report", detail=self._s.report.model_dump(mode="json"))
 
     async def _keep_until_retention_ends(self) -> None:
         """Personal data stays until the retention date, or until HR asks for a purge."""

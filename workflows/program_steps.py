@@ -7,6 +7,7 @@ and calls activities with ids, dates and counts only (mentorflow.people).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -22,11 +23,12 @@ with workflow.unsafe.imports_passed_through():
     # (in the definition); importing it here passes it through the sandbox once.
     import email_validator  # noqa: F401
 
-    from activities.applications import ApplicationControlActivities
+    from activities.applications import ApplicationControlActivities, ApplicationRecordActivities
     from activities.email import EmailActivities
     from activities.matching import MatchingActivities
     from activities.pairs import PairActivities
     from activities.records import ProgramRecordActivities
+    from activities.reports import ReportActivities
     from mentorflow import people, reminders, timeline
     from mentorflow import search_attributes as sa
     from mentorflow.definition import ProgramDefinition, Role
@@ -50,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         PairEntry,
         PairInput,
         PairRef,
+        ProgramApplications,
         ProgramPhase,
         ProgramState,
         ProgramStatus,
@@ -57,10 +60,12 @@ with workflow.unsafe.imports_passed_through():
         ProposeMatchesResult,
         RecordEventInput,
         RegisterProgramInput,
+        ReportInput,
         RescheduleRequest,
         Selection,
         SelectionDecisionInput,
         SelectionsRecorded,
+        UndecidedCount,
         pair_workflow_id,
         participant_task_queue,
     )
@@ -229,6 +234,42 @@ class ProgramSteps:
 
     def decision_due(self) -> datetime:
         return timeline.decision_due(self._definition, self._s.dates)
+
+    async def report_to_hr(self) -> None:
+        """Make the report, keep it, and send its link to the program's coordinators."""
+        # Pairs end on their own at the end date; the report counts them once they have
+        # (but a pair that cannot finish does not hold the report up for long).
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: not any(p.started and p.status == "active" for p in self._s.pairs.values()),
+                timeout=timedelta(hours=1),
+                timeout_summary="pairs end",
+            )
+        if self._s.report is None:
+            self._s.report = await workflow.execute_activity_method(
+                ReportActivities.make_report,
+                ReportInput(program_id=self._definition.id, at=self._clock.now()),
+                start_to_close_timeout=timedelta(minutes=5),
+                summary="make the program report",
+            )
+        retention = self._definition.retention.personal_data_after_end
+        self._s.purge_at = max(self._s.dates.end + retention, self._clock.now())
+        if not self._s.evaluation.report_sent:
+            await self.send_report_link(retention)
+            self._s.evaluation.report_sent = True
+        await self.record("report", "report", detail=self._s.report.model_dump(mode="json"))
+
+    async def undecided_on_record(self) -> int:
+        """Applications the database still has without an answer. The applications tell
+        the program by signal, which a busy server can deliver minutes late; HR's capacity
+        decision is checked against the database."""
+        counted: UndecidedCount = await workflow.execute_activity_method(
+            ApplicationRecordActivities.undecided_applications,
+            ProgramApplications(program_id=self._definition.id),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            summary="applications without an answer",
+        )
+        return counted.undecided
 
     def undecided(self) -> list[str]:
         """Organisations with approved applicants and no decision yet."""

@@ -17,7 +17,9 @@ from mentorflow.models.application import (
     DecisionRequest,
     ManagerChange,
     Person,
+    ProgramApplications,
     SelectionOf,
+    UndecidedCount,
     WithdrawalRequest,
 )
 from mentorflow.models.closing import (
@@ -181,6 +183,7 @@ __all__ = [
     "PairState",
     "PairStatus",
     "Person",
+    "ProgramApplications",
     "ProgramDates",
     "ProgramInput",
     "ProgramPhase",
@@ -208,6 +211,7 @@ __all__ = [
     "SelectionOf",
     "SelectionRecordInput",
     "SelectionsRecorded",
+    "UndecidedCount",
     "WithdrawalRequest",
     "application_workflow_id",
     "pair_id_of",

@@ -129,6 +129,16 @@ class ApplicationRef(BaseModel):
     application_id: str
 
 
+class ProgramApplications(BaseModel):
+    program_id: str
+
+
+class UndecidedCount(BaseModel):
+    """Applications the database has without an answer yet (submitted, awaiting, escalated)."""
+
+    undecided: int
+
+
 class SelectionOf(BaseModel):
     selection: Selection | None = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from mentorflow.store.base import StoreBase
 from mentorflow.store.tables import (
@@ -96,6 +96,16 @@ class Applications(StoreBase):
                 .order_by(Application.created_at, Application.id)
             )
             return list(rows)
+
+    async def undecided_count(self, program_id: str, statuses: tuple[str, ...]) -> int:
+        """How many of the program's applications have one of ``statuses``."""
+        async with self._sessions() as session:
+            counted = await session.scalar(
+                select(func.count())
+                .select_from(Application)
+                .where(Application.program_id == program_id, Application.status.in_(statuses))
+            )
+            return int(counted or 0)
 
     async def record_decision(
         self,
