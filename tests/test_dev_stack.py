@@ -234,12 +234,6 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
 
     await wait_for(lambda: ui_lists_applications(2), within=30, interval=0.5)
 
-    # Stop the whole stack mid-window; the program resumes when it starts again.
-    assert stack.stop() == 0
-    assert "stopped" in stack.output()
-    await asyncio.sleep(2)
-    await stack.start()
-
     # Both managers decline by the links in their emails, read from the catcher's maildir.
     def approval_links() -> list[str]:
         return [
@@ -249,14 +243,26 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
         ]
 
     await wait_for(lambda: len(approval_links()) == 2, within=30)
-    # A browser's patience: the first page after a restart can wait up to 10 s while
-    # Temporal gives up on the stopped worker's sticky queue and the new worker answers.
     async with httpx.AsyncClient(base_url=stack.web, timeout=30) as http:
         for link in approval_links():
             page = await http.get(link)
             assert page.status_code == 200 and "decline" in page.text.lower()
             declined = await http.post(link, data={"choice": "decline"})
             assert declined.status_code == 200, declined.text
+
+    # Once the answers are on record and the applicants told, the whole stack stops
+    # mid-window; the program resumes when it starts again. (Stopped while a task was
+    # on its way to a worker, that task waits out its timeout, up to a minute.)
+    def told() -> bool:
+        status = stack.cli("program", "status", program_id, "--json")
+        return status.returncode == 0 and json.loads(status.stdout)["counts"]["declined"] == 2
+
+    await wait_for(told, within=60, interval=1)
+    await wait_for(lambda: has("About your application", 2), within=30)
+    assert stack.stop() == 0
+    assert "stopped" in stack.output()
+    await asyncio.sleep(2)
+    await stack.start()
 
     # The deadline moves to thirty seconds from now: the running workflow's timers follow,
     # the reminders (20 s and 10 s before it) come, and the program moves on at once then,
