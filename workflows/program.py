@@ -163,14 +163,15 @@ class ProgramWorkflow(ProgramSteps):
                     self.approvals_due(), "approvals due", lambda: not self._s.tally.pending
                 )
                 continue
+            told = self._s.tally.totals()  # before asking: news may come meanwhile
             if not workflow.patched(APPROVALS_ON_RECORD) or not await self.undecided_on_record():
                 return
-            # Some applications' news is still on its way: look again later, sooner if it comes.
-            recheck, told = min(recheck * 2, timedelta(minutes=10)), self._s.tally.count("applied")
+            # Some applications' news is still on its way: look again when it comes, or later.
+            recheck = min(recheck * 2, timedelta(minutes=10))
             await self._sleep_until(
                 min(self._clock.now() + recheck, self.approvals_due()),
                 "applications told late",
-                lambda: self._s.tally.count("applied") != told,  # noqa: B023 (awaited here)
+                lambda: self._s.tally.totals() != told,  # noqa: B023 (awaited here)
             )
 
     async def _await_capacity_decisions(self) -> None:
