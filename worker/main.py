@@ -28,6 +28,7 @@ from activities.reports import ReportActivities
 from mentorflow.models import participant_task_queue
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
+from worker import pauses
 from worker.kinds import WorkerKind, hosts_activities, hosts_workflows
 from workflows.application import ApplicationWorkflow
 from workflows.legacy.program_v1 import ProgramWorkflowV1
@@ -135,6 +136,8 @@ async def run_worker(
         if store is not None:
             await store.ping()
         async with create_worker(client, settings, store, kind=kind):
+            pauses.freeze_what_is_loaded()
+            stop_watching = pauses.watch_collections()
             log.info(
                 "worker (%s) polling task queues %s and %s",
                 kind.value if kind else "workflows and activities",
@@ -142,6 +145,7 @@ async def run_worker(
                 participant_task_queue(settings.temporal_task_queue),
             )
             await stop.wait()
+            stop_watching()
     finally:
         if store is not None:
             await store.close()
