@@ -6,6 +6,7 @@ A unit test with a fake handle: the real server's refusals under load are what
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from datetime import timedelta
 from typing import Any
@@ -19,15 +20,16 @@ from mentorflow.models import HANDING_OVER
 from mentorflow.temporal import IN_FLIGHT_PER_WORKFLOW, execute_update_when_admitted, is_busy
 
 
-class TurningAway:
+class TurningAway(abc.ABC):
     """A fake handle that turns the first ``times`` updates away with ``refusal()``,
-    then answers ``"done"``."""
+    then answers ``"done"``; each kind of fake says what it refuses with."""
 
     def __init__(self, times: int) -> None:
         self.left, self.calls = times, 0
 
+    @abc.abstractmethod
     def refusal(self) -> Exception:
-        raise NotImplementedError
+        """The error the server answers a turned-away update with."""
 
     async def execute_update(
         self, update: Any, argument: Any, id: str | None = None, rpc_timeout: Any = None
