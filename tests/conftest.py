@@ -431,7 +431,7 @@ async def is_healthy(http: httpx.AsyncClient) -> bool:
         return False
 
 
-def links_in(catcher: MailCatcher, recipient: str, kind: str) -> list[str]:
+def links_in(catcher: MailCatcher | CatchingHandler, recipient: str, kind: str) -> list[str]:
     """The links of one kind (a, w, c, r) in the emails ``recipient`` received, oldest first."""
     found = []
     for message in catcher.messages():

@@ -27,10 +27,12 @@ from mentorflow.children import PIDFILE, ProcessRecord, identify, is_same
 from mentorflow.dev import worker_environment
 from mentorflow.mail.catcher import CatchingHandler
 from mentorflow.settings import Settings
-from tests.conftest import free_port, wait_for
+from tests.conftest import free_port, links_in, wait_for
 from tests.programs import demo_application, fast_definition, mentorflow, spawn_mentorflow
 from worker.kinds import WorkerKind
 
+# The managers the form and the CSV file below name.
+MANAGERS = ("kim@example.org", "robin@example.org")
 # Ctrl-C or SIGTERM must stop `mentorflow dev`, and every process it started, within this.
 STOP_SECONDS = 15
 
@@ -236,11 +238,8 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
 
     # Both managers decline by the links in their emails, read from the catcher's maildir.
     def approval_links() -> list[str]:
-        return [
-            link
-            for message in CatchingHandler(stack.data_dir / "mail").messages()
-            for link in re.findall(r"http://127\.0\.0\.1:\d+(/a/[\w.\-]+)", message.body("plain"))
-        ]
+        caught = CatchingHandler(stack.data_dir / "mail")
+        return [link for manager in MANAGERS for link in links_in(caught, manager, "a")]
 
     await wait_for(lambda: len(approval_links()) == 2, within=30)
     async with httpx.AsyncClient(base_url=stack.web, timeout=30) as http:
