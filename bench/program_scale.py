@@ -45,7 +45,9 @@ from bare_program import BareApplication, BareApplicationInput, BareProgram, Bar
 from stack import (
     ORGANISATIONS,
     application_form,
+    cpu_seconds,
     definition_file,
+    describe_cpu,
     kept_on_failure,
     progress,
     start_bare,
@@ -123,6 +125,11 @@ async def count_histories(client: Client, types: set[str]) -> Histories:
     return found
 
 
+def since(before: dict[str, float]) -> dict[str, float]:
+    """CPU seconds used by each process since ``before`` (a process started since: all)."""
+    return {label: used - before.get(label, 0.0) for label, used in cpu_seconds().items()}
+
+
 # --- The project ----------------------------------------------------------------------------
 
 
@@ -139,7 +146,7 @@ async def run_project(
     try:
         definition = load_definition(definition_file(folder, n))
         program_id = definition.id
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), cpu_seconds()
         handle = await start_program(env.client, definition, store=store, task_queue="bench")
 
         async def in_phase(phase: ProgramPhase) -> bool:
@@ -238,6 +245,7 @@ async def run_project(
         )
         await wait_for(lambda: in_phase(ProgramPhase.RUNNING), "the outcome emails", 1200)
         wall = time.perf_counter() - began
+        cpu = since(cpu_began)
         inbox.approval_links()  # read the last emails' ids
         approved = sum(a.status == "approved" for a in await store.applications(program_id))
         histories = await count_histories(env.client, {PROGRAM, "ApplicationWorkflow"})
@@ -252,6 +260,7 @@ async def run_project(
         "duplicates": sum(c - 1 for c in inbox.message_ids.values()),
         "approved": approved,
         "busy": len(busy),
+        "cpu": describe_cpu(cpu, wall),
     }
 
 
@@ -270,7 +279,7 @@ async def run_baseline(
     program = project.by_type[PROGRAM]
     children = project.by_type["ApplicationWorkflow"]
     try:
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), cpu_seconds()
         handle = await env.client.start_workflow(
             BareProgram.run,
             BareProgramInput(
@@ -316,11 +325,12 @@ async def run_baseline(
         await handle.execute_update(BareProgram.confirm)
         await wait_for(lambda: in_phase("running"), "the end", 1200)
         wall = time.perf_counter() - began
+        cpu = since(cpu_began)
         histories = await count_histories(env.client, {"BareProgram", "BareApplication"})
     finally:
         stop(worker)
         await env.shutdown()
-    return {"wall": wall, "histories": histories}
+    return {"wall": wall, "histories": histories, "cpu": describe_cpu(cpu, wall)}
 
 
 # --- Main ---------------------------------------------------------------------------------
@@ -358,6 +368,8 @@ async def main() -> None:
         print(f"  project   {ours['wall']:8.1f} s  {describe(h)}")
         print(f"  baseline  {bare['wall']:8.1f} s  {describe(hb)}")
         print(f"  ratio     {ours['wall'] / bare['wall']:8.2f}")
+        print(f"  project  {ours['cpu']}")
+        print(f"  baseline {bare['cpu']}")
         print(f"  activations (workflows worker): {ours['activations']}")
         print(
             f"  emails caught {ours['emails']}, duplicates {ours['duplicates']};"
