@@ -98,7 +98,7 @@ class BareApplication:
         for _ in range(before):
             await run_nothing()
         timers = share.timers
-        if timers:
+        if timers and not self._approved:  # a wait already over starts no timer
             timers -= 1
             await workflow.wait_condition(lambda: self._approved, timeout=LONG)
         else:
@@ -167,9 +167,10 @@ class BareProgram:
 
     async def _wait(self, condition: Callable[[], bool]) -> None:
         """One updatable-timer wait, then continue as new if the history is long."""
-        self._state.done.timers += 1
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: condition() or _long(), timeout=LONG)
+        if not (condition() or _long()):  # a wait already over starts no timer
+            self._state.done.timers += 1
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: condition() or _long(), timeout=LONG)
         if _long():
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(self._state)
@@ -216,6 +217,9 @@ async def main(address: str, task_queue: str) -> None:
                     activities=[nothing],
                     # As the project's worker, with its default setting.
                     max_cached_workflows=Settings.model_fields["worker_cached_workflows"].default,
+                    max_concurrent_workflow_tasks=Settings.model_fields[
+                        "worker_workflow_tasks"
+                    ].default,
                 )
             )
         await asyncio.Event().wait()

@@ -250,6 +250,7 @@ async def run_project(
         approved = sum(a.status == "approved" for a in await store.applications(program_id))
         histories = await count_histories(env.client, {PROGRAM, "ApplicationWorkflow"})
         activations = stack.workflow_task_times()
+        findings = stack.log_findings()
     finally:
         await stack.stop()
     return {
@@ -261,6 +262,7 @@ async def run_project(
         "approved": approved,
         "busy": len(busy),
         "cpu": describe_cpu(cpu, wall),
+        "findings": findings,
     }
 
 
@@ -371,6 +373,7 @@ async def main() -> None:
         print(f"  project  {ours['cpu']}")
         print(f"  baseline {bare['cpu']}")
         print(f"  activations (workflows worker): {ours['activations']}")
+        print(f"  in the workers' logs: {ours['findings']}")
         print(
             f"  emails caught {ours['emails']}, duplicates {ours['duplicates']};"
             f" approved {ours['approved']}; busy pages (503, sent again after Retry-After)"

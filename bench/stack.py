@@ -193,11 +193,22 @@ class ProjectStack:
     web_url: str
     processes: list[subprocess.Popen[bytes]]
     metrics_url: str  # the workflows worker's Prometheus endpoint
+    folder: Path  # the processes' logs
 
     def workflow_task_times(self) -> str:
         """How long the workflows worker's workflow tasks (activations) took, from its metrics."""
         with urllib.request.urlopen(self.metrics_url, timeout=10) as response:
             return activation_summary(response.read().decode())
+
+    def log_findings(self) -> str:
+        """Deadlocks (TMPRL1101) and long garbage collections the workers logged."""
+        deadlocks, pauses = 0, []
+        for log in self.folder.glob("worker-*.log"):
+            text = log.read_text(errors="replace")
+            deadlocks += text.count("TMPRL1101")
+            pauses += [int(ms) for ms in re.findall(r"held the worker for (\d+) ms", text)]
+        longest = f", longest {max(pauses)} ms" if pauses else ""
+        return f"TMPRL1101 {deadlocks}; garbage collections over 100 ms {len(pauses)}{longest}"
 
     async def stop(self) -> None:
         await self.store.close()
@@ -252,6 +263,7 @@ async def start_project(folder: Path, database_url: str | None) -> ProjectStack:
         f"http://127.0.0.1:{web_port}",
         processes,
         f"http://127.0.0.1:{metrics_port}/metrics",
+        folder,
     )
 
 

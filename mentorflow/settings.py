@@ -80,6 +80,14 @@ class Settings(BaseSettings):
         " above the applications and pairs running at once.",
     )
 
+    worker_workflow_tasks: int = Field(
+        8,
+        ge=2,  # the SDK's minimum with a workflow cache
+        description="Workflow tasks a worker process runs at once on each task queue."
+        " Activations share one interpreter lock: more at once only stretch each of them"
+        " (past the SDK's 2 s deadlock limit when hundreds wait); the rest wait on the server.",
+    )
+
     metrics_address: str | None = Field(
         None,
         description="host:port where the worker serves Temporal SDK metrics for Prometheus.",

@@ -112,6 +112,10 @@ async def create_worker(
                     # for weeks; past the SDK's default of 1,000 cached runs the worker
                     # would evict and, on the next task, replay whole histories.
                     max_cached_workflows=settings.worker_cached_workflows,
+                    # Activations run on threads that take turns at the interpreter lock:
+                    # the SDK's default of 100 tasks at once (per queue) let a burst of
+                    # signals or clicks stretch a trivial activation past 2 s (TMPRL1101).
+                    max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
                     # Let the running attempt of an email batch finish on a clean shutdown.
                     graceful_shutdown_timeout=timedelta(seconds=10),
                 )
