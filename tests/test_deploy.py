@@ -173,6 +173,7 @@ def test_every_setting_the_app_reads_is_provided() -> None:
         "MENTORFLOW_TEMPORAL_API_KEY": "Temporal Cloud only",
         "MENTORFLOW_SMTP_TIMEOUT_SECONDS": "30 s suits a relay",
         "MENTORFLOW_WORKER_CACHED_WORKFLOWS": "10,000 suits programs of thousands",
+        "MENTORFLOW_WORKER_WORKFLOW_TASKS": "bounded by the interpreter lock, not the host",
     }
     assert set(provided) <= read_from_environment, "a MENTORFLOW_ name the app does not read"
     assert read_from_environment - set(provided) == set(defaults_fit)

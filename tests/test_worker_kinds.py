@@ -2,7 +2,8 @@
 about a program whose workflow task keeps failing.
 
 - ``mentorflow worker --only workflows|activities``: each kind polls both task
-  queues, for its own kind of task only (read from the SDK's poller metrics);
+  queues, for its own kind of task only (read from the SDK's poller metrics), and
+  takes only a few workflow tasks at once (its slots, from the same metrics);
 - ``worker.metrics``: the SDK's ``temporal_workflow_task_execution_latency`` read
   from a metric buffer and summarised (p50, p99, max), for benchmarks;
 - ``mentorflow program status`` on a program whose every workflow task fails: one
@@ -100,6 +101,35 @@ async def test_each_worker_kind_polls_both_queues_for_its_own_tasks_only(
     assert activities_only == {(programs, "activity"), (participants, "activity")}
     both = await _polled(dev_env, worker_settings, store, None)
     assert both == workflows_only | activities_only
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_worker_takes_only_a_few_workflow_tasks_at_once(
+    dev_env: WorkflowEnvironment, worker_settings: Settings
+) -> None:
+    """Activations take turns at one interpreter lock: the worker asks the server for at
+    most ``worker_workflow_tasks`` at once per queue (the SDK's default is 100)."""
+    buffer = MetricBuffer(100_000)
+    client = await type(dev_env.client).connect(
+        dev_env.client.service_client.config.target_host,
+        runtime=Runtime(telemetry=TelemetryConfig(metrics=buffer)),
+    )
+    settings = worker_settings.model_copy(update={"worker_workflow_tasks": 3})
+    slots: dict[str, int] = {}
+
+    def read() -> bool:
+        for update in buffer.retrieve_updates():
+            if (
+                update.metric.name == "temporal_worker_task_slots_available"
+                and update.attributes.get("worker_type") == "WorkflowWorker"
+            ):
+                slots[str(update.attributes["task_queue"])] = int(update.value)
+        return len(slots) == 2
+
+    async with create_worker(client, settings, None, kind=WorkerKind.WORKFLOWS):
+        await wait_for(read, within=10)
+    programs = settings.temporal_task_queue
+    assert slots == {programs: 3, participant_task_queue(programs): 3}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
