@@ -4,8 +4,9 @@ Run:  .venv/bin/python bench/link_clicks.py [--clicks 500] [--clients 50] [--dat
 
 - **project**: the production topology as processes (``mentorflow worker`` and
   ``mentorflow web``, the mail catcher, a fresh dev server). ``--clicks`` people
-  apply (not timed); then every manager's approval link, read from the email
-  that arrived, is clicked by one of ``--clients`` concurrent HTTP clients. A
+  apply (not timed); once every approval email arrived and the program has
+  counted every application, every manager's approval link, read from its
+  email, is clicked by one of ``--clients`` concurrent HTTP clients. A
   click is the whole POST: the link's signature and the database rows checked,
   the ``decide`` update on the application's workflow, the decision recorded,
   the answer page rendered.
@@ -105,6 +106,14 @@ async def project(
                 return len(links) >= clicks
 
             await wait_for(all_asked, "the approval emails", 600)
+
+            async def settled() -> bool:
+                status = await handle.query(ProgramWorkflow.status)
+                return status.counts.get("applied", 0) >= clicks
+
+            # The applications' first steps (records, confirmations, the program told) are
+            # the intake, not the clicks: timed from when the program has counted them all.
+            await wait_for(settled, "the program to count the applications", 600)
 
             def click(path: str) -> Call:
                 async def call() -> None:
