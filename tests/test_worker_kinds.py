@@ -13,6 +13,7 @@ about a program whose workflow task keeps failing.
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 
 import pytest
@@ -29,7 +30,7 @@ from tests.conftest import cli_env, wait_for
 from tests.programs import DEMO, mentorflow, record_program
 from tests.task_workflows import BrokenProgram, Ticks
 from worker.kinds import WorkerKind
-from worker.main import create_worker
+from worker.main import create_worker, run_worker
 from worker.metrics import WORKFLOW_TASK_DEADLINE_MS, WorkflowTaskTimes, summarise
 
 
@@ -130,6 +131,25 @@ async def test_a_worker_takes_only_a_few_workflow_tasks_at_once(
         await wait_for(read, within=10)
     programs = settings.temporal_task_queue
     assert slots == {programs: 3, participant_task_queue(programs): 3}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_workflows_worker_leaves_full_collections_to_its_idle_moments(
+    dev_env: WorkflowEnvironment, worker_settings: Settings
+) -> None:
+    """The interpreter starts no full collection on its own while the worker runs
+    (worker/pauses.py collects between activations); it does again once it stopped."""
+    before = gc.get_threshold()
+    stop = asyncio.Event()
+    running = asyncio.create_task(
+        run_worker(worker_settings, dev_env.client, stop, kind=WorkerKind.WORKFLOWS)
+    )
+    try:
+        await wait_for(lambda: gc.get_threshold()[2] > 10**9, within=10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+    assert gc.get_threshold() == before
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -83,6 +83,7 @@ async def create_worker(
     activities: Sequence[Callable[..., Any]] | None = None,
     *,
     kind: WorkerKind | None = None,
+    activations: pauses.Activations | None = None,
 ) -> AsyncIterator[None]:
     """Run, until the block ends, the workers of the settings' task queue (programs) and
     of its participants' queue (applications and pairs): workflows started before the
@@ -91,6 +92,8 @@ async def create_worker(
     ``kind`` None hosts both; ``WorkerKind.WORKFLOWS`` only the workflows (``store`` may
     be None: workflows never touch the database); ``WorkerKind.ACTIVITIES`` only the
     activities. ``activities`` replaces ``activities_for(...)`` (tests wrap one).
+    ``activations``: the thread pool both queues' workflow tasks run on (at least
+    twice ``worker_workflow_tasks`` threads); by default each worker has its own.
     """
     if not hosts_activities(kind):
         activities = []
@@ -116,6 +119,7 @@ async def create_worker(
                     # the SDK's default of 100 tasks at once (per queue) let a burst of
                     # signals or clicks stretch a trivial activation past 2 s (TMPRL1101).
                     max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
+                    workflow_task_executor=activations,
                     # Let the running attempt of an email batch finish on a clean shutdown.
                     graceful_shutdown_timeout=timedelta(seconds=10),
                 )
@@ -132,6 +136,11 @@ async def run_worker(
     worker never opens it.
     """
     store: Store | None = None
+    activations: pauses.Activations | None = None
+    collector: asyncio.Task[None] | None = None
+    if hosts_workflows(kind):
+        # One pool for both queues' activations: full collections wait until it is idle.
+        activations = pauses.Activations(max_workers=2 * settings.worker_workflow_tasks)
     if hosts_activities(kind):
         url = settings.effective_database_url
         await asyncio.to_thread(migrate, url)
@@ -139,9 +148,11 @@ async def run_worker(
     try:
         if store is not None:
             await store.ping()
-        async with create_worker(client, settings, store, kind=kind):
+        async with create_worker(client, settings, store, kind=kind, activations=activations):
             pauses.freeze_what_is_loaded()
             stop_watching = pauses.watch_collections()
+            if activations is not None:
+                collector = asyncio.create_task(pauses.collect_between_activations(activations))
             log.info(
                 "worker (%s) polling task queues %s and %s",
                 kind.value if kind else "workflows and activities",
@@ -151,5 +162,11 @@ async def run_worker(
             await stop.wait()
             stop_watching()
     finally:
+        if collector is not None:
+            collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collector
+        if activations is not None:
+            activations.shutdown(wait=False)
         if store is not None:
             await store.close()
