@@ -4,9 +4,12 @@ collections are logged, short ones are not."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -61,58 +64,54 @@ def test_the_activations_pool_counts_those_running_and_waiting() -> None:
         pool.shutdown()
 
 
-async def test_full_collections_wait_until_no_activation_runs() -> None:
-    pool = pauses.Activations(max_workers=1)
-    release = threading.Event()
-    collections: list[int] = []
-    thresholds = gc.get_threshold()
-    busy = pool.submit(release.wait, 10)
+@dataclass
+class Busy:
+    """A pool with one activation running until ``release``, and the collector watching
+    it, which notes how many activations ran at each full collection it started."""
+
+    pool: pauses.Activations
+    release: threading.Event
+    collections: list[int]
+
+
+@contextlib.asynccontextmanager
+async def busy_worker(every: float, at_the_latest: float) -> AsyncIterator[Busy]:
+    busy = Busy(pauses.Activations(max_workers=1), threading.Event(), [])
+    activation = busy.pool.submit(busy.release.wait, 10)
     collector = asyncio.create_task(
         pauses.collect_between_activations(
-            pool,
-            every=0.05,
-            at_the_latest=60,
+            busy.pool,
+            every=every,
+            at_the_latest=at_the_latest,
             look_every=0.01,
-            collect=lambda: collections.append(pool.running),
+            collect=lambda: busy.collections.append(busy.pool.running),
         )
     )
     try:
+        yield busy
+    finally:
+        busy.release.set()
+        activation.result(10)
+        collector.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+        busy.pool.shutdown()
+
+
+async def test_full_collections_wait_until_no_activation_runs() -> None:
+    thresholds = gc.get_threshold()
+    async with busy_worker(every=0.05, at_the_latest=60) as busy:
         await asyncio.sleep(0.3)  # due six times over, but an activation runs
-        assert collections == []
+        assert busy.collections == []
         # Meanwhile the interpreter starts no full collection of its own.
         assert gc.get_threshold()[:2] == thresholds[:2]
         assert gc.get_threshold()[2] > 10**9
-        release.set()
-        busy.result(10)
+        busy.release.set()
         await asyncio.sleep(0.3)
-        assert collections and set(collections) == {0}  # only while none ran
-    finally:
-        collector.cancel()
-        await asyncio.gather(collector, return_exceptions=True)
-        pool.shutdown()
+        assert busy.collections and set(busy.collections) == {0}  # only while none ran
     assert gc.get_threshold() == thresholds
 
 
 async def test_a_worker_never_idle_still_collects_at_the_latest() -> None:
-    pool = pauses.Activations(max_workers=1)
-    release = threading.Event()
-    collections: list[int] = []
-    busy = pool.submit(release.wait, 10)
-    collector = asyncio.create_task(
-        pauses.collect_between_activations(
-            pool,
-            every=0.01,
-            at_the_latest=0.1,
-            look_every=0.01,
-            collect=lambda: collections.append(pool.running),
-        )
-    )
-    try:
+    async with busy_worker(every=0.01, at_the_latest=0.1) as busy:
         await asyncio.sleep(0.5)
-        assert collections and set(collections) == {1}
-    finally:
-        release.set()
-        busy.result(10)
-        collector.cancel()
-        await asyncio.gather(collector, return_exceptions=True)
-        pool.shutdown()
+        assert busy.collections and set(busy.collections) == {1}
