@@ -8,7 +8,8 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -50,6 +51,14 @@ def test_a_short_collection_is_not_logged_and_watching_stops(
     assert len(gc.callbacks) == before
 
 
+def _soon(condition: Callable[[], bool]) -> bool:
+    """A future's done callbacks run just after its result is set: wait a moment for them."""
+    end = time.monotonic() + 5
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.001)
+    return condition()
+
+
 def test_the_activations_pool_counts_those_running_and_waiting() -> None:
     pool = pauses.Activations(max_workers=1)
     release = threading.Event()
@@ -59,6 +68,41 @@ def test_the_activations_pool_counts_those_running_and_waiting() -> None:
         assert pool.running == 2
         release.set()
         assert first.result(10) is True and second.result(10) == "done"
+        assert _soon(lambda: pool.running == 0)
+    finally:
+        pool.shutdown()
+
+
+def test_an_activation_cancelled_before_it_ran_is_not_counted_as_running() -> None:
+    pool = pauses.Activations(max_workers=1)
+    release = threading.Event()
+    try:
+        first = pool.submit(release.wait, 10)
+        waiting = pool.submit(lambda: "never")
+        assert waiting.cancel()  # as asyncio.wait_for's timeout does to a waiting one
+        assert pool.running == 1
+        release.set()
+        first.result(10)
+        assert _soon(lambda: pool.running == 0)
+    finally:
+        pool.shutdown()
+
+
+async def test_from_the_loop_an_activation_counts_until_the_loop_has_its_result() -> None:
+    """As the SDK hands them out: run_in_executor, its 2 s timer asyncio.wait_for, which
+    cancels one still waiting for a thread when the time is up."""
+    loop = asyncio.get_running_loop()
+    pool = pauses.Activations(max_workers=1)
+    release = threading.Event()
+    try:
+        first = loop.run_in_executor(pool, release.wait, 10)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(loop.run_in_executor(pool, lambda: "never"), 0.05)
+        await asyncio.sleep(0.05)
+        assert pool.running == 1  # the one that timed out waiting for its thread is not
+        release.set()
+        assert await first is True
+        await asyncio.sleep(0.05)
         assert pool.running == 0
     finally:
         pool.shutdown()

@@ -92,7 +92,7 @@ async def create_worker(
     ``kind`` None hosts both; ``WorkerKind.WORKFLOWS`` only the workflows (``store`` may
     be None: workflows never touch the database); ``WorkerKind.ACTIVITIES`` only the
     activities. ``activities`` replaces ``activities_for(...)`` (tests wrap one).
-    ``activations``: the thread pool both queues' workflow tasks run on (at least
+    ``activations``: the thread pool both queues' workflow tasks run on (more than
     twice ``worker_workflow_tasks`` threads); by default each worker has its own.
     """
     if not hosts_activities(kind):
@@ -140,7 +140,8 @@ async def run_worker(
     collector: asyncio.Task[None] | None = None
     if hosts_workflows(kind):
         # One pool for both queues' activations: full collections wait until it is idle.
-        activations = pauses.Activations(max_workers=2 * settings.worker_workflow_tasks)
+        # A thread for every slot of both queues, and spare ones for evictions.
+        activations = pauses.Activations(max_workers=2 * settings.worker_workflow_tasks + 4)
     if hosts_activities(kind):
         url = settings.effective_database_url
         await asyncio.to_thread(migrate, url)

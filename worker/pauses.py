@@ -56,20 +56,33 @@ class Activations(concurrent.futures.ThreadPoolExecutor):
     ) -> concurrent.futures.Future[T]:
         with self._lock:
             self._running += 1
-
-        def counted() -> T:
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                with self._lock:
-                    self._running -= 1
-
         try:
-            return super().submit(counted)
+            future = super().submit(fn, *args, **kwargs)
         except BaseException:
-            with self._lock:
-                self._running -= 1
+            self._finished()
             raise
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not handed out by an event loop
+            future.add_done_callback(self._finished)
+            return future
+        # Counted done only once the loop has seen the result: the SDK's 2 s timer for it
+        # may still be set, and it is harmless only once the result is there. So the
+        # count drops on the loop, after the callback that delivers the result there
+        # (run_in_executor adds that one as soon as this returns). Done also when
+        # cancelled before it ran, as asyncio.wait_for's timeout does to a waiting one.
+        loop.call_soon(future.add_done_callback, lambda _: self._finished_on(loop))
+        return future
+
+    def _finished_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.call_soon_threadsafe(self._finished)
+        except RuntimeError:  # the loop has closed: nothing will wait on it any more
+            self._finished()
+
+    def _finished(self, _: object = None) -> None:
+        with self._lock:
+            self._running -= 1
 
 
 async def collect_between_activations(
