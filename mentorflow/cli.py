@@ -279,25 +279,10 @@ def program_status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show a program's phase, next deadline and counts."""
-    from temporalio.client import WorkflowQueryFailedError
-    from temporalio.service import RPCError
-
-    from mentorflow.programs import program_status
-
     settings = _settings()
 
     async def fetch() -> Any:
-        client = await connect(settings)
-        failed = await _failed_task_attempts(client, program_id)
-        patience = FAILING_QUERY_SECONDS if failed else STATUS_QUERY_SECONDS
-        try:
-            return await asyncio.wait_for(program_status(client, program_id), patience)
-        except (TimeoutError, RPCError, WorkflowQueryFailedError) as error:
-            # The workflow cannot answer (its task keeps failing, or no worker takes it):
-            # say so in one line, with what the database still knows.
-            failed = await _failed_task_attempts(client, program_id)
-            why = _why_not_answering(error, patience, failed)
-            raise Failure(await _not_answering(settings, program_id, why)) from None
+        return await _answering_status(settings, await connect(settings), program_id)
 
     state, status = _run(fetch)
     if as_json:
@@ -401,6 +386,25 @@ async def _failed_task_attempts(client: Any, program_id: str) -> int:
     except (TimeoutError, RPCError):
         return 0  # not found, or Temporal is busy: the query that follows tells
     return max(0, description.raw_description.pending_workflow_task.attempt - 1)
+
+
+async def _answering_status(settings: Settings, client: Any, program_id: str) -> Any:
+    """(workflow status, the program's status), or, when the workflow cannot answer (its
+    task keeps failing, or no worker takes it), a Failure saying so in one line, with
+    what the database still knows."""
+    from temporalio.client import WorkflowQueryFailedError
+    from temporalio.service import RPCError
+
+    from mentorflow.programs import program_status
+
+    failed = await _failed_task_attempts(client, program_id)
+    patience = FAILING_QUERY_SECONDS if failed else STATUS_QUERY_SECONDS
+    try:
+        return await asyncio.wait_for(program_status(client, program_id), patience)
+    except (TimeoutError, RPCError, WorkflowQueryFailedError) as error:
+        failed = await _failed_task_attempts(client, program_id)
+        why = _why_not_answering(error, patience, failed)
+        raise Failure(await _not_answering(settings, program_id, why)) from None
 
 
 def _why_not_answering(error: BaseException, waited: float, failed: int) -> str:
@@ -507,7 +511,7 @@ def program_reschedule(
     ] = "",
 ) -> None:
     """Move dates or joint events of a running program; the people affected are told."""
-    from mentorflow.programs import program_status, reschedule_program
+    from mentorflow.programs import reschedule_program
 
     events = event or []
     cancelled = cancel_event or []
@@ -525,7 +529,7 @@ def program_reschedule(
 
     async def move() -> tuple[Any, ZoneInfo]:
         client = await connect(settings)
-        _, status = await program_status(client, program_id)
+        _, status = await _answering_status(settings, client, program_id)
         zone = ZoneInfo(status.timezone)
         current: ProgramDates = status.dates
         starts = {entry.event.id: entry.event.starts for entry in status.calendar}
@@ -1014,6 +1018,7 @@ def capacity_decide(
                 decided_by=await _note(settings, program_id, by=by or ""),
                 channel="cli",
             ),
+            program_id=program_id,
         )
 
     result = _run(decide)
@@ -1023,15 +1028,23 @@ def capacity_decide(
     )
 
 
-async def _update(handle: Any, update: Any, argument: Any) -> Any:
-    """Run a workflow update; a refusal by its validator is one line on stderr and exit 1."""
+async def _update(
+    handle: Any, update: Any, argument: Any, *, program_id: str, workflow: str = "program"
+) -> Any:
+    """Run a workflow update; a refusal by its validator, or by a server that cannot
+    deliver it now, is one line on stderr and exit 1."""
     from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError
+
+    from mentorflow.programs import not_now
 
     try:
         return await handle.execute_update(update, argument)
     except WorkflowUpdateFailedError as error:
         fail(f"refused: {getattr(error.cause, 'message', str(error.cause))}")
         raise  # unreachable: fail() exits
+    except RPCError as error:
+        raise not_now(program_id, error, "nothing was changed", workflow=workflow) from None
 
 
 # --- pairs -----------------------------------------------------------------------------------
@@ -1115,6 +1128,8 @@ def pair_withdraw(
                 reason=await _note(settings, program_id, reason),
                 by="cli",
             ),
+            program_id=program_id,
+            workflow="pair",
         )
 
     status = _run(withdraw)
@@ -1151,6 +1166,7 @@ def pair_rematch(
             RematchRequest(
                 remaining_id=left.id, partner_id=partner.id, by=await _note(settings, program_id)
             ),
+            program_id=program_id,
         )
         return pair_id
 

@@ -37,6 +37,7 @@ from mentorflow.models import (
 from mentorflow.people import without_people
 from mentorflow.report import purge
 from mentorflow.store import Store
+from mentorflow.temporal import not_taking_updates
 from workflows.program import ProgramWorkflow
 
 
@@ -157,6 +158,25 @@ async def reschedule_program(
     except WorkflowUpdateFailedError as error:
         reason = error.cause.message if hasattr(error.cause, "message") else str(error.cause)
         raise ProgramError(f"refused: {reason}; nothing was changed") from None
+    except RPCError as error:
+        raise not_now(program_id, error, "nothing was changed") from None
+
+
+def not_now(
+    program_id: str, error: RPCError, outcome: str, *, workflow: str = "program"
+) -> BaseException:
+    """The error to raise for an update the server refused: one line for HR when the
+    program's workflow (or one of its pairs', ``workflow="pair"``) cannot take commands
+    for now, else the error itself."""
+    why = not_taking_updates(error)
+    if why is None:
+        return error
+    who = f"program {program_id!r}" if workflow == "program" else f"this pair of {program_id!r}"
+    return ProgramError(
+        f"{who} cannot take commands now ({why}); {outcome}."
+        f" `mentorflow program status {program_id}` shows what it is waiting on;"
+        " try again later"
+    )
 
 
 async def cancel_program(client: Client, program_id: str) -> None:
@@ -189,6 +209,8 @@ async def purge_program(
         except WorkflowUpdateFailedError as error:
             reason = error.cause.message if hasattr(error.cause, "message") else str(error.cause)
             raise ProgramError(f"refused: {reason}; nothing was removed") from None
+        except RPCError as error:
+            raise not_now(program_id, error, "nothing was removed") from None
     if await store.program(program_id) is None:
         raise ProgramError(f"no program with id {program_id!r} in the database")
     return PurgeResult(**await purge(store, program_id, datetime.now(UTC)))

@@ -17,7 +17,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from mentorflow.models import HANDING_OVER
-from mentorflow.temporal import IN_FLIGHT_PER_WORKFLOW, execute_update_when_admitted, is_busy
+from mentorflow.programs import ProgramError, not_now
+from mentorflow.temporal import (
+    IN_FLIGHT_PER_WORKFLOW,
+    execute_update_when_admitted,
+    is_busy,
+    not_taking_updates,
+)
 
 
 class TurningAway(abc.ABC):
@@ -210,3 +216,28 @@ async def test_a_sender_waiting_for_its_turn_past_its_patience_is_told_busy() ->
     assert await asyncio.gather(*holders) == list(range(IN_FLIGHT_PER_WORKFLOW))
     # Its turn given up, the next sender gets one at once.
     assert await execute_update_when_admitted(handle, "submit", 100, within=0.2) == 100  # type: ignore[arg-type]
+
+
+def test_an_update_refused_while_the_workflow_task_fails_is_one_line_for_hr() -> None:
+    refused = RPCError(
+        "Unable to perform workflow execution update due to unexpected workflow task failure.",
+        RPCStatusCode.FAILED_PRECONDITION,
+        b"",
+    )
+    why = not_taking_updates(refused)
+    assert why == (
+        "Unable to perform workflow execution update due to unexpected workflow task failure"
+    )
+    error = not_now("demo", refused, "nothing was changed")
+    assert isinstance(error, ProgramError)
+    assert str(error) == (
+        f"program 'demo' cannot take commands now ({why}); nothing was changed."
+        " `mentorflow program status demo` shows what it is waiting on; try again later"
+    )
+    assert str(not_now("demo", refused, "nothing was changed", workflow="pair")).startswith(
+        "this pair of 'demo' cannot take commands now ("
+    )
+    # Any other refusal is not this one: it is raised as it came.
+    other = RPCError("no such workflow", RPCStatusCode.NOT_FOUND, b"")
+    assert not_taking_updates(other) is None
+    assert not_now("demo", other, "nothing was changed") is other

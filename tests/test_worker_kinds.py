@@ -6,8 +6,9 @@ about a program whose workflow task keeps failing.
   takes only a few workflow tasks at once (its slots, from the same metrics);
 - ``worker.metrics``: the SDK's ``temporal_workflow_task_execution_latency`` read
   from a metric buffer and summarised (p50, p99, max), for benchmarks;
-- ``mentorflow program status`` on a program whose every workflow task fails: one
-  line saying so, with the Temporal UI link and what the database recorded.
+- ``mentorflow program status`` (and ``program reschedule``) on a program whose every
+  workflow task fails: one line saying so, with the Temporal UI link and what the
+  database recorded.
 """
 
 from __future__ import annotations
@@ -175,18 +176,26 @@ async def test_status_of_a_program_whose_workflow_task_fails_is_one_line(
             return description.raw_description.pending_workflow_task.attempt >= 2
 
         await wait_for(failing, within=30, interval=0.3)
-        status = await asyncio.to_thread(
-            mentorflow, "program", "status", definition.id, env=cli_env(dev_env, database_url)
+        env = cli_env(dev_env, database_url)
+        status = await asyncio.to_thread(mentorflow, "program", "status", definition.id, env=env)
+        # HR's commands on it say the same in one line, and change nothing.
+        moved = await asyncio.to_thread(
+            mentorflow, "program", "reschedule", definition.id, "--deadline", "2099-03-01", env=env
         )
         await handle.terminate("test over")
 
-    assert status.returncode == 1, status.stdout
-    assert "Traceback" not in status.stderr + status.stdout and status.stdout == ""
+    for answer in (status, moved):
+        assert answer.returncode == 1, answer.stdout
+        assert "Traceback" not in answer.stderr + answer.stdout and answer.stdout == ""
     (line,) = status.stderr.strip().splitlines()
     assert line.startswith(
         f"error: program {definition.id!r}: its workflow is not answering"
         " (its workflow task is failing: "
     ), line
+    (refused,) = moved.stderr.strip().splitlines()
+    assert refused.startswith(f"error: program {definition.id!r}: its workflow is not answering"), (
+        refused
+    )
     link = f"http://127.0.0.1:8233/namespaces/default/workflows/{workflow_id}"
     assert f"; see the Temporal UI: {link}); " in line, line
     assert (
