@@ -410,13 +410,15 @@ async def _answering_status(settings: Settings, client: Any, program_id: str) ->
 def _why_not_answering(error: BaseException, waited: float, failed: int) -> str:
     """Why the workflow did not answer, as far as Temporal tells."""
     from temporalio.client import WorkflowQueryFailedError
-    from temporalio.service import RPCError, RPCStatusCode
+    from temporalio.service import RPCError
+
+    from mentorflow.temporal import workflow_task_failing
 
     if isinstance(error, WorkflowQueryFailedError):
         return f"its status query failed: {str(error).strip().splitlines()[0]}"
     if failed:
         return f"its workflow task is failing: {failed} failed attempt{'s' * (failed > 1)}"
-    if isinstance(error, RPCError) and error.status == RPCStatusCode.FAILED_PRECONDITION:
+    if isinstance(error, RPCError) and workflow_task_failing(error):
         return "its workflow task is failing"  # the server's "Workflow Task in failed state"
     if isinstance(error, TimeoutError):
         return (

@@ -37,7 +37,7 @@ from mentorflow.models import (
 from mentorflow.people import without_people
 from mentorflow.report import purge
 from mentorflow.store import Store
-from mentorflow.temporal import not_taking_updates
+from mentorflow.temporal import workflow_task_failing
 from workflows.program import ProgramWorkflow
 
 
@@ -168,9 +168,9 @@ def not_now(
     """The error to raise for an update the server refused: one line for HR when the
     program's workflow (or one of its pairs', ``workflow="pair"``) cannot take commands
     for now, else the error itself."""
-    why = not_taking_updates(error)
-    if why is None:
+    if not workflow_task_failing(error):
         return error
+    why = (str(error).strip().splitlines() or ["its workflow task is failing"])[0].rstrip(".")
     who = f"program {program_id!r}" if workflow == "program" else f"this pair of {program_id!r}"
     return ProgramError(
         f"{who} cannot take commands now ({why}); {outcome}."

@@ -225,14 +225,11 @@ def is_busy(error: RPCError) -> bool:
     return error.status in (*_TRY_AGAIN, RPCStatusCode.DEADLINE_EXCEEDED)
 
 
-def not_taking_updates(error: RPCError) -> str | None:
-    """Why the server refused an update because the workflow cannot take one now (its
-    workflow task keeps failing: "Workflow Task in failed state", "unexpected workflow
-    task failure"), or None for any other error. Nothing was changed; later it may."""
-    if error.status != RPCStatusCode.FAILED_PRECONDITION:
-        return None
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return text.rstrip(".") or "its workflow task is failing"
+def workflow_task_failing(error: RPCError) -> bool:
+    """The server refused a query or an update because the workflow cannot take one now:
+    its workflow task keeps failing ("Workflow Task in failed state", "unexpected
+    workflow task failure"). Nothing was changed; later it may."""
+    return error.status == RPCStatusCode.FAILED_PRECONDITION
 
 
 def _short_reason(error: BaseException) -> str:

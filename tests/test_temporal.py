@@ -22,7 +22,7 @@ from mentorflow.temporal import (
     IN_FLIGHT_PER_WORKFLOW,
     execute_update_when_admitted,
     is_busy,
-    not_taking_updates,
+    workflow_task_failing,
 )
 
 
@@ -224,10 +224,8 @@ def test_an_update_refused_while_the_workflow_task_fails_is_one_line_for_hr() ->
         RPCStatusCode.FAILED_PRECONDITION,
         b"",
     )
-    why = not_taking_updates(refused)
-    assert why == (
-        "Unable to perform workflow execution update due to unexpected workflow task failure"
-    )
+    assert workflow_task_failing(refused)
+    why = "Unable to perform workflow execution update due to unexpected workflow task failure"
     error = not_now("demo", refused, "nothing was changed")
     assert isinstance(error, ProgramError)
     assert str(error) == (
@@ -239,5 +237,5 @@ def test_an_update_refused_while_the_workflow_task_fails_is_one_line_for_hr() ->
     )
     # Any other refusal is not this one: it is raised as it came.
     other = RPCError("no such workflow", RPCStatusCode.NOT_FOUND, b"")
-    assert not_taking_updates(other) is None
+    assert not workflow_task_failing(other)
     assert not_now("demo", other, "nothing was changed") is other
