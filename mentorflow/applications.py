@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -35,6 +35,7 @@ from mentorflow.models import (
     ManagerChange,
     ProgramDates,
     ProgramPhase,
+    ProgramResult,
     application_workflow_id,
     participant_task_queue,
     program_workflow_id,
@@ -209,7 +210,7 @@ async def _submit_to_v1(
     """A program run by ProgramWorkflowV1 (started before the thin program) takes each
     application as an update, and starts its workflow itself."""
     saved, created = await _save(store, definition, profile_id, values, channel)
-    handle = temporal.get_workflow_handle_for(
+    handle: WorkflowHandle[ProgramWorkflow, ProgramResult] = temporal.get_workflow_handle_for(
         ProgramWorkflow.run, program_workflow_id(definition.id)
     )
     try:

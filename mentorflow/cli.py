@@ -20,12 +20,19 @@ from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
+from temporalio.client import WorkflowHandle
 
 from mentorflow import moments
 from mentorflow.codec import PayloadKeyError
 from mentorflow.definition import DefinitionError, is_slug, load_definition
 from mentorflow.limits import REASON_LIMIT, unsafe_character
-from mentorflow.models import ProgramDates, RescheduleRequest, program_workflow_id
+from mentorflow.models import (
+    PairStatus,
+    ProgramDates,
+    ProgramResult,
+    RescheduleRequest,
+    program_workflow_id,
+)
 from mentorflow.settings import Settings, with_local_signing_key
 from mentorflow.store import StoreUnavailable
 from mentorflow.temporal import TemporalUnavailable, connect
@@ -1008,7 +1015,7 @@ def capacity_decide(
         fallback = Selection.DECLINED if rest == "decline" else Selection.WAITLISTED
         selections = {row.id: named.get(email, fallback) for email, row in by_email.items()}
         client = await connect(settings)
-        handle = client.get_workflow_handle_for(
+        handle: WorkflowHandle[ProgramWorkflow, ProgramResult] = client.get_workflow_handle_for(
             ProgramWorkflow.run, program_workflow_id(program_id)
         )
         return await _update(
@@ -1119,7 +1126,7 @@ def pair_withdraw(
             fail(f"{email} is not in a running pair of {program_id}")
         assert pair is not None
         client = await connect(settings)
-        handle = client.get_workflow_handle_for(
+        handle: WorkflowHandle[PairWorkflow, PairStatus] = client.get_workflow_handle_for(
             PairWorkflow.run, pair_workflow_id(program_id, pair.id)
         )
         return await _update(
@@ -1159,7 +1166,7 @@ def pair_rematch(
         left = _application_of(rows, remaining, program_id)
         partner = _application_of(rows, with_, program_id)
         client = await connect(settings)
-        handle = client.get_workflow_handle_for(
+        handle: WorkflowHandle[ProgramWorkflow, ProgramResult] = client.get_workflow_handle_for(
             ProgramWorkflow.run, program_workflow_id(program_id)
         )
         pair_id: str = await _update(

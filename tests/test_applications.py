@@ -14,12 +14,17 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow.definition import load_definition
 from mentorflow.links import LinkSigner, Purpose
-from mentorflow.models import ProgramPhase, application_workflow_id, participant_task_queue
+from mentorflow.models import (
+    ApplicationResult,
+    ProgramPhase,
+    application_workflow_id,
+    participant_task_queue,
+)
 from mentorflow.store.tables import ApprovalDecision
 from tests.conftest import Stack, keep_histories, links_in, until_completed, wait_for
 from workflows.application import ApplicationWorkflow
@@ -123,8 +128,10 @@ async def test_twenty_applicants_managers_answer_by_email_link(stack: Stack) -> 
             assert page.headers["referrer-policy"] == "no-referrer"
             assert page.headers["cache-control"] == "no-store"
         for i in range(20):
-            handle = env.client.get_workflow_handle_for(
-                ApplicationWorkflow.run, application_workflow_id(definition.id, rows[i].id)
+            handle: WorkflowHandle[ApplicationWorkflow, ApplicationResult] = (
+                env.client.get_workflow_handle_for(
+                    ApplicationWorkflow.run, application_workflow_id(definition.id, rows[i].id)
+                )
             )
             assert (await handle.query(ApplicationWorkflow.status)).state == "awaiting_manager"
             assert await store.decisions(rows[i].id) == []
@@ -151,9 +158,13 @@ async def test_twenty_applicants_managers_answer_by_email_link(stack: Stack) -> 
 
         # Reminders to the silent managers 3 days and 1 day before answer-by (15 April 17:00).
         async def reminders(i: int) -> int:
-            handle = env.client.get_workflow_handle_for(
-                ApplicationWorkflow.run,
-                application_workflow_id(definition.id, by_email[f"applicant{i}@example.org"].id),
+            handle: WorkflowHandle[ApplicationWorkflow, ApplicationResult] = (
+                env.client.get_workflow_handle_for(
+                    ApplicationWorkflow.run,
+                    application_workflow_id(
+                        definition.id, by_email[f"applicant{i}@example.org"].id
+                    ),
+                )
             )
             return (await handle.query(ApplicationWorkflow.status)).reminders_sent
 
@@ -372,8 +383,10 @@ async def test_every_bad_link_is_refused_politely_and_changes_nothing(stack: Sta
 
 
 async def _closed(env: WorkflowEnvironment, program_id: str, application_id: str) -> bool:
-    handle = env.client.get_workflow_handle_for(
-        ApplicationWorkflow.run, application_workflow_id(program_id, application_id)
+    handle: WorkflowHandle[ApplicationWorkflow, ApplicationResult] = (
+        env.client.get_workflow_handle_for(
+            ApplicationWorkflow.run, application_workflow_id(program_id, application_id)
+        )
     )
     return (await handle.query(ApplicationWorkflow.status)).program_closed
 
@@ -415,8 +428,10 @@ async def test_an_approved_applicant_may_withdraw_after_the_program_moved_on(
         (row,) = await store.applications(definition.id)
         assert row.status == "withdrawn"
         assert [d.decision for d in await store.decisions(row.id)] == ["approved", "withdrawn"]
-        handle = env.client.get_workflow_handle_for(
-            ApplicationWorkflow.run, application_workflow_id(definition.id, row.id)
+        handle: WorkflowHandle[ApplicationWorkflow, ApplicationResult] = (
+            env.client.get_workflow_handle_for(
+                ApplicationWorkflow.run, application_workflow_id(definition.id, row.id)
+            )
         )
         assert (await handle.result()).outcome.value == "withdrawn"
 

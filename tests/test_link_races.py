@@ -16,12 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 from temporalio import activity
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import EmailActivities
 from mentorflow import people
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import (
+    ApplicationResult,
     ApplicationStatus,
     EmailBatch,
     EmailBatchResult,
@@ -112,8 +114,10 @@ async def test_one_link_clicked_many_times_at_once_makes_exactly_one_decision(
         late = Counter(await asyncio.gather(*await click_all(web.http, path, 10)))
 
         (application,) = await store.applications(program_id)
-        handle = dev_env.client.get_workflow_handle_for(
-            ApplicationWorkflow.run, application_workflow_id(program_id, application.id)
+        handle: WorkflowHandle[ApplicationWorkflow, ApplicationResult] = (
+            dev_env.client.get_workflow_handle_for(
+                ApplicationWorkflow.run, application_workflow_id(program_id, application.id)
+            )
         )
         status: ApplicationStatus = await handle.query(ApplicationWorkflow.status)
         decisions = await store.decisions(application.id)

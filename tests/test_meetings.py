@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 import icalendar  # type: ignore[import-untyped]
 import yaml
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from mentorflow.definition import ProgramDefinition, parse_definition
 from mentorflow.mail.catcher import CaughtMessage, MailCatcher
-from mentorflow.models import ProgramPhase, pair_workflow_id
+from mentorflow.models import PairStatus, ProgramPhase, pair_workflow_id
 from tests.conftest import Stack, keep_histories, links_in, run_histories, until_completed, wait_for
 from workflows.pair import PairWorkflow
 from workflows.program import ProgramWorkflow
@@ -212,7 +212,7 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
         other = links_in(mail_catcher, MENTORS[1], "k")[0]
         not_yet = await web.http.post(other, data={"choice": "not_yet"})
         assert not_yet.status_code == 200 and "Boka gärna en tid" in not_yet.text
-        first_handle = env.client.get_workflow_handle_for(
+        first_handle: WorkflowHandle[PairWorkflow, PairStatus] = env.client.get_workflow_handle_for(
             PairWorkflow.run, pair_workflow_id(definition.id, first_pair.id)
         )
         pair_status = await first_handle.query(PairWorkflow.status)
@@ -220,7 +220,7 @@ async def test_postponed_start_moves_calendars_and_check_ins_of_a_six_month_pilo
 
         # To the end of the program, and of every pair.
         done = await until_completed(env, program)
-        handles = {
+        handles: dict[str, WorkflowHandle[PairWorkflow, PairStatus]] = {
             pair_id: env.client.get_workflow_handle_for(
                 PairWorkflow.run, pair_workflow_id(definition.id, pair_id)
             )

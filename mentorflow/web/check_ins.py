@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from mentorflow.definition import ProgramDefinition
@@ -23,6 +23,7 @@ from mentorflow.models import (
     PULSE,
     PULSE_ANSWERS,
     CheckInRequest,
+    PairStatus,
     pair_workflow_id,
 )
 from mentorflow.store import Store
@@ -139,7 +140,7 @@ def check_in_router(store: Store, temporal: Client, signer: LinkSigner) -> APIRo
             return notice(request, definition, notices.INVALID, 400)
         pair_id = link.application_id.partition("/")[0]
         await ensure_up(temporal)
-        handle = temporal.get_workflow_handle_for(
+        handle: WorkflowHandle[PairWorkflow, PairStatus] = temporal.get_workflow_handle_for(
             PairWorkflow.run, pair_workflow_id(link.program_id, pair_id)
         )
         try:

@@ -14,16 +14,18 @@ from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from mentorflow.applications import check_application, submit_application
 from mentorflow.definition import ProgramDefinition
 from mentorflow.links import Link, LinkSigner, Purpose
 from mentorflow.models import (
+    ApplicationResult,
     ApplicationStatus,
     DecisionRequest,
     ProgramPhase,
+    ProgramResult,
     WithdrawalRequest,
     application_workflow_id,
     program_workflow_id,
@@ -82,7 +84,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         workflow and refuses the rest ("consistent query buffer is full"); then
         the database's copy answers instead.
         """
-        handle = temporal.get_workflow_handle_for(
+        handle: WorkflowHandle[ProgramWorkflow, ProgramResult] = temporal.get_workflow_handle_for(
             ProgramWorkflow.run, program_workflow_id(program_id)
         )
         try:
@@ -242,8 +244,11 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
     ) -> ApplicationStatus:
         """The application's state as its workflow says it; a workflow too busy to answer
         within STATUS_SECONDS gives the busy page (LinkRefused), never a page held longer."""
-        handle = temporal.get_workflow_handle_for(
-            ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
+        handle: WorkflowHandle[ApplicationWorkflow, ApplicationResult] = (
+            temporal.get_workflow_handle_for(
+                ApplicationWorkflow.run,
+                application_workflow_id(link.program_id, link.application_id),
+            )
         )
         try:
             return await handle.query(
@@ -331,8 +336,11 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             return notice(request, definition, notices.INVALID, 400)
         await ensure_up(temporal)
         channel = "email_link" if signer.is_for(link, application.manager_email) else "hr_link"
-        handle = temporal.get_workflow_handle_for(
-            ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
+        handle: WorkflowHandle[ApplicationWorkflow, ApplicationResult] = (
+            temporal.get_workflow_handle_for(
+                ApplicationWorkflow.run,
+                application_workflow_id(link.program_id, link.application_id),
+            )
         )
         try:
             await execute_update_when_admitted(
@@ -405,8 +413,11 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         link, definition = opened.link, opened.definition
         await application_of(request, opened)  # still here (else: not valid)
         await ensure_up(temporal)
-        handle = temporal.get_workflow_handle_for(
-            ApplicationWorkflow.run, application_workflow_id(link.program_id, link.application_id)
+        handle: WorkflowHandle[ApplicationWorkflow, ApplicationResult] = (
+            temporal.get_workflow_handle_for(
+                ApplicationWorkflow.run,
+                application_workflow_id(link.program_id, link.application_id),
+            )
         )
         try:
             await execute_update_when_admitted(
