@@ -6,22 +6,22 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from mentorflow import people
+from mentorflow import people, tally
 from mentorflow.models import (
     ApplicationRecordInput,
     ApplicationRef,
     CloseApplicationsInput,
     CloseApplicationsResult,
     ProgramApplications,
+    RecordedApplication,
     Selection,
     SelectionOf,
     UndecidedCount,
     application_workflow_id,
 )
 from mentorflow.store import Store
+from mentorflow.tally import UNDECIDED_STATUSES, Tally
 
-# Applications that have no answer yet.
-UNDECIDED_STATUSES = ("submitted", "awaiting_approval", "escalated")
 # Applications whose workflow may still take an answer or a withdrawal.
 OPEN_STATUSES = ("submitted", "awaiting_approval", "escalated", "approved")
 
@@ -33,8 +33,12 @@ class ApplicationRecordActivities:
         self._store = store
 
     @activity.defn
-    async def record_application(self, record: ApplicationRecordInput) -> None:
-        """Record the application's status, and a decision once under its key."""
+    async def record_application(
+        self, record: ApplicationRecordInput
+    ) -> RecordedApplication | None:
+        """Record the application's status, and a decision once under its key; then, if
+        asked, count the program's applications still without an answer (committed first,
+        so of two last answers recorded at once, the later count sees none left)."""
         if record.decision is not None and record.key is not None:
             decided_by = record.decided_by or ""
             if people.parse(decided_by) is not None:
@@ -56,6 +60,13 @@ class ApplicationRecordActivities:
             await self._store.set_application_status(
                 record.application_id, record.status, record.at
             )
+        if not record.count_undecided:
+            return None
+        row = await self._store.application(record.application_id)
+        undecided = (
+            await self._store.undecided_count(row.program_id, UNDECIDED_STATUSES) if row else 0
+        )
+        return RecordedApplication(undecided=undecided)
 
     @activity.defn
     async def undecided_applications(self, program: ProgramApplications) -> UndecidedCount:
@@ -63,6 +74,12 @@ class ApplicationRecordActivities:
         return UndecidedCount(
             undecided=await self._store.undecided_count(program.program_id, UNDECIDED_STATUSES)
         )
+
+    @activity.defn
+    async def tally_on_record(self, program: ProgramApplications) -> Tally:
+        """The program's applications counted by organisation, profile, status and HR's
+        selection: what the program knows of them (it is sent nothing by them)."""
+        return tally.on_record(await self._store.application_counts(program.program_id))
 
     @activity.defn
     async def selection_of(self, application: ApplicationRef) -> SelectionOf:

@@ -1,12 +1,12 @@
 """The bare-Temporal baseline of ``bench/program_scale.py``: the same shape, empty bodies.
 
 Each application is a workflow the client starts itself (as the project's web
-form does), which signals the parent that it applied, runs its share of empty
-activities and timers, takes one "approve" update, and signals the parent its
-result; the parent counts them and waits for the window to be closed
-(an update, as HR's reschedule is in the project), for every result, for one
-update per organisation and one confirmation, then runs its own share of empty
-activities and timers. It continues as new at the same history length as
+form does), which runs its share of empty activities and timers and takes one
+"approve" update; like the project's, it sends the parent nothing. The parent
+waits for the window to be closed (an update, as HR's reschedule is in the
+project), for one update per organisation and one confirmation, then runs its
+own share of empty activities and timers (the project's include counting the
+applications in the database). It continues as new at the same history length as
 ``ProgramWorkflow``. The counts come from the project's run of the same size,
 so both sides run the same number of workflows, activities and timers.
 
@@ -49,8 +49,6 @@ class BareProgramInput(BaseModel):
     own: Share  # the parent's activities and timers in all its runs together
     organisations: int
     # Carried over continue-as-new:
-    applications: int = 0
-    results: int = 0
     decisions: int = 0
     done: Share = Field(default_factory=Share)
     window_closed: bool = False
@@ -60,13 +58,10 @@ class BareProgramInput(BaseModel):
 class BareApplicationInput(BaseModel):
     application_id: str
     share: Share
-    parent_id: str = "bare-program"
 
 
 class BareStatus(BaseModel):
     phase: str
-    applications: int
-    results: int
 
 
 @activity.defn
@@ -91,8 +86,6 @@ class BareApplication:
 
     @workflow.run
     async def run(self, input: BareApplicationInput) -> None:
-        parent = workflow.get_external_workflow_handle(input.parent_id)
-        await parent.signal(BareProgram.applied, input.application_id)
         share = input.share
         before = share.activities // 2
         for _ in range(before):
@@ -105,7 +98,6 @@ class BareApplication:
             await workflow.wait_condition(lambda: self._approved)
         for _ in range(share.activities - before):
             await run_nothing()
-        await parent.signal(BareProgram.result, input.application_id)
         for left in range(timers, 0, -1):
             # The project's last timer stays open (withdrawal possible until the start).
             await workflow.sleep(LONG if left == 1 else timedelta(milliseconds=1))
@@ -145,8 +137,6 @@ class BareProgram:
             await self._activity()
         while not s.window_closed:
             await self._wait(lambda: s.window_closed)
-        while s.results < s.applications:
-            await self._wait(lambda: s.results >= s.applications)
         self._phase = "awaiting_hr_decision"
         while s.decisions < s.organisations:
             await self._wait(lambda: s.decisions >= s.organisations)
@@ -177,17 +167,7 @@ class BareProgram:
 
     @workflow.query
     def status(self) -> BareStatus:
-        return BareStatus(
-            phase=self._phase, applications=self._state.applications, results=self._state.results
-        )
-
-    @workflow.signal
-    def applied(self, application_id: str) -> None:
-        self._state.applications += 1
-
-    @workflow.signal
-    def result(self, application_id: str) -> None:
-        self._state.results += 1
+        return BareStatus(phase=self._phase)
 
     @workflow.update
     def close_window(self) -> None:

@@ -108,12 +108,13 @@ async def project(
             await wait_for(all_asked, "the approval emails", 600)
 
             async def settled() -> bool:
-                status = await handle.query(ProgramWorkflow.status)
-                return status.counts.get("applied", 0) >= clicks
+                rows = await stack.store.application_counts(definition.id)
+                recorded = sum(n for _, _, status, _, n in rows if status == "awaiting_approval")
+                return recorded >= clicks
 
-            # The applications' first steps (records, confirmations, the program told) are
-            # the intake, not the clicks: timed from when the program has counted them all.
-            await wait_for(settled, "the program to count the applications", 600)
+            # The applications' first steps (records, confirmations) are the intake, not
+            # the clicks: timed from when the database has them all awaiting an answer.
+            await wait_for(settled, "the applications to be recorded", 600)
 
             def click(path: str) -> Call:
                 async def call() -> None:

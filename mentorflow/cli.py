@@ -289,7 +289,8 @@ def program_status_command(
     settings = _settings()
 
     async def fetch() -> Any:
-        return await _answering_status(settings, await connect(settings), program_id)
+        state, status = await _answering_status(settings, await connect(settings), program_id)
+        return state, await _counted_on_record(settings, status)
 
     state, status = _run(fetch)
     if as_json:
@@ -370,6 +371,26 @@ def program_status_command(
     width = max(len(label) for label, _ in lines) + 2
     for label, value in lines:
         typer.echo(f"{label + ':':<{width}}{value}")
+
+
+async def _counted_on_record(settings: Settings, status: Any) -> Any:
+    """``status`` with the application counts the database has now: the workflow counts
+    them only when a phase needs them (applications send it nothing), so between its
+    counts the database is ahead. After a purge the database has none, the workflow's last."""
+    from mentorflow import tally
+    from mentorflow.store import Store
+
+    store = Store(settings.effective_database_url)
+    try:
+        recorded = tally.on_record(await store.application_counts(status.program_id))
+    finally:
+        await store.close()
+    if not recorded.count("applied"):
+        return status
+    kept = {k: v for k, v in status.counts.items() if k not in tally.COUNTED}
+    return status.model_copy(
+        update={"counts": {**kept, **recorded.totals()}, "applications": recorded.breakdown()}
+    )
 
 
 # How long `program status` waits for the workflow's answer. A healthy program answers

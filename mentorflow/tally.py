@@ -1,20 +1,26 @@
 """A program's application counts: all it knows of its applicants.
 
 The applications themselves live in the database and run in their own
-workflows; the program is told of each one by small signals (applied, and its
-outcome) and keeps only counts per organisation and profile, so its state and
-every continue-as-new stay the same size whether ten people apply or 5,000.
+workflows; the program reads their counts per organisation and profile from the
+database when a phase needs them (``on_record``), so its state and every
+continue-as-new stay the same size whether ten people apply or 5,000, and no
+application sends it anything. (Applications of earlier runs told it by small
+signals, which ``applied`` and ``decided`` count.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, Field
 
 OUTCOMES = ("approved", "declined", "withdrawn")
+# Applications that have no answer yet, as the database has them.
+UNDECIDED_STATUSES = ("submitted", "awaiting_approval", "escalated")
 # HR's capacity decision among the approved ("declined" is the manager's answer).
 SELECTIONS = {"accepted": "accepted", "waitlisted": "waitlisted", "declined": "not_selected"}
+# Every count a tally's totals may hold.
+COUNTED = frozenset({"applied", *OUTCOMES, "pending", *SELECTIONS.values()})
 
 
 def group_of(organisation_id: str, profile_id: str) -> str:
@@ -89,3 +95,16 @@ class Tally(BaseModel):
             for group, counts in sorted(self.groups.items())
             if counts.get("applied", 0)
         }
+
+
+def on_record(rows: Iterable[tuple[str, str, str, str | None, int]]) -> Tally:
+    """The tally of the database's applications, from rows of (organisation, profile,
+    status, HR's selection, how many): the counts the signals of earlier runs added up."""
+    tally = Tally()
+    for organisation_id, profile_id, status, selection, n in rows:
+        key = "pending" if status in UNDECIDED_STATUSES else status
+        changes = {"applied": n, key: n}
+        if status == "approved" and selection in SELECTIONS:
+            changes.update({"selected": n, SELECTIONS[selection]: n})
+        tally.add(group_of(organisation_id, profile_id), changes)
+    return tally

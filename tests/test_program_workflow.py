@@ -213,11 +213,10 @@ async def note(store: Store, definition: ProgramDefinition, text: str) -> str:
     return await store.save_note(definition.id, text, "hr", datetime.now(UTC))
 
 
-async def test_approvals_wait_for_an_answer_the_program_has_not_heard_of(stack: Stack) -> None:
-    # A busy server can deliver an application's signals to its program minutes late.
-    # Here one application is on record and its news never came: when the deadline
-    # passes, the program does not ask HR to decide until the database has its answer
-    # (HR's decision is checked against the database, not the program's counts).
+async def test_approvals_wait_for_the_answers_the_database_lacks(stack: Stack) -> None:
+    # Applications send the program nothing: it counts them in the database. Here one
+    # application is on record with no workflow at all: when the deadline passes, the
+    # program does not ask HR to decide until the database has its answer.
     env, store = stack.env, stack.store
     start = await env.get_current_time()
     definition = load_definition(DEFINITIONS / "demo.yaml", reference_time=start)
@@ -229,12 +228,15 @@ async def test_approvals_wait_for_an_answer_the_program_has_not_heard_of(stack: 
         await stack.sleep_until(deadline + timedelta(minutes=1))
         status = await handle.query(ProgramWorkflow.status)
         assert status.phase is ProgramPhase.AWAITING_APPROVALS
-        assert status.counts["pending"] == 0  # the program's own counts see nobody waiting
+        assert status.counts["applied"] == status.counts["pending"] == 1  # as on record
 
-        await store.set_application_status(late.id, "declined", await env.get_current_time())
-        # Looked at again within a minute (30 s, then 60 s, ... up to 10 minutes apart);
-        # long before the approvals are due (four minutes after the deadline).
         await stack.sleep_until(deadline + timedelta(minutes=2))
+        assert (await handle.query(ProgramWorkflow.status)).phase is ProgramPhase.AWAITING_APPROVALS
+        await store.set_application_status(late.id, "declined", await env.get_current_time())
+        # The application whose answer leaves none open says so, as its workflow would:
+        # the program counts again then, long before the approvals are due (four minutes
+        # after the deadline; without a word, it would look again ten minutes on).
+        await handle.signal("answers_in")
 
         async def moved_on() -> bool:
             phase = (await handle.query(ProgramWorkflow.status)).phase
@@ -242,3 +244,5 @@ async def test_approvals_wait_for_an_answer_the_program_has_not_heard_of(stack: 
 
         await wait_for(moved_on, within=20)
         assert await env.get_current_time() < deadline + timedelta(minutes=3)
+        status = await handle.query(ProgramWorkflow.status)
+        assert status.counts["declined"] == 1 and status.counts["pending"] == 0

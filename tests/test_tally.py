@@ -1,10 +1,11 @@
-"""The thin program's Tally against a plain recount of the applications it was told of.
+"""The thin program's Tally against a plain recount of the applications.
 
-The program never sees the applications themselves, only what their workflows
-signal (applied; an outcome with the one it replaces) and HR's selections as
-counts per organisation and profile. Whatever order these come in, the tally
-must say what a recount of the applications would say, and stay the same size
-however many there are.
+The program never sees the applications themselves: it counts them in the
+database (``tally.on_record``), and runs from before that were told by their
+workflows' signals (applied; an outcome with the one it replaces) and HR's
+selections as counts per organisation and profile. Whichever way and in
+whatever order, the tally must say what a recount of the applications would
+say, and stay the same size however many there are.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mentorflow import tally as tallies
 from mentorflow.tally import Tally, group_of
 
 GROUPS = [group_of(o, p) for o in ("ei", "sv") for p in ("mentor", "adept")]
@@ -25,6 +27,18 @@ class Application:
     group: str
     outcome: str | None = None
     selection: str | None = None
+    status: str = "awaiting_approval"  # as the database has it
+    selected: str | None = None  # the database keeps HR's choice after a withdrawal
+
+
+def on_record(applications: list[Application]) -> Tally:
+    """The tally the program reads from the database: one row per group of equals."""
+    rows: dict[tuple[str, str, str, str | None], int] = {}
+    for a in applications:
+        organisation, _, profile = a.group.partition("/")
+        key = (organisation, profile, a.status, a.selected)
+        rows[key] = rows.get(key, 0) + 1
+    return tallies.on_record((*key, n) for key, n in rows.items())
 
 
 def recount(applications: list[Application]) -> dict[str, int]:
@@ -60,22 +74,23 @@ def test_the_tally_says_what_a_recount_says(sequence: list[tuple[int, int, str, 
     tally, applications = Tally(), list[Application]()
     for kind, pick, outcome, selection in sequence:
         if kind == 0 or not applications:
-            applications.append(Application(group=GROUPS[pick % len(GROUPS)]))
+            status = ("submitted", "awaiting_approval", "escalated")[pick % 3]
+            applications.append(Application(group=GROUPS[pick % len(GROUPS)], status=status))
             tally.applied(applications[-1].group)
             continue
         a = applications[pick % len(applications)]
         if kind == 1 and a.outcome is None:
-            a.outcome = outcome
+            a.outcome = a.status = outcome
             tally.decided(a.group, outcome, previous=None, selection=None)
         elif kind == 2 and a.outcome == "approved":
             tally.decided(a.group, "withdrawn", previous="approved", selection=a.selection)
-            a.outcome, a.selection = "withdrawn", None
+            a.outcome, a.status, a.selection = "withdrawn", "withdrawn", None
         elif kind == 3:
             # HR decides the whole group: the activity reports absolute counts.
             group = a.group
             for b in applications:
                 if b.group == group and b.outcome == "approved":
-                    b.selection = selection
+                    b.selection = b.selected = selection
             counts = {
                 selection: sum(b.group == group and b.outcome == "approved" for b in applications)
             }
@@ -83,6 +98,12 @@ def test_the_tally_says_what_a_recount_says(sequence: list[tuple[int, int, str, 
             tally.set_selections(group, counts)  # a retried activity counts once
     assert tally.totals() == recount(applications)
     assert tally.pending == recount(applications)["pending"]
+    recorded = on_record(applications)
+    assert recorded.totals() == recount(applications)
+    assert recorded.breakdown() == tally.breakdown()
+    assert {g: recorded.approved_by_profile(g.partition("/")[0]) for g in GROUPS} == {
+        g: tally.approved_by_profile(g.partition("/")[0]) for g in GROUPS
+    }
     for group in GROUPS:
         mine = [a for a in applications if a.group == group]
         row = tally.breakdown().get(group)

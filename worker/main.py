@@ -67,6 +67,7 @@ def activities_for(store: Store, settings: Settings, client: Client) -> list[Any
         applications.record_application,
         applications.selection_of,
         applications.undecided_applications,
+        applications.tally_on_record,
         control.close_applications,
         matching.record_selections,
         matching.decide_selections,

@@ -1,10 +1,10 @@
 """ApplicationWorkflow: one application, from confirmation to the manager's answer.
 
 The client that saved the application starts it (its id is the application's,
-so applying again reaches the same workflow); it tells its program that it
-applied and, by signal, each outcome: the program keeps only counts. (Programs
-of the earlier ProgramWorkflowV1 started it as an abandoned child, and were told
-only the outcome.)
+so applying again reaches the same workflow). It sends its program nothing: the
+program counts the applications in the database. (Runs from before
+TELLS_PROGRAM_NOTHING signalled it that they applied and each outcome; programs
+of the earlier ProgramWorkflowV1 started it as an abandoned child.)
 Answers come through the ``decide`` and ``withdraw`` updates, whose validators
 refuse, before anything is recorded, an answer that is already given, given by
 the wrong person, or too late.
@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         EmailTemplate,
         LinkRequest,
         ManagerChange,
+        RecordedApplication,
         SelectionOf,
         WithdrawalRequest,
         program_workflow_id,
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
 
 APPLICATION_RESULT_SIGNAL = "application_result"
 APPLICATION_APPLIED_SIGNAL = "application_applied"
+ANSWERS_IN_SIGNAL = "answers_in"
 # Runs that began before these behaviours replay without them (docs/upgrades.md): a
 # cancelled program ends its open applications and tells their people; a declined
 # applicant is told; an applicant who applies again gets a confirmation.
@@ -62,6 +64,10 @@ STEPS_TOGETHER = "application-steps-together"
 # STEPS_TOGETHER the last approval could reach the program before its record (HR's
 # decision was then refused as incomplete).
 REPORT_WHEN_RECORDED = "application-reports-when-recorded"
+# Thousands of applications signalling one program kept its workflow busy (and, under
+# load, its tasks waited minutes): the program now counts them in the database. Only
+# an answer that leaves none of the program's applications open tells it so, once.
+TELLS_PROGRAM_NOTHING = "application-tells-program-nothing"
 
 
 class _ProgramClosed(Exception):
@@ -97,6 +103,7 @@ class ApplicationWorkflow:
         self._tells_everyone = False
         self._together = False
         self._report_when_recorded = False
+        self._tells_program = True
         self._updates = 0  # confirmations of applying again
 
     @workflow.run
@@ -104,6 +111,7 @@ class ApplicationWorkflow:
         self._tells_everyone = workflow.patched(TELLS_EVERYONE)
         self._together = workflow.patched(STEPS_TOGETHER)
         self._report_when_recorded = workflow.patched(REPORT_WHEN_RECORDED)
+        self._tells_program = not workflow.patched(TELLS_PROGRAM_NOTHING)
         try:
             return await self._run(input)
         except _ProgramClosed:
@@ -129,6 +137,7 @@ class ApplicationWorkflow:
             decided_by=self._decided_by or channel,  # an email, or the policy applied
             channel=channel,
             key="decision",
+            count_undecided=not self._tells_program,
         )
         notices: list[Coroutine[Any, Any, Any]] = []
         if outcome is ApplicationOutcome.DECLINED and self._tells_everyone:
@@ -139,7 +148,9 @@ class ApplicationWorkflow:
         result: ApplicationResult
         if self._report_when_recorded:
             self._state = outcome.value
-            await self._steps(decided, *notices)
+            recorded, *_ = await self._steps(decided, *notices)
+            if recorded is not None and recorded.undecided == 0:
+                await self._tell_program(ANSWERS_IN_SIGNAL, None)
             result = await self._report(outcome, channel)
         else:
             # Runs that began before REPORT_WHEN_RECORDED, as their histories hold them.
@@ -188,7 +199,7 @@ class ApplicationWorkflow:
     async def _applied(self) -> None:
         """Tell the program that one more application was made (ids only)."""
         i = self._input
-        if i.report_to_program:
+        if i.report_to_program and self._tells_program:
             await self._tell_program(
                 APPLICATION_APPLIED_SIGNAL,
                 ApplicationApplied(
@@ -204,7 +215,18 @@ class ApplicationWorkflow:
         channel: str,
         previous: ApplicationOutcome | None = None,
     ) -> ApplicationResult:
-        """Tell the program (whichever run of it is current) how the application ended."""
+        """How the application ended; runs from before TELLS_PROGRAM_NOTHING tell the
+        program (whichever run of it is current)."""
+        result = ApplicationResult(
+            application_id=self._input.application_id,
+            organisation_id=self._input.organisation_id,
+            profile_id=self._input.profile_id,
+            outcome=outcome,
+            channel=channel,
+            **({"previous": previous} if previous else {}),
+        )
+        if not self._tells_program:
+            return result
         selection = None
         if self._input.report_to_program and previous is ApplicationOutcome.APPROVED:
             # HR may have chosen it already: the program's counts of the chosen follow.
@@ -227,11 +249,15 @@ class ApplicationWorkflow:
         return result
 
     async def _tell_program(
-        self, signal: str, message: ApplicationApplied | ApplicationResult
+        self, signal: str, message: ApplicationApplied | ApplicationResult | None
     ) -> None:
         program_id = program_workflow_id(self._input.program_id)
+        handle = workflow.get_external_workflow_handle(program_id)
         try:
-            await workflow.get_external_workflow_handle(program_id).signal(signal, message)
+            if message is None:
+                await handle.signal(signal)
+            else:
+                await handle.signal(signal, message)
         except Exception:
             # The program has already finished (a withdrawal after it moved on):
             # the outcome is in the database, which is what later phases read.
@@ -539,8 +565,9 @@ class ApplicationWorkflow:
         decided_by: str | None = None,
         channel: str | None = None,
         key: str | None = None,
-    ) -> None:
-        await workflow.execute_activity_method(
+        count_undecided: bool = False,
+    ) -> RecordedApplication | None:
+        return await workflow.execute_activity_method(
             ApplicationRecordActivities.record_application,
             ApplicationRecordInput(
                 application_id=self._input.application_id,
@@ -550,6 +577,7 @@ class ApplicationWorkflow:
                 channel=channel,
                 key=key,
                 at=self._clock.now(),
+                count_undecided=count_undecided,
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             summary=f"record {status}",

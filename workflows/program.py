@@ -5,8 +5,9 @@ waits for "the current value of the date, or a change to it" (the updatable
 timer pattern), so ``reschedule`` moves a date and the waiting simply re-plans.
 
 Thin: it holds ids, dates and counts (``ProgramState``). Each application is its
-own workflow, started by the client that took it, and signals the program; the
-database checks capacity, review and re-match requests (activities). Its steps
+own workflow, started by the client that took it, and sends the program nothing:
+the program counts the applications in the database when a phase needs them, and
+the database checks capacity, review and re-match requests (activities). Its steps
 (emails, records, pairs) are in ``workflows/program_steps.py``.
 """
 
@@ -36,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
         MatchingSummary,
         MatchReviewRequest,
         OpenPairsInput,
-        OrganisationDecision,
         PairClosed,
         PairRef,
         ProgramDates,
@@ -53,20 +53,29 @@ with workflow.unsafe.imports_passed_through():
         RematchRequest,
         RescheduleRequest,
         RescheduleResult,
-        SelectionDecisionInput,
-        SelectionsRecorded,
         program_dates,
     )
     from mentorflow.refusals import refuse
-    from workflows.application import APPLICATION_APPLIED_SIGNAL, APPLICATION_RESULT_SIGNAL
+    from workflows.application import (
+        ANSWERS_IN_SIGNAL,
+        APPLICATION_APPLIED_SIGNAL,
+        APPLICATION_RESULT_SIGNAL,
+    )
     from workflows.options import RECORD_TIMEOUT
     from workflows.pair import PAIR_CLOSED_SIGNAL
-    from workflows.program_steps import ProgramSteps, refuse_personal, refused_as_typed
+    from workflows.program_steps import (
+        TALLY_ON_RECORD,
+        ProgramSteps,
+        refuse_personal,
+        refused_as_typed,
+    )
     from workflows.timers import Clock
 
 # Runs from before it leave the approvals when the tally has nothing pending, without
 # asking the database (docs/upgrades.md).
 APPROVALS_ON_RECORD = "program-approvals-on-record"
+# The counts shown while the window is open (UI, status) follow the database.
+TALLY_IN_WINDOW = "program-tally-in-window"
 
 
 @workflow.defn(name="ProgramWorkflowV2")
@@ -84,6 +93,8 @@ class ProgramWorkflow(ProgramSteps):
         self._continue_as_new_after = input.continue_as_new_after
         self._published: tuple[str, datetime | None] | None = None
         self._purged: PurgeResult | None = None
+        # Times an application said its answer left none open (the approvals count again).
+        self._answers_in = 0
         # HR's review actions each re-run the matcher: one at a time, in arrival order.
         self._review_lock = asyncio.Lock()
 
@@ -151,11 +162,33 @@ class ProgramWorkflow(ProgramSteps):
                 return
             if await self.send_due_reminder(now):
                 continue
+            if workflow.patched(TALLY_IN_WINDOW):
+                await self.count_applications()
             await self._sleep_until(self.next_reminder(), "next reminder or the deadline")
 
     async def _await_approvals(self) -> None:
-        """Managers (or HR, on escalation) answer until each application has an outcome,
-        as the applications tell it and then as the database has it."""
+        """Managers (or HR, on escalation) answer until each application has an outcome
+        in the database, or until answers are due. The application whose answer leaves
+        none open says so (``answers_in``); the program counts again then."""
+        if not workflow.patched(TALLY_ON_RECORD):
+            return await self._await_approvals_as_told()
+        # The last answer says so; looking again now and then costs little, in case not.
+        recheck = timedelta(minutes=10)
+        while True:
+            told = self._answers_in
+            await self.count_applications()
+            due = self.approvals_due()
+            if not self._s.tally.pending or self._clock.now() >= due:
+                return
+            await self._sleep_until(
+                min(self._clock.now() + recheck, due),
+                "every application answered",
+                lambda: self._answers_in != told,  # noqa: B023 (awaited here)
+            )
+            recheck = min(recheck * 2, timedelta(days=1))
+
+    async def _await_approvals_as_told(self) -> None:
+        """Runs from before TALLY_ON_RECORD: as the applications told it, then the database."""
         recheck = timedelta(seconds=15)
         while self._clock.now() < self.approvals_due():
             if self._s.tally.pending:
@@ -178,6 +211,8 @@ class ProgramWorkflow(ProgramSteps):
         """Each organisation's HR accepts, wait-lists or declines its approved applicants;
         an organisation that has not decided by the deadline gets the definition's policy."""
         if not self._s.capacity_requested:
+            if workflow.patched(TALLY_ON_RECORD):
+                await self.count_applications()  # who is approved, as the database has it
             self.skip_passed_capacity_reminders()
             await self.ask_for_capacity_decisions(reminder_key=None)
             self._s.capacity_requested = True
@@ -189,9 +224,11 @@ class ProgramWorkflow(ProgramSteps):
             )
         # A decision that arrived just before the deadline is recorded, not overruled.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self.undecided() and workflow.patched(TALLY_ON_RECORD):
+            await self.count_applications()  # an approved applicant may have withdrawn
         policy = self._definition.capacity.when_undecided
         for organisation_id in self.undecided():
-            await self._decide(
+            await self.decide(
                 CapacityDecision(
                     organisation_id=organisation_id,
                     selections={},  # the activity chooses them by the policy
@@ -321,6 +358,11 @@ class ProgramWorkflow(ProgramSteps):
         self._s.tally.decided(group, result.outcome.value, previous=previous, selection=selection)
         self.describe()
 
+    @workflow.signal(name=ANSWERS_IN_SIGNAL)
+    def answers_in(self) -> None:
+        """An application's answer left none of the program's open: worth counting again."""
+        self._answers_in += 1
+
     @workflow.signal(name=PAIR_CLOSED_SIGNAL)
     def pair_closed(self, closed: PairClosed) -> None:
         """A pair ended, or closed after a withdrawal (its remaining partner may be re-matched)."""
@@ -389,7 +431,7 @@ class ProgramWorkflow(ProgramSteps):
     @workflow.update
     async def decide_capacity(self, decision: CapacityDecision) -> CapacityDecisionResult:
         """An organisation's HR decides who of its approved applicants takes part."""
-        return await self._decide(decision)
+        return await self.decide(decision)
 
     @decide_capacity.validator
     def _validate_capacity(self, decision: CapacityDecision) -> None:
@@ -398,46 +440,6 @@ class ProgramWorkflow(ProgramSteps):
             raise refuse("closed", f"closed: HR's capacity decision is not open ({self._s.phase})")
         if self._clock.now() >= self.decision_due():
             raise refuse("closed", "closed: the decision deadline has passed")
-
-    async def _decide(
-        self, decision: CapacityDecision, policy: str | None = None
-    ) -> CapacityDecisionResult:
-        """Record the decision (checked against the database), count it, wake the phase."""
-        recorded: SelectionsRecorded = await refused_as_typed(
-            workflow.execute_activity_method(
-                MatchingActivities.decide_selections,
-                SelectionDecisionInput(
-                    program_id=self._definition.id,
-                    organisation_id=decision.organisation_id,
-                    selections=decision.selections,
-                    policy=policy,
-                    decided_by=decision.decided_by,
-                    channel=decision.channel,
-                    at=self._clock.now(),
-                ),
-                start_to_close_timeout=RECORD_TIMEOUT,
-                summary=f"record capacity decision of {decision.organisation_id}",
-            )
-        )
-        for group, counts in recorded.changes.items():
-            self._s.tally.set_selections(group, counts)
-        self._s.decisions[decision.organisation_id] = OrganisationDecision(
-            decided_by=decision.decided_by or decision.channel, channel=decision.channel
-        )
-        result = CapacityDecisionResult(
-            organisation_id=decision.organisation_id,
-            accepted=recorded.accepted,
-            waitlisted=recorded.waitlisted,
-            declined=recorded.declined,
-        )
-        self._s.revision += 1  # wakes the phase, which moves on once every organisation decided
-        await self.record(
-            "capacity",
-            f"capacity-{decision.organisation_id}-{self._s.revision}",
-            detail={**result.model_dump(), "channel": decision.channel},
-        )
-        self.describe()
-        return result
 
     @workflow.update
     async def review_matching(self, request: MatchReviewRequest) -> MatchingSummary:

@@ -37,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         CalendarEmailInput,
         CalendarEmailKind,
         CalendarEntry,
+        CapacityDecision,
+        CapacityDecisionResult,
         CapacityRow,
         CloseApplicationsInput,
         EmailBatch,
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         LinkRequest,
         OpenPairsInput,
         OpenPairsResult,
+        OrganisationDecision,
         OutcomeNoticesInput,
         PairDates,
         PairEntry,
@@ -75,6 +78,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.timers import Clock
 
 Checkpoint = Callable[[], Awaitable[None]]
+
+# The program counts its applications in the database when a phase needs them; runs
+# from before it were told by the applications' signals (docs/upgrades.md). Asked where
+# a run first needs the counts, so that runs already under way take it from there.
+TALLY_ON_RECORD = "program-tally-on-record"
 
 
 class ProgramSteps:
@@ -260,9 +268,8 @@ class ProgramSteps:
         await self.record("report", "report", detail=self._s.report.model_dump(mode="json"))
 
     async def undecided_on_record(self) -> int:
-        """Applications the database still has without an answer. The applications tell
-        the program by signal, which a busy server can deliver minutes late; HR's capacity
-        decision is checked against the database."""
+        """Applications the database still has without an answer (runs from before
+        ``count_applications``: they were told of the rest by signal)."""
         counted: UndecidedCount = await workflow.execute_activity_method(
             ApplicationRecordActivities.undecided_applications,
             ProgramApplications(program_id=self._definition.id),
@@ -270,6 +277,17 @@ class ProgramSteps:
             summary="applications without an answer",
         )
         return counted.undecided
+
+    async def count_applications(self) -> None:
+        """The tally as the database has it: applications send the program nothing, so
+        thousands of them cost it one activity whenever a phase needs their counts."""
+        self._s.tally = await workflow.execute_activity_method(
+            ApplicationRecordActivities.tally_on_record,
+            ProgramApplications(program_id=self._definition.id),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            summary="count the applications",
+        )
+        self.describe()
 
     def undecided(self) -> list[str]:
         """Organisations with approved applicants and no decision yet."""
@@ -296,6 +314,8 @@ class ProgramSteps:
         if due is None:
             return False
         self._s.reminders_done.add(due.key)
+        if workflow.patched(TALLY_ON_RECORD):
+            await self.count_applications()  # an approved applicant may have withdrawn
         await self.ask_for_capacity_decisions(reminder_key=due.key)
         return True
 
@@ -337,6 +357,46 @@ class ProgramSteps:
                     )
                 ],
             )
+
+    async def decide(
+        self, decision: CapacityDecision, policy: str | None = None
+    ) -> CapacityDecisionResult:
+        """Record the decision (checked against the database), count it, wake the phase."""
+        recorded: SelectionsRecorded = await refused_as_typed(
+            workflow.execute_activity_method(
+                MatchingActivities.decide_selections,
+                SelectionDecisionInput(
+                    program_id=self._definition.id,
+                    organisation_id=decision.organisation_id,
+                    selections=decision.selections,
+                    policy=policy,
+                    decided_by=decision.decided_by,
+                    channel=decision.channel,
+                    at=self._clock.now(),
+                ),
+                start_to_close_timeout=RECORD_TIMEOUT,
+                summary=f"record capacity decision of {decision.organisation_id}",
+            )
+        )
+        for group, counts in recorded.changes.items():
+            self._s.tally.set_selections(group, counts)
+        self._s.decisions[decision.organisation_id] = OrganisationDecision(
+            decided_by=decision.decided_by or decision.channel, channel=decision.channel
+        )
+        result = CapacityDecisionResult(
+            organisation_id=decision.organisation_id,
+            accepted=recorded.accepted,
+            waitlisted=recorded.waitlisted,
+            declined=recorded.declined,
+        )
+        self._s.revision += 1  # wakes the phase, which moves on once every organisation decided
+        await self.record(
+            "capacity",
+            f"capacity-{decision.organisation_id}-{self._s.revision}",
+            detail={**result.model_dump(), "channel": decision.channel},
+        )
+        self.describe()
+        return result
 
     async def accept_from_wait_list(
         self, application_id: str, organisation_id: str, by: str
@@ -725,7 +785,7 @@ class ProgramSteps:
         self._s.phase = ProgramPhase.CANCELLED
         self.publish()
         await self.record("cancelled", "cancelled")
-        if self._s.tally.count("applied"):
+        if workflow.patched(TALLY_ON_RECORD) or self._s.tally.count("applied"):
             # Applications still open (awaiting an answer, or approved and free to
             # withdraw) take no answer from now on; the database knows which they are.
             await workflow.execute_activity_method(

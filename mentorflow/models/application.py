@@ -151,3 +151,11 @@ class ApplicationRecordInput(BaseModel):
     channel: str | None = None
     key: str | None = None
     at: AwareDatetime
+    # Then count the program's applications still without an answer (RecordedApplication).
+    count_undecided: bool = False
+
+
+class RecordedApplication(BaseModel):
+    """How many of its program's applications are still without an answer, once recorded."""
+
+    undecided: int

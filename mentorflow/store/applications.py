@@ -97,6 +97,24 @@ class Applications(StoreBase):
             )
             return list(rows)
 
+    async def application_counts(
+        self, program_id: str
+    ) -> list[tuple[str, str, str, str | None, int]]:
+        """(organisation, profile, status, selection, how many) of the program's applications."""
+        columns = (
+            Application.organisation_id,
+            Application.profile_id,
+            Application.status,
+            Application.selection,
+        )
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(*columns, func.count())
+                .where(Application.program_id == program_id)
+                .group_by(*columns)
+            )
+            return [(o, p, s, sel, int(n)) for o, p, s, sel, n in rows]
+
     async def undecided_count(self, program_id: str, statuses: tuple[str, ...]) -> int:
         """How many of the program's applications have one of ``statuses``."""
         async with self._sessions() as session:
