@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email
-import email.policy
 import os
 import random
 import re
@@ -161,13 +160,16 @@ class Inbox:
             if name in self._seen:
                 continue
             self._seen.add(name)
-            parsed = email.message_from_bytes(
-                (self._new / name).read_bytes(), policy=email.policy.default
-            )
+            # The legacy parser: a tenth of the modern one's CPU, which this harness would
+            # otherwise take from the project's processes (the baseline reads no email).
+            parsed = email.message_from_bytes((self._new / name).read_bytes())
             self.message_ids[str(parsed["Message-ID"])] += 1
-            body = parsed.get_body(preferencelist=("plain",))
-            text = body.get_content() if body is not None else ""
-            links += re.findall(r"http://127\.0\.0\.1:\d+(/a/[\w.\-]+)", text)
+            for part in parsed.walk():
+                if part.get_content_type() == "text/plain":
+                    payload = part.get_payload(decode=True)
+                    text = payload.decode(part.get_content_charset() or "utf-8")
+                    links += re.findall(r"http://127\.0\.0\.1:\d+(/a/[\w.\-]+)", text)
+                    break
         return links
 
 
