@@ -167,6 +167,7 @@ class Inbox:
             for part in parsed.walk():
                 if part.get_content_type() == "text/plain":
                     payload = part.get_payload(decode=True)
+                    assert isinstance(payload, bytes)
                     text = payload.decode(part.get_content_charset() or "utf-8")
                     links += re.findall(r"http://127\.0\.0\.1:\d+(/a/[\w.\-]+)", text)
                     break
