@@ -28,7 +28,7 @@ from activities.reports import ReportActivities
 from mentorflow.models import participant_task_queue
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
-from worker import pauses
+from worker import bytecode, pauses
 from worker.kinds import WorkerKind, hosts_activities, hosts_workflows
 from workflows.application import ApplicationWorkflow
 from workflows.legacy.program_v1 import ProgramWorkflowV1
@@ -139,6 +139,8 @@ async def run_worker(
     store: Store | None = None
     activations: pauses.Activations | None = None
     collector: asyncio.Task[None] | None = None
+    if hosts_workflows(kind) and not await asyncio.to_thread(bytecode.compile_workflow_modules):
+        log.info("the workflow modules' bytecode could not be written: each run compiles them")
     if hosts_workflows(kind):
         # One pool for both queues' activations: full collections wait until it is idle.
         # A thread for every slot of both queues, and spare ones for evictions.
