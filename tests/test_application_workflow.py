@@ -252,4 +252,4 @@ async def test_silence_declines_once_and_tells_the_applicant_kindly(scene: Scene
     assert len(declined) == 1
     assert declined[0].recipients == [people.applicant(APPLICATION)]
     # Its answer left none of the program's applications open: the program hears it, once.
-    assert await scene.heard() == [["answers_in", None]]
+    assert [tuple(said) for said in await scene.heard()] == [("answers_in", None)]
