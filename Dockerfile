@@ -20,6 +20,10 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY worker ./worker
 RUN pip install .
+# The workflow modules' bytecode, written now: the image is read-only to the worker
+# (PYTHONDONTWRITEBYTECODE above), whose sandbox loads them again for every new
+# workflow run and would compile them from source each time (worker/bytecode.py).
+RUN cd / && python -c "from worker.bytecode import compile_workflow_modules as c; raise SystemExit(not c())"
 
 COPY definitions ./definitions
 

@@ -260,6 +260,8 @@ def test_the_dockerfile_installs_and_runs_as_the_readme_says() -> None:
         assert (ROOT / path).exists(), f"COPY {path}: no such file in the repo"
     runs = [rest for keyword, rest in instructions if keyword == "RUN"]
     assert "pip install ." in runs
+    # The installed workflow modules' bytecode, which the worker cannot write at run time.
+    assert any(r.startswith("cd / && ") and "compile_workflow_modules" in r for r in runs)
     assert [rest for keyword, rest in instructions if keyword == "ENTRYPOINT"] == ['["mentorflow"]']
     assert [rest for keyword, rest in instructions if keyword == "USER"] == ["mentorflow"]
     ignored = (ROOT / ".dockerignore").read_text().split()
