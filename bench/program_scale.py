@@ -20,7 +20,7 @@ SQLite-persistent) and are driven by the same number of concurrent clients:
   asks; the number of such pages is printed.
 - **baseline** (``bench/bare_program.py``): the same number of workflows,
   activities and timers (counted in the project's histories) with empty bodies,
-  driven by the same updates and signals.
+  driven by the same updates (neither side's applications signal the program).
 
 Printed, all measured in this run: each side's wall time and their ratio, the
 number of workflows, activities and timers on each side, the longest single
@@ -201,7 +201,7 @@ async def run_project(
             await asyncio.gather(click_links(), *(apply(i) for i in range(n)))
         progress("project", "all applied and approved", began)
         # HR closes the window: the deadline moves to now and the timers follow. The
-        # update may wait behind the approvals' signals; a moment that passed meanwhile
+        # update may wait behind the approvals; a moment that passed meanwhile
         # is refused ("in the past"), and HR would simply try again.
         while True:
             soon = datetime.now(UTC) + timedelta(seconds=2)

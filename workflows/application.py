@@ -66,7 +66,8 @@ STEPS_TOGETHER = "application-steps-together"
 REPORT_WHEN_RECORDED = "application-reports-when-recorded"
 # Thousands of applications signalling one program kept its workflow busy (and, under
 # load, its tasks waited minutes): the program now counts them in the database. Only
-# an answer that leaves none of the program's applications open tells it so, once.
+# an answer (a manager's, HR's, or the silence policy's) that leaves none of the
+# program's applications open tells it so.
 TELLS_PROGRAM_NOTHING = "application-tells-program-nothing"
 
 
@@ -111,7 +112,10 @@ class ApplicationWorkflow:
         self._tells_everyone = workflow.patched(TELLS_EVERYONE)
         self._together = workflow.patched(STEPS_TOGETHER)
         self._report_when_recorded = workflow.patched(REPORT_WHEN_RECORDED)
-        self._tells_program = not workflow.patched(TELLS_PROGRAM_NOTHING)
+        # Programs of ProgramWorkflowV1 (report_to_program false) count their signals.
+        self._tells_program = not input.report_to_program or not workflow.patched(
+            TELLS_PROGRAM_NOTHING
+        )
         try:
             return await self._run(input)
         except _ProgramClosed:
@@ -137,7 +141,9 @@ class ApplicationWorkflow:
             decided_by=self._decided_by or channel,  # an email, or the policy applied
             channel=channel,
             key="decision",
-            count_undecided=not self._tells_program,
+            # Only an answer can leave none open after the window: an application
+            # approved by the definition's policy is decided the moment it is made.
+            count_undecided=not self._tells_program and input.approval_required,
         )
         notices: list[Coroutine[Any, Any, Any]] = []
         if outcome is ApplicationOutcome.DECLINED and self._tells_everyone:

@@ -64,7 +64,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import RECORD_TIMEOUT
     from workflows.pair import PAIR_CLOSED_SIGNAL
     from workflows.program_steps import (
-        TALLY_ON_RECORD,
         ProgramSteps,
         refuse_personal,
         refused_as_typed,
@@ -74,7 +73,8 @@ with workflow.unsafe.imports_passed_through():
 # Runs from before it leave the approvals when the tally has nothing pending, without
 # asking the database (docs/upgrades.md).
 APPROVALS_ON_RECORD = "program-approvals-on-record"
-# The counts shown while the window is open (UI, status) follow the database.
+# The counts shown while the window is open (UI details, the status query) are counted
+# in the database at each of its wakes (reminders, moved dates).
 TALLY_IN_WINDOW = "program-tally-in-window"
 
 
@@ -170,7 +170,7 @@ class ProgramWorkflow(ProgramSteps):
         """Managers (or HR, on escalation) answer until each application has an outcome
         in the database, or until answers are due. The application whose answer leaves
         none open says so (``answers_in``); the program counts again then."""
-        if not workflow.patched(TALLY_ON_RECORD):
+        if not self.counting_on_record():
             return await self._await_approvals_as_told()
         # The last answer says so; looking again now and then costs little, in case not.
         recheck = timedelta(minutes=10)
@@ -211,7 +211,7 @@ class ProgramWorkflow(ProgramSteps):
         """Each organisation's HR accepts, wait-lists or declines its approved applicants;
         an organisation that has not decided by the deadline gets the definition's policy."""
         if not self._s.capacity_requested:
-            if workflow.patched(TALLY_ON_RECORD):
+            if self.counting_on_record():
                 await self.count_applications()  # who is approved, as the database has it
             self.skip_passed_capacity_reminders()
             await self.ask_for_capacity_decisions(reminder_key=None)
@@ -224,7 +224,7 @@ class ProgramWorkflow(ProgramSteps):
             )
         # A decision that arrived just before the deadline is recorded, not overruled.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if self.undecided() and workflow.patched(TALLY_ON_RECORD):
+        if self.undecided() and self.counting_on_record():
             await self.count_applications()  # an approved applicant may have withdrawn
         policy = self._definition.capacity.when_undecided
         for organisation_id in self.undecided():
@@ -345,13 +345,21 @@ class ProgramWorkflow(ProgramSteps):
 
     # --- What the applications tell ---------------------------------------------------------
 
+    # Applications of earlier runs tell the program; once it counts in the database (the
+    # counts_on_record runs), their word only prompts a count where one is awaited.
+
     @workflow.signal(name=APPLICATION_APPLIED_SIGNAL)
     def application_applied(self, applied: ApplicationApplied) -> None:
+        if self._s.counts_on_record:
+            return
         self._s.tally.applied(tally.group_of(applied.organisation_id, applied.profile_id))
         self.describe()
 
     @workflow.signal(name=APPLICATION_RESULT_SIGNAL)
     def application_result(self, result: ApplicationResult) -> None:
+        if self._s.counts_on_record:
+            self._answers_in += 1
+            return
         group = tally.group_of(result.organisation_id, result.profile_id)
         previous = result.previous.value if result.previous else None
         selection = result.selection.value if result.selection else None

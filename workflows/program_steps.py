@@ -278,6 +278,14 @@ class ProgramSteps:
         )
         return counted.undecided
 
+    def counting_on_record(self) -> bool:
+        """Whether this run counts the applications in the database (TALLY_ON_RECORD).
+        Asked where a run first needs the counts, never in the window, so that a run
+        already under way when this came takes it from its deadline on."""
+        if workflow.patched(TALLY_ON_RECORD):
+            self._s.counts_on_record = True
+        return self._s.counts_on_record
+
     async def count_applications(self) -> None:
         """The tally as the database has it: applications send the program nothing, so
         thousands of them cost it one activity whenever a phase needs their counts."""
@@ -314,7 +322,7 @@ class ProgramSteps:
         if due is None:
             return False
         self._s.reminders_done.add(due.key)
-        if workflow.patched(TALLY_ON_RECORD):
+        if self.counting_on_record():
             await self.count_applications()  # an approved applicant may have withdrawn
         await self.ask_for_capacity_decisions(reminder_key=due.key)
         return True
@@ -785,7 +793,7 @@ class ProgramSteps:
         self._s.phase = ProgramPhase.CANCELLED
         self.publish()
         await self.record("cancelled", "cancelled")
-        if workflow.patched(TALLY_ON_RECORD) or self._s.tally.count("applied"):
+        if self.counting_on_record() or self._s.tally.count("applied"):
             # Applications still open (awaiting an answer, or approved and free to
             # withdraw) take no answer from now on; the database knows which they are.
             await workflow.execute_activity_method(

@@ -44,6 +44,9 @@ class ProgramState(BaseModel):
     reschedules: int = 0
     notices: list[DateChange] = Field(default_factory=list)  # moves not yet told
     tally: Tally = Field(default_factory=Tally)
+    # The tally is the database's, counted when needed (patch program-tally-on-record);
+    # signals from applications of earlier runs then only prompt a count.
+    counts_on_record: bool = False
     decisions: dict[str, OrganisationDecision] = Field(default_factory=dict)
     capacity_requested: bool = False
     matching: MatchingState = Field(default_factory=MatchingState)
