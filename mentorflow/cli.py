@@ -374,23 +374,41 @@ def program_status_command(
 
 
 async def _counted_on_record(settings: Settings, status: Any) -> Any:
-    """``status`` with the application counts the database has now: the workflow counts
-    them only when a phase needs them (applications send it nothing), so between its
-    counts the database is ahead. After a purge the database has none, the workflow's last."""
+    """``status`` with the application counts the database has now (the workflow counts
+    them only when a phase needs them, so between its counts the database is ahead;
+    after a purge the database has none, and the workflow's last stand), and with who
+    decided for each organisation as HR named them."""
     from mentorflow import tally
     from mentorflow.store import Store
 
     store = Store(settings.effective_database_url)
     try:
         recorded = tally.on_record(await store.application_counts(status.program_id))
+        # Who decided, as HR typed it: the workflow holds only the note's key.
+        decisions = {
+            organisation: decision.model_copy(
+                update={"decided_by": await _who(store, status.program_id, decision.decided_by)}
+            )
+            for organisation, decision in status.decisions.items()
+        }
     finally:
         await store.close()
+    status = status.model_copy(update={"decisions": decisions})
     if not recorded.count("applied"):
         return status
     kept = {k: v for k, v in status.counts.items() if k not in tally.COUNTED}
     return status.model_copy(
         update={"counts": {**kept, **recorded.totals()}, "applications": recorded.breakdown()}
     )
+
+
+async def _who(store: Any, program_id: str, decided_by: str) -> str:
+    """A note's author for its key (the key itself once purged); anything else as it is."""
+    from mentorflow.people import NOTE_PREFIX
+
+    if not decided_by.startswith(NOTE_PREFIX):
+        return decided_by
+    return (await store.note(program_id, decided_by)).get("by") or decided_by
 
 
 # How long `program status` waits for the workflow's answer. A healthy program answers

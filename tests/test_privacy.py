@@ -381,6 +381,9 @@ async def test_temporal_holds_no_personal_data_of_a_whole_program(stack: Stack) 
             "--by", hr_email("norrsken-kraft"),
         )  # fmt: skip
         assert by_cli.returncode == 0, by_cli.stderr
+        # HR's status names who decided (the workflow holds only a note's key).
+        shown = await stack.mentorflow("program", "status", definition.id)
+        assert f"norrsken-kraft: {hr_email('norrsken-kraft')} (cli)" in shown.stdout, shown.stdout
 
         # HR reviews the proposed pairs and confirms them.
         await until_phase(program, ProgramPhase.MATCH_REVIEW)
