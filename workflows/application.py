@@ -233,7 +233,6 @@ class ApplicationWorkflow:
         )
         if not self._tells_program:
             return result
-        selection = None
         if self._input.report_to_program and previous is ApplicationOutcome.APPROVED:
             # HR may have chosen it already: the program's counts of the chosen follow.
             selected: SelectionOf = await workflow.execute_activity_method(
@@ -242,15 +241,7 @@ class ApplicationWorkflow:
                 start_to_close_timeout=RECORD_TIMEOUT,
                 summary="HR's selection",
             )
-            selection = selected.selection
-        result = ApplicationResult(
-            application_id=self._input.application_id,
-            organisation_id=self._input.organisation_id,
-            profile_id=self._input.profile_id,
-            outcome=outcome,
-            channel=channel,
-            **({"previous": previous, "selection": selection} if previous else {}),
-        )
+            result.selection = selected.selection
         await self._tell_program(APPLICATION_RESULT_SIGNAL, result)
         return result
 
