@@ -234,8 +234,9 @@ async def test_approvals_wait_for_the_answers_the_database_lacks(stack: Stack) -
         assert (await handle.query(ProgramWorkflow.status)).phase is ProgramPhase.AWAITING_APPROVALS
         await store.set_application_status(late.id, "declined", await env.get_current_time())
         # The application whose answer leaves none open says so, as its workflow would:
-        # the program counts again then, long before the approvals are due (four minutes
-        # after the deadline; without a word, it would look again ten minutes on).
+        # the program counts again then; not at its next look (its looks are 15 s, 30 s,
+        # 1 min and 2 min apart: the one after 2 min comes at 3 min 45 s), nor when the
+        # answers are due (4 min).
         await handle.signal("answers_in")
 
         async def moved_on() -> bool:

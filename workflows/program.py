@@ -172,8 +172,10 @@ class ProgramWorkflow(ProgramSteps):
         none open says so (``answers_in``); the program counts again then."""
         if not self.counting_on_record():
             return await self._await_approvals_as_told()
-        # The last answer says so; looking again now and then costs little, in case not.
-        recheck = timedelta(minutes=10)
+        # The last answer says so. Looking again costs little, soon at first (an
+        # application made in the window's last seconds, recorded just after it) and
+        # then seldom (a word lost, or an application of an earlier run answering).
+        recheck = timedelta(seconds=15)
         while True:
             told = self._answers_in
             await self.count_applications()
