@@ -60,13 +60,13 @@ class ApplicationRecordActivities:
             await self._store.set_application_status(
                 record.application_id, record.status, record.at
             )
-        if not record.count_undecided:
+        if record.count_undecided_in is None:
             return None
-        row = await self._store.application(record.application_id)
-        undecided = (
-            await self._store.undecided_count(row.program_id, UNDECIDED_STATUSES) if row else 0
+        return RecordedApplication(
+            undecided=await self._store.undecided_count(
+                record.count_undecided_in, UNDECIDED_STATUSES
+            )
         )
-        return RecordedApplication(undecided=undecided)
 
     @activity.defn
     async def undecided_applications(self, program: ProgramApplications) -> UndecidedCount:

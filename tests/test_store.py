@@ -9,8 +9,11 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect
 
+from activities.applications import ApplicationRecordActivities
+from mentorflow.models import ApplicationRecordInput, ProgramApplications
 from mentorflow.store import EmailClaim, Store, migrate, sync_url
 from mentorflow.store.migrate import alembic_config
+from tests.programs import record_application
 
 # The database matters here: these run on SQLite and on PostgreSQL (tests/conftest.py).
 pytestmark = pytest.mark.database
@@ -144,3 +147,59 @@ async def test_migrations_go_down_and_up_again(database_url: str) -> None:
     await asyncio.to_thread(migrate, database_url)
     await asyncio.to_thread(migrate, database_url)  # idempotent
     assert {"programs", "program_events", "email_ledger"} <= tables()
+
+
+async def test_the_program_counts_its_applications_on_record(store: Store) -> None:
+    """What the program reads instead of its applications' signals: the tally by
+    organisation, profile, status and HR's selection, and, after a decision's record,
+    how many are still without an answer (the last answer tells the program)."""
+
+    await save(store)
+    rows = [
+        await record_application(store, "p1", f"p{i}@example.org", AT, profile_id=profile)
+        for i, profile in enumerate(["mentor", "mentor", "adept"])
+    ]
+    records = ApplicationRecordActivities(store)
+    for row in rows:
+        await records.record_application(
+            ApplicationRecordInput(application_id=row.id, status="awaiting_approval", at=AT)
+        )
+
+    async def decide(row_id: str, decision: str) -> int | None:
+        recorded = await records.record_application(
+            ApplicationRecordInput(
+                application_id=row_id,
+                status=decision,
+                decision=decision,
+                decided_by="hr",
+                channel="cli",
+                key="decision",
+                at=AT,
+                count_undecided_in="p1",
+            )
+        )
+        return recorded.undecided if recorded is not None else None
+
+    assert await decide(rows[0].id, "approved") == 2
+    assert await decide(rows[1].id, "declined") == 1
+    assert await decide(rows[2].id, "approved") == 0  # the last answer: none left
+    await store.record_selections(
+        program_id="p1",
+        selections={rows[0].id: "accepted"},
+        decided_by="hr",
+        channel="cli",
+        at=AT,
+    )
+
+    tally = await records.tally_on_record(ProgramApplications(program_id="p1"))
+    assert tally.totals() == {
+        "applied": 3,
+        "approved": 2,
+        "declined": 1,
+        "withdrawn": 0,
+        "pending": 0,
+        "accepted": 1,
+        "waitlisted": 0,
+        "not_selected": 0,
+    }
+    assert tally.approved_by_profile("demo-company") == {"mentor": 1, "adept": 1}

@@ -564,6 +564,8 @@ class ApplicationWorkflow:
         key: str | None = None,
         count_undecided: bool = False,
     ) -> RecordedApplication | None:
+        """Record the application's status (and a decision); with ``count_undecided``,
+        return how many of its program's applications are still without an answer."""
         return await workflow.execute_activity_method(
             ApplicationRecordActivities.record_application,
             ApplicationRecordInput(
@@ -574,7 +576,7 @@ class ApplicationWorkflow:
                 channel=channel,
                 key=key,
                 at=self._clock.now(),
-                count_undecided=count_undecided,
+                count_undecided_in=self._input.program_id if count_undecided else None,
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             summary=f"record {status}",

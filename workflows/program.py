@@ -63,11 +63,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.options import RECORD_TIMEOUT
     from workflows.pair import PAIR_CLOSED_SIGNAL
-    from workflows.program_steps import (
-        ProgramSteps,
-        refuse_personal,
-        refused_as_typed,
-    )
+    from workflows.program_steps import ProgramSteps, refuse_personal, refused_as_typed
     from workflows.timers import Clock
 
 # Runs from before it leave the approvals when the tally has nothing pending, without

@@ -151,8 +151,9 @@ class ApplicationRecordInput(BaseModel):
     channel: str | None = None
     key: str | None = None
     at: AwareDatetime
-    # Then count the program's applications still without an answer (RecordedApplication).
-    count_undecided: bool = False
+    # A program id: then count its applications still without an answer
+    # (RecordedApplication).
+    count_undecided_in: str | None = None
 
 
 class RecordedApplication(BaseModel):
