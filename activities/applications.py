@@ -45,7 +45,7 @@ class ApplicationRecordActivities:
                 # The workflow knows who answered only as a reference; the record names them.
                 row = await self._store.application(record.application_id)
                 if row is not None:
-                    resolver = await people.Resolver.load(self._store, row.program_id)
+                    resolver = people.Resolver.of_application(self._store, row)
                     decided_by = await resolver.who(decided_by)
             await self._store.record_decision(
                 application_id=record.application_id,

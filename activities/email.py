@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from mentorflow import people
-from mentorflow.definition import Contact, ProgramDefinition
+from mentorflow.definition import Contact, ProgramDefinition, stored_definition
 from mentorflow.invitations import Method, invitation
 from mentorflow.links import LinkSigner, Purpose
 from mentorflow.mail.message import (
@@ -254,7 +254,7 @@ class EmailActivities:
         entry, source = request.entry, request.entry.event
         program = await self._store.program(request.program_id)
         try:
-            definition = ProgramDefinition.model_validate(program.definition) if program else None
+            definition = stored_definition(program.definition) if program else None
         except ValidationError:  # none saved (a run registered by itself)
             definition = None
         resolver = people.Resolver(self._store, request.program_id, definition)

@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from mentorflow import capacity, people
-from mentorflow.definition import ProgramDefinition, Role, UndecidedPolicy
+from mentorflow.definition import ProgramDefinition, Role, UndecidedPolicy, stored_definition
 from mentorflow.models import (
     ConfirmMatchesInput,
     MatchingSummary,
@@ -102,7 +102,7 @@ class MatchingActivities:
         row = await self._store.program(program_id)
         if row is None or not row.definition:
             raise ApplicationError(f"program {program_id} has no definition in this database")
-        return ProgramDefinition.model_validate(row.definition)
+        return stored_definition(row.definition)
 
     @activity.defn
     async def propose_matches(self, request: ProposeMatchesInput) -> ProposeMatchesResult:

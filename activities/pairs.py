@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from mentorflow import people
-from mentorflow.definition import ProgramDefinition
+from mentorflow.definition import stored_definition
 from mentorflow.models import (
     OpenedPair,
     OpenPairsInput,
@@ -95,7 +95,7 @@ class PairActivities:
         assert partner is not None
         program = await self._store.program(request.program_id)
         assert program is not None
-        definition = ProgramDefinition.model_validate(program.definition)
+        definition = stored_definition(program.definition)
         left = await self._store.application(remaining)
         assert left is not None
         roles = [definition.profile(row.profile_id) for row in (left, partner)]

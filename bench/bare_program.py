@@ -1,8 +1,8 @@
 """The bare-Temporal baseline of ``bench/program_scale.py``: the same shape, empty bodies.
 
 Each application is a workflow the client starts itself (as the project's web
-form does), which runs its share of empty activities and timers and takes one
-"approve" update; like the project's, it sends the parent nothing. The parent
+form does), which runs its share of empty activities (local ones locally) and
+timers and takes one "approve" update; like the project's, it sends the parent nothing. The parent
 waits for the window to be closed (an update, as HR's reschedule is in the
 project), for one update per organisation and one confirmation, then runs its
 own share of empty activities and timers (the project's include counting the
@@ -42,6 +42,7 @@ class Share(BaseModel):
     """How many empty activities and timers one workflow runs."""
 
     activities: int = 0
+    local_activities: int = 0
     timers: int = 0
 
 
@@ -79,6 +80,12 @@ async def run_nothing() -> None:
     )
 
 
+async def run_nothing_locally() -> None:
+    await workflow.execute_local_activity(
+        nothing, start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy()
+    )
+
+
 @workflow.defn
 class BareApplication:
     def __init__(self) -> None:
@@ -88,14 +95,19 @@ class BareApplication:
     async def run(self, input: BareApplicationInput) -> None:
         share = input.share
         before = share.activities // 2
+        local_before = share.local_activities // 2
         for _ in range(before):
             await run_nothing()
+        for _ in range(local_before):
+            await run_nothing_locally()
         timers = share.timers
         if timers and not self._approved:  # a wait already over starts no timer
             timers -= 1
             await workflow.wait_condition(lambda: self._approved, timeout=LONG)
         else:
             await workflow.wait_condition(lambda: self._approved)
+        for _ in range(share.local_activities - local_before):
+            await run_nothing_locally()
         for _ in range(share.activities - before):
             await run_nothing()
         for left in range(timers, 0, -1):
@@ -145,6 +157,9 @@ class BareProgram:
             await self._wait(lambda: s.confirmed)
         while s.done.activities < s.own.activities:
             await self._activity()
+        while s.done.local_activities < s.own.local_activities:
+            s.done.local_activities += 1
+            await run_nothing_locally()
         while s.done.timers < s.own.timers:
             s.done.timers += 1
             await workflow.sleep(timedelta(milliseconds=1))

@@ -15,7 +15,8 @@ Run:  .venv/bin/python bench/link_clicks.py [--clicks 500] [--clients 50] [--dat
   same number of concurrent clients.
 
 Printed, all measured in this run: p50, p99 and the slowest click of each side,
-clicks per second, and the ratios.
+clicks per second, the ratios, and the CPU each process used while the clicks
+were timed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -33,7 +35,9 @@ from bare_program import BareApproval
 from stack import (
     TASK_QUEUE,
     application_form,
+    cpu_seconds,
     definition_file,
+    describe_cpu,
     kept_on_failure,
     start_bare,
     start_project,
@@ -50,10 +54,16 @@ from workflows.program import ProgramWorkflow
 Call = Callable[[], Awaitable[None]]
 
 
-async def timed(
-    calls: list[Callable[[], Awaitable[None]]], clients: int
-) -> tuple[list[float], float]:
-    """Run ``calls`` with ``clients`` at a time; each call's latency, and the wall time."""
+@dataclass
+class Clicks:
+    latencies: list[float]
+    wall: float
+    cpu: str  # where the cores went while the clicks were timed
+
+
+async def timed(calls: list[Callable[[], Awaitable[None]]], clients: int) -> Clicks:
+    """Run ``calls`` with ``clients`` at a time; each call's latency, the wall time and
+    the CPU each process used meanwhile."""
     queue: asyncio.Queue[Call] = asyncio.Queue()
     for call in calls:
         queue.put_nowait(call)
@@ -66,14 +76,14 @@ async def timed(
             await call()
             latencies.append(time.perf_counter() - began)
 
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), cpu_seconds()
     await asyncio.gather(*(client() for _ in range(clients)))
-    return latencies, time.perf_counter() - began
+    wall = time.perf_counter() - began
+    used = {label: t - cpu_began.get(label, 0.0) for label, t in cpu_seconds().items()}
+    return Clicks(latencies, wall, describe_cpu(used, wall))
 
 
-async def project(
-    clicks: int, clients: int, database_url: str | None, folder: Path
-) -> tuple[list[float], float]:
+async def project(clicks: int, clients: int, database_url: str | None, folder: Path) -> Clicks:
     stack = await start_project(folder, database_url)
     try:
         definition = load_definition(definition_file(folder, clicks))
@@ -128,7 +138,7 @@ async def project(
         await stack.stop()
 
 
-async def baseline(clicks: int, clients: int, folder: Path) -> tuple[list[float], float]:
+async def baseline(clicks: int, clients: int, folder: Path) -> Clicks:
     env, worker = await start_bare(folder)
     try:
         handles = [
@@ -161,20 +171,21 @@ async def main() -> None:
     args = parser.parse_args()
 
     with kept_on_failure() as a, kept_on_failure() as b:
-        ours, ours_wall = await project(args.clicks, args.clients, args.database_url, a)
-        bare, bare_wall = await baseline(args.clicks, args.clients, b)
+        project_clicks = await project(args.clicks, args.clients, args.database_url, a)
+        bare_clicks = await baseline(args.clicks, args.clients, b)
+    ours, bare = project_clicks.latencies, bare_clicks.latencies
 
     print(f"{args.clicks} approval clicks, {args.clients} concurrent clients:")
     print("                    p50 ms   p99 ms   max ms   clicks/s")
-    for name, values, wall in (
-        ("bare update", bare, bare_wall),
-        ("approval click", ours, ours_wall),
-    ):
+    for name, measured in (("bare update", bare_clicks), ("approval click", project_clicks)):
+        values = measured.latencies
         p50, p99 = percentile(values, 50) * 1000, percentile(values, 99) * 1000
         print(
             f"  {name:16s} {p50:7.0f}  {p99:7.0f}  {max(values) * 1000:7.0f}"
-            f"  {len(values) / wall:9.1f}"
+            f"  {len(values) / measured.wall:9.1f}"
         )
+    print(f"  while clicking, bare    {bare_clicks.cpu}")
+    print(f"  while clicking, project {project_clicks.cpu}")
     print(
         f"  ratio (click / bare): p50 {percentile(ours, 50) / percentile(bare, 50):.1f},"
         f" p99 {percentile(ours, 99) / percentile(bare, 99):.1f},"

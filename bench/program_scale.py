@@ -19,7 +19,8 @@ SQLite-persistent) and are driven by the same number of concurrent clients:
   "nothing lost, try again in a minute") comes back after its Retry-After, as it
   asks; the number of such pages is printed.
 - **baseline** (``bench/bare_program.py``): the same number of workflows,
-  activities and timers (counted in the project's histories) with empty bodies,
+  activities (local ones as local ones) and timers (counted in the project's
+  histories) with empty bodies,
   driven by the same updates (neither side's applications signal the program).
 
 Printed, all measured in this run: each side's wall time and their ratio, the
@@ -73,6 +74,8 @@ from mentorflow.temporal import execute_update_when_admitted
 from workflows.program import ProgramWorkflow
 
 HISTORY_WARNING = 10_240
+# The marker a local activity's result is recorded under (patches have their own).
+LOCAL_ACTIVITY = "core_local_activity"
 PROGRAM = "ProgramWorkflowV2"
 
 
@@ -83,6 +86,7 @@ PROGRAM = "ProgramWorkflowV2"
 class Tally:
     runs: int = 0
     activities: int = 0
+    local_activities: int = 0
     timers: int = 0
 
 
@@ -96,12 +100,14 @@ class Histories:
         return Tally(
             runs=sum(t.runs for t in self.by_type.values()),
             activities=sum(t.activities for t in self.by_type.values()),
+            local_activities=sum(t.local_activities for t in self.by_type.values()),
             timers=sum(t.timers for t in self.by_type.values()),
         )
 
 
 async def count_histories(client: Client, types: set[str]) -> Histories:
-    """Activities scheduled and timers started in every run of the given workflow types."""
+    """Activities scheduled, local activities run and timers started in every run of the
+    given workflow types."""
     executions: list[WorkflowExecution] = [e async for e in client.list_workflows()]
     found = Histories()
     gate = asyncio.Semaphore(20)
@@ -118,6 +124,11 @@ async def count_histories(client: Client, types: set[str]) -> Histories:
                     tally.activities += 1
                 elif event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
                     tally.timers += 1
+                elif (
+                    event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+                    and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY
+                ):
+                    tally.local_activities += 1
         if length > found.longest:
             found.longest, found.longest_type = length, execution.workflow_type
 
@@ -285,7 +296,11 @@ async def run_baseline(
         handle = await env.client.start_workflow(
             BareProgram.run,
             BareProgramInput(
-                own=Share(activities=program.activities, timers=program.timers),
+                own=Share(
+                    activities=program.activities,
+                    local_activities=program.local_activities,
+                    timers=program.timers,
+                ),
                 organisations=ORGANISATIONS,
             ),
             id="bare-program",
@@ -300,7 +315,9 @@ async def run_baseline(
         async def apply_and_approve(i: int) -> None:
             application_id = f"{i:06d}"
             child = Share(
-                activities=share(children.activities, n, i), timers=share(children.timers, n, i)
+                activities=share(children.activities, n, i),
+                local_activities=share(children.local_activities, n, i),
+                timers=share(children.timers, n, i),
             )
             async with gate:  # started by the client, as the project's web form does
                 await env.client.start_workflow(
@@ -341,7 +358,8 @@ async def run_baseline(
 def describe(h: Histories) -> str:
     t = h.total()
     return (
-        f"{t.runs:6d} runs {t.activities:7d} activities {t.timers:6d} timers"
+        f"{t.runs:6d} runs {t.activities:7d} activities ({t.local_activities} local)"
+        f" {t.timers:6d} timers"
         f"  longest history {h.longest} ({h.longest_type})"
     )
 

@@ -785,7 +785,7 @@ def applications_import(
 ) -> None:
     """Import applications HR collected another way; importing again updates, never doubles."""
     from mentorflow.applications import check_application, submit_application
-    from mentorflow.definition import ProgramDefinition
+    from mentorflow.definition import stored_definition
     from mentorflow.store import Store, migrate
 
     settings = _settings()
@@ -801,7 +801,7 @@ def applications_import(
             if program is None:
                 fail(f"no program with id {program_id!r} in the database")
             assert program is not None
-            definition = ProgramDefinition.model_validate(program.definition)
+            definition = stored_definition(program.definition)
             _check_columns(file, header, definition)
             client = await connect(settings)
             imported = updated = refused = 0

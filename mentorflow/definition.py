@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -1344,6 +1344,21 @@ def load_definition(
     """Read and validate one definition file."""
     path = Path(path)
     return definition_from_text(_read_file(path), file=str(path), reference_time=reference_time)
+
+
+def stored_definition(data: Mapping[str, Any]) -> ProgramDefinition:
+    """A program's definition as the database stores it (its JSON), validated.
+
+    Every page behind a link and every email batch reads it, and validating one takes
+    a millisecond or more: each content is validated once per process and the result
+    shared (a definition is frozen). A changed definition is another content.
+    """
+    return _stored(json.dumps(data, sort_keys=True, separators=(",", ":")))
+
+
+@lru_cache(maxsize=64)
+def _stored(text: str) -> ProgramDefinition:
+    return ProgramDefinition.model_validate(json.loads(text))
 
 
 def definition_from_text(

@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from mentorflow.definition import Contact, ProgramDefinition
+from mentorflow.definition import Contact, ProgramDefinition, stored_definition
 from mentorflow.store import Store
 from mentorflow.store.tables import Application
 
@@ -147,6 +147,14 @@ class Unknown(LookupError):
     """A reference to nobody the database knows (the application was purged, say)."""
 
 
+async def _definition(store: Store, program_id: str) -> ProgramDefinition | None:
+    row = await store.program(program_id)
+    try:
+        return stored_definition(row.definition) if row else None
+    except ValidationError:  # none saved (a run registered by itself): nobody to look up
+        return None
+
+
 class Resolver:
     """The real people behind one program's references, read from the database.
 
@@ -157,17 +165,23 @@ class Resolver:
     def __init__(self, store: Store, program_id: str, definition: ProgramDefinition | None):
         self._store = store
         self._program_id = program_id
-        self._directory = directory(definition) if definition is not None else {}
+        self._directory: dict[str, Contact] | None = (
+            directory(definition) if definition is not None else {}
+        )
         self._applications: dict[str, Application | None] = {}
 
     @classmethod
     async def load(cls, store: Store, program_id: str) -> Resolver:
-        row = await store.program(program_id)
-        try:
-            definition = ProgramDefinition.model_validate(row.definition) if row else None
-        except ValidationError:  # none saved (a run registered by itself): nobody to look up
-            definition = None
-        return cls(store, program_id, definition)
+        return cls(store, program_id, await _definition(store, program_id))
+
+    @classmethod
+    def of_application(cls, store: Store, row: Application) -> Resolver:
+        """A resolver that knows ``row`` already and reads the definition only if a
+        reference needs it (an application's own people do not)."""
+        resolver = cls(store, row.program_id, None)
+        resolver._directory = None
+        resolver._applications[row.id] = row
+        return resolver
 
     async def application(self, application_id: str) -> Application | None:
         if application_id not in self._applications:
@@ -180,6 +194,9 @@ class Resolver:
         if reference is None:  # unchecked: the email activity refuses a bad one politely
             return Contact.model_construct(name=address, email=address)
         if reference.kind == "person":
+            if self._directory is None:
+                definition = await _definition(self._store, self._program_id)
+                self._directory = directory(definition) if definition is not None else {}
             if address not in self._directory:
                 raise Unknown(f"{address} is not in program {self._program_id}'s definition")
             return self._directory[address]
@@ -194,7 +211,9 @@ class Resolver:
         return str((await self.person(address)).email)
 
     def contacts(self, contacts: list[Contact]) -> list[Contact]:
-        """The definition's contacts (as references) as the people they are."""
+        """The definition's contacts (as references) as the people they are (a resolver
+        made by ``load``, which read the definition)."""
+        assert self._directory is not None, "contacts() needs the definition: Resolver.load"
         return [self._directory.get(str(c.email), c) for c in contacts]
 
     async def text(self, value: str) -> str:

@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import AwareDatetime, BaseModel, Field
 
 from mentorflow import i18n, moments
-from mentorflow.definition import ProgramDefinition, Question
+from mentorflow.definition import Question, stored_definition
 from mentorflow.i18n import Texts
 from mentorflow.models import ProgramDates, ReportSummary
 from mentorflow.store import Store
@@ -124,7 +124,7 @@ async def build_report(store: Store, program_id: str, at: datetime) -> ProgramRe
     program = await store.program(program_id)
     if program is None:
         raise LookupError(f"no program {program_id!r}")
-    definition = ProgramDefinition.model_validate(program.definition)
+    definition = stored_definition(program.definition)
     applications = await store.applications(program_id)
     approved = await store.approved_ids(program_id)
     pairs = await store.pairs(program_id)

@@ -107,7 +107,7 @@ async def test_each_worker_kind_polls_both_queues_for_its_own_tasks_only(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_worker_takes_only_a_few_workflow_tasks_at_once(
-    dev_env: WorkflowEnvironment, worker_settings: Settings
+    dev_env: WorkflowEnvironment, worker_settings: Settings, store: Store
 ) -> None:
     """Activations take turns at one interpreter lock: the worker asks the server for at
     most ``worker_workflow_tasks`` at once per queue (the SDK's default is 100)."""
@@ -128,7 +128,7 @@ async def test_a_worker_takes_only_a_few_workflow_tasks_at_once(
                 slots[str(update.attributes["task_queue"])] = int(update.value)
         return len(slots) == 2
 
-    async with create_worker(client, settings, None, kind=WorkerKind.WORKFLOWS):
+    async with create_worker(client, settings, store, kind=WorkerKind.WORKFLOWS):
         await wait_for(read, within=10)
     programs = settings.temporal_task_queue
     assert slots == {programs: 3, participant_task_queue(programs): 3}

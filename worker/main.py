@@ -41,6 +41,13 @@ log = logging.getLogger(__name__)
 WORKFLOWS: Sequence[type] = (ProgramWorkflow, ProgramWorkflowV1, ApplicationWorkflow, PairWorkflow)
 
 
+def local_activities_for(store: Store) -> list[Any]:
+    """The activities workflows run as local activities, in the worker that runs them:
+    short database writes whose round trip through the server would cost more than
+    they do (an application's records)."""
+    return [ApplicationRecordActivities(store).record_application]
+
+
 def activities_for(store: Store, settings: Settings, client: Client) -> list[Any]:
     """The activity functions of every activity class, bound to their store, settings
     and Temporal client."""
@@ -90,17 +97,19 @@ async def create_worker(
     of its participants' queue (applications and pairs): workflows started before the
     queues were split run on, so each queue gets every workflow and activity.
 
-    ``kind`` None hosts both; ``WorkerKind.WORKFLOWS`` only the workflows (``store`` may
-    be None: workflows never touch the database); ``WorkerKind.ACTIVITIES`` only the
+    ``kind`` None hosts both; ``WorkerKind.WORKFLOWS`` only the workflows and their
+    local activities (``local_activities_for``: a few short database writes, so it needs
+    the store too) and polls for no activity task; ``WorkerKind.ACTIVITIES`` only the
     activities. ``activities`` replaces ``activities_for(...)`` (tests wrap one).
     ``activations``: the thread pool both queues' workflow tasks run on (more than
     twice ``worker_workflow_tasks`` threads); by default each worker has its own.
     """
+    if store is None and activities is None:
+        raise ValueError("a worker needs a store: workflows record locally, activities too")
     if not hosts_activities(kind):
-        activities = []
+        activities = local_activities_for(store) if store is not None else []
     elif activities is None:
-        if store is None:
-            raise ValueError("a worker that hosts activities needs a store")
+        assert store is not None
         activities = activities_for(store, settings, client)
     workflows = list(WORKFLOWS) if hosts_workflows(kind) else []
     queues = (settings.temporal_task_queue, participant_task_queue(settings.temporal_task_queue))
@@ -112,6 +121,8 @@ async def create_worker(
                     task_queue=queue,
                     workflows=workflows,
                     activities=activities,
+                    # A workflows-only worker runs its few activities as local ones only.
+                    no_remote_activities=not hosts_activities(kind),
                     # A program keeps one workflow per application and per pair running
                     # for weeks; past the SDK's default of 1,000 cached runs the worker
                     # would evict and, on the next task, replay whole histories.
@@ -134,9 +145,9 @@ async def run_worker(
     """Run the worker(s) of ``kind`` (None: both kinds) until ``stop`` is set.
 
     A worker hosting activities migrates the database first; a workflows-only
-    worker never opens it.
+    worker opens it for its local activities and leaves the schema to the other kind
+    (or ``mentorflow setup``).
     """
-    store: Store | None = None
     activations: pauses.Activations | None = None
     collector: asyncio.Task[None] | None = None
     if hosts_workflows(kind) and not await asyncio.to_thread(bytecode.compile_workflow_modules):
@@ -145,13 +156,12 @@ async def run_worker(
         # One pool for both queues' activations: full collections wait until it is idle.
         # A thread for every slot of both queues, and spare ones for evictions.
         activations = pauses.Activations(max_workers=2 * settings.worker_workflow_tasks + 4)
+    url = settings.effective_database_url
     if hosts_activities(kind):
-        url = settings.effective_database_url
         await asyncio.to_thread(migrate, url)
-        store = Store(url)
+    store = Store(url)
     try:
-        if store is not None:
-            await store.ping()
+        await store.ping()
         async with create_worker(client, settings, store, kind=kind, activations=activations):
             pauses.freeze_what_is_loaded()
             stop_watching = pauses.watch_collections()
@@ -172,5 +182,4 @@ async def run_worker(
                 await collector
         if activations is not None:
             activations.shutdown(wait=False)
-        if store is not None:
-            await store.close()
+        await store.close()

@@ -69,6 +69,11 @@ REPORT_WHEN_RECORDED = "application-reports-when-recorded"
 # an answer (a manager's, HR's, or the silence policy's) that leaves none of the
 # program's applications open tells it so.
 TELLS_PROGRAM_NOTHING = "application-tells-program-nothing"
+# The application's records are local activities, run by the worker that runs this
+# workflow: a manager's click then costs the server one workflow task (the answer and its
+# record together), where a record sent to the activities' queue cost it an activity
+# task and a second workflow task, and a burst of clicks waited on the server for both.
+RECORDS_LOCALLY = "application-records-locally"
 
 
 class _ProgramClosed(Exception):
@@ -105,6 +110,7 @@ class ApplicationWorkflow:
         self._together = False
         self._report_when_recorded = False
         self._tells_program = True
+        self._records_locally = False
         self._updates = 0  # confirmations of applying again
 
     @workflow.run
@@ -116,6 +122,7 @@ class ApplicationWorkflow:
         self._tells_program = not input.report_to_program or not workflow.patched(
             TELLS_PROGRAM_NOTHING
         )
+        self._records_locally = workflow.patched(RECORDS_LOCALLY)
         try:
             return await self._run(input)
         except _ProgramClosed:
@@ -566,18 +573,26 @@ class ApplicationWorkflow:
     ) -> RecordedApplication | None:
         """Record the application's status (and a decision); with ``count_undecided``,
         return how many of its program's applications are still without an answer."""
+        record = ApplicationRecordInput(
+            application_id=self._input.application_id,
+            status=status,
+            decision=decision,
+            decided_by=decided_by,
+            channel=channel,
+            key=key,
+            at=self._clock.now(),
+            count_undecided_in=self._input.program_id if count_undecided else None,
+        )
+        if self._records_locally:
+            return await workflow.execute_local_activity_method(
+                ApplicationRecordActivities.record_application,
+                record,
+                start_to_close_timeout=RECORD_TIMEOUT,
+                summary=f"record {status}",
+            )
         return await workflow.execute_activity_method(
             ApplicationRecordActivities.record_application,
-            ApplicationRecordInput(
-                application_id=self._input.application_id,
-                status=status,
-                decision=decision,
-                decided_by=decided_by,
-                channel=channel,
-                key=key,
-                at=self._clock.now(),
-                count_undecided_in=self._input.program_id if count_undecided else None,
-            ),
+            record,
             start_to_close_timeout=RECORD_TIMEOUT,
             summary=f"record {status}",
         )

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from temporalio.client import WorkflowUpdateFailedError
 
 from mentorflow import i18n, moments, refusals
-from mentorflow.definition import ProgramDefinition, is_slug
+from mentorflow.definition import ProgramDefinition, is_slug, stored_definition
 from mentorflow.i18n import Texts
 from mentorflow.store import Store
 from mentorflow.web.notices import Notice
@@ -111,6 +111,6 @@ async def load_definition_of(store: Store, program_id: str) -> ProgramDefinition
         # No definition here: the program's workflow registered itself in this database,
         # but it was started against another one (a misconfigured `program start`).
         return None
-    definition = ProgramDefinition.model_validate(row.definition)
+    definition = stored_definition(row.definition)
     remember(definition)
     return definition
