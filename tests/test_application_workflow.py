@@ -207,6 +207,21 @@ async def test_an_approval_is_recorded_and_waits_for_the_start_telling_the_progr
     program_id = scene.input().program_id
     assert [r.count_undecided_in for r in scene.calls.records] == [None, program_id]
     assert await scene.heard() == []
+    # The answer and its record are one workflow task: the update, the record's marker
+    # (a local activity), no patch marker; the server has no activity task to hand out.
+    said: list[str] = []
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            said = ["accepted"]
+        elif said and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            break
+        elif said and event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            said.append(event.marker_recorded_event_attributes.marker_name)
+        elif said:
+            said.append(EventType.Name(event.event_type).removeprefix("EVENT_TYPE_"))
+    assert said.count("WORKFLOW_EXECUTION_UPDATE_COMPLETED") == 1, said
+    assert said.count("core_local_activity") == 1, said
+    assert "core_patch" not in said and "ACTIVITY_TASK_SCHEDULED" not in said, said
     events = [e async for e in handle.fetch_history_events()]
     assert not [
         e
@@ -241,6 +256,10 @@ async def test_independent_steps_go_out_in_one_workflow_task(scene: Scene) -> No
     # manager's request: all from the first workflow task, not one task each.
     assert commands.count("core_local_activity") == 1, commands
     assert commands.count("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED") == 2, commands
+    # One patch marker stands for every patch of the application (each cost the server a
+    # search-attribute upsert too).
+    assert commands.count("core_patch") == 1, commands
+    assert commands.count("EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 1, commands
     await handle.terminate("test over")
 
 

@@ -115,14 +115,19 @@ class ApplicationWorkflow:
 
     @workflow.run
     async def run(self, input: ApplicationInput) -> ApplicationResult:
-        self._tells_everyone = workflow.patched(TELLS_EVERYONE)
-        self._together = workflow.patched(STEPS_TOGETHER)
-        self._report_when_recorded = workflow.patched(REPORT_WHEN_RECORDED)
-        # Programs of ProgramWorkflowV1 (report_to_program false) count their signals.
-        self._tells_program = not input.report_to_program or not workflow.patched(
-            TELLS_PROGRAM_NOTHING
-        )
+        # A run begun with the newest patch has every earlier behaviour: one marker for
+        # them all, where each patch cost a marker and a search-attribute upsert.
         self._records_locally = workflow.patched(RECORDS_LOCALLY)
+        if self._records_locally:
+            self._tells_everyone = self._together = self._report_when_recorded = True
+        else:
+            self._tells_everyone = workflow.patched(TELLS_EVERYONE)
+            self._together = workflow.patched(STEPS_TOGETHER)
+            self._report_when_recorded = workflow.patched(REPORT_WHEN_RECORDED)
+        # Programs of ProgramWorkflowV1 (report_to_program false) count their signals.
+        self._tells_program = not input.report_to_program or not (
+            self._records_locally or workflow.patched(TELLS_PROGRAM_NOTHING)
+        )
         try:
             return await self._run(input)
         except _ProgramClosed:
@@ -421,10 +426,12 @@ class ApplicationWorkflow:
         self._validate_decide(request)  # a refusal (ApplicationError) fails the update
         self._decision = request
         self._decided_by = self._approvers.get(request.fingerprint, "unknown approver")
-        # Returns once taken: the decision is in this workflow's history, which records it
-        # and tells the program next (a click does not wait for the database). Answers
-        # given before this change returned once recorded, and replay so.
-        if not workflow.patched("decide-returns-when-taken"):
+        # Returns once taken: the run records the decision next, in the same workflow
+        # task (a local activity), and the click's answer leaves with that task. Answers
+        # given before "decide-returns-when-taken" returned once recorded, and replay so.
+        # (Asked only of runs from before RECORDS_LOCALLY: a patch asked here cost each
+        # click's task a marker and a search-attribute upsert.)
+        if not (self._records_locally or workflow.patched("decide-returns-when-taken")):
             await workflow.wait_condition(
                 lambda: self._state not in ("awaiting_manager", "escalated")
             )
