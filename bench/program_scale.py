@@ -26,8 +26,10 @@ SQLite-persistent) and are driven by the same number of concurrent clients:
 Printed, all measured in this run: each side's wall time and their ratio, the
 number of workflows, activities and timers on each side, the longest single
 history (it must stay below Temporal's 10,240-event warning), the emails
-caught with any duplicates, and the workflow tasks' (activations') p50, p99 and
-max on the workflows worker, read from its Prometheus metrics (bucket bounds).
+caught with any duplicates, and on the workflows worker the p50, p99 and max of
+its activations (one turn of workflow code, what the SDK's two-second deadline
+counts) and of its workflow tasks (which include their local activities), read
+from its Prometheus metrics (bucket bounds).
 """
 
 from __future__ import annotations
@@ -358,7 +360,7 @@ async def run_baseline(
 def describe(h: Histories) -> str:
     t = h.total()
     return (
-        f"{t.runs:6d} runs {t.activities:7d} activities ({t.local_activities} local)"
+        f"{t.runs:6d} runs {t.activities:7d} activities {t.local_activities:6d} local"
         f" {t.timers:6d} timers"
         f"  longest history {h.longest} ({h.longest_type})"
     )

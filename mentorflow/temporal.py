@@ -52,6 +52,8 @@ _HISTOGRAM_BUCKETS = {
         "workflow_task_execution_latency",
         "workflow_task_replay_latency",
         "workflow_task_schedule_to_start_latency",
+        # worker.metrics.WORKFLOW_ACTIVATION_LATENCY (the worker imports this module)
+        "mentorflow_workflow_activation_latency",
     )
 }
 

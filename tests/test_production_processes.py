@@ -167,10 +167,19 @@ async def test_the_compose_topology_runs_as_processes_with_logs_metrics_and_encr
             and 'le="2000"' in line
             for line in workflows.text.splitlines()
         )
+        # ...and each activation's, which the two seconds apply to (a task holds more
+        # than one when it runs a local activity: an application's record).
+        assert any(
+            line.startswith("mentorflow_workflow_activation_latency_bucket{")
+            and 'le="2000"' in line
+            and float(line.rsplit(" ", 1)[1]) > 0
+            for line in workflows.text.splitlines()
+        )
         assert "temporal_activity_execution_latency" not in workflows.text
         metrics = (await http.get(f"http://{services['activity-worker'].metrics}/metrics")).text
         assert "temporal_activity_execution_latency" in metrics
         assert "temporal_workflow_task_execution_latency" not in metrics
+        assert "mentorflow_workflow_activation_latency" not in metrics
         sent = [
             line
             for line in metrics.splitlines()

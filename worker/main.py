@@ -28,7 +28,7 @@ from activities.reports import ReportActivities
 from mentorflow.models import participant_task_queue
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
-from worker import bytecode, pauses
+from worker import bytecode, metrics, pauses
 from worker.kinds import WorkerKind, hosts_activities, hosts_workflows
 from workflows.application import ApplicationWorkflow
 from workflows.legacy.program_v1 import ProgramWorkflowV1
@@ -155,7 +155,10 @@ async def run_worker(
     if hosts_workflows(kind):
         # One pool for both queues' activations: full collections wait until it is idle.
         # A thread for every slot of both queues, and spare ones for evictions.
-        activations = pauses.Activations(max_workers=2 * settings.worker_workflow_tasks + 4)
+        activations = pauses.Activations(
+            max_workers=2 * settings.worker_workflow_tasks + 4,
+            observe=metrics.activation_histogram(client).record,
+        )
     url = settings.effective_database_url
     if hosts_activities(kind):
         await asyncio.to_thread(migrate, url)

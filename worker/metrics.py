@@ -24,6 +24,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from temporalio.client import Client
+from temporalio.common import MetricHistogramFloat
 from temporalio.runtime import (
     MetricBuffer,
     MetricBufferDurationFormat,
@@ -33,6 +35,11 @@ from temporalio.runtime import (
 
 WORKFLOW_TASK_EXECUTION_LATENCY = "temporal_workflow_task_execution_latency"
 """The SDK's histogram of workflow task durations (execution, not replay), in ms."""
+
+WORKFLOW_ACTIVATION_LATENCY = "mentorflow_workflow_activation_latency"
+"""mentorflow's histogram of activations in a workflows worker (worker.pauses.Activations),
+in ms: one turn of workflow code, which the two-second deadline applies to. A workflow
+task that runs a local activity holds two activations and the activity between them."""
 
 WORKFLOW_TASK_DEADLINE_MS = 2_000.0
 """The SDK fails a workflow task that holds the event loop longer than this (TMPRL1101)."""
@@ -124,3 +131,15 @@ class WorkflowTaskTimes:
         """Forget what was seen (e.g. the warm-up of a benchmark)."""
         self.collect()
         self._durations.clear()
+
+
+def activation_histogram(client: Client) -> MetricHistogramFloat:
+    """The histogram ``WORKFLOW_ACTIVATION_LATENCY`` on the client's runtime: served with
+    the SDK's metrics where the runtime serves them, with the same buckets."""
+    runtime = client.service_client.config.runtime or Runtime.default()
+    return runtime.metric_meter.create_histogram_float(
+        WORKFLOW_ACTIVATION_LATENCY,
+        "Workflow activations in this workflows worker, from hand-over to done (the"
+        " span the SDK's two-second deadline counts).",
+        "ms",
+    )

@@ -72,11 +72,15 @@ class CatchingHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
-        message["X-Caught-At-Ns"] = str(time.time_ns())
+        # Kept as it came, with the envelope's recipients and the moment in two headers
+        # on top: parsing and writing out each message again cost the catcher more than
+        # the SMTP conversation did (a program of 1,000 applicants sends 4,000 emails).
+        on_top = (
+            f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\n"
+            f"X-Caught-At-Ns: {time.time_ns()}\n"
+        ).encode()
         with self._lock:
-            self._box.add(mailbox.MaildirMessage(message))
+            self._box.add(on_top + raw.replace(b"\r\n", b"\n"))
         return "250 Message accepted"
 
     def messages(self) -> list[CaughtMessage]:
