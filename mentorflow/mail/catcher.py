@@ -76,8 +76,7 @@ class CatchingHandler:
         # on top: parsing and writing out each message again cost the catcher more than
         # the SMTP conversation did (a program of 1,000 applicants sends 4,000 emails).
         on_top = (
-            f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\n"
-            f"X-Caught-At-Ns: {time.time_ns()}\n"
+            f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\nX-Caught-At-Ns: {time.time_ns()}\n"
         ).encode()
         with self._lock:
             self._box.add(on_top + raw.replace(b"\r\n", b"\n"))
