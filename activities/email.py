@@ -201,6 +201,8 @@ class EmailActivities:
         for row in sorted(rows.values(), key=lambda r: r.id):
             if row.status != "approved" or row.selection is None:
                 continue
+            if notices.organisation_id not in (None, row.organisation_id):
+                continue
             partner = rows.get(partners.get(row.id, ""))
             selection = row.selection
             if selection == "accepted":

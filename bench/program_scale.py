@@ -250,6 +250,7 @@ async def run_project(
             return (await handle.query(ProgramWorkflow.status)).matching is not None
 
         await wait_for(proposed, "the proposal", 600)
+        progress("project", "pairs proposed", began)
         proposal = (await handle.query(ProgramWorkflow.status)).matching
         assert proposal is not None
         await handle.execute_update(

@@ -359,6 +359,13 @@ async def test_hr_decides_reviews_pairs_and_everyone_is_told(stack: Stack) -> No
     events = {e.key for e in await store.events(definition.id)}
     assert {"phase-match_review", "matching-confirmed", "outcome-notices"} <= events
     assert re.search(r"capacity-ei-\d+", " ".join(events))
+    # One batch of notices per organisation, sent side by side.
+    batches = [
+        e.activity_task_scheduled_event_attributes.activity_id
+        async for e in program.fetch_history_events()
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "send_outcome_notices"
+    ]
+    assert len(batches) == len(definition.organisations) > 1
     await keep_histories(stack.env.client, program, "capacity-and-review")
 
 

@@ -31,7 +31,7 @@ from mentorflow.definition import Contact, Language, load_definition
 from mentorflow.mail.catcher import CatchingHandler, MailCatcher
 from mentorflow.mail.message import MessageTemplate, build_message, email_key, message_id
 from mentorflow.mail.render import RenderedEmail, render
-from mentorflow.models import EmailBatch, EmailFacts
+from mentorflow.models import EmailBatch, EmailFacts, OutcomeNoticesInput
 from mentorflow.store import Store, sync_url
 from tests.conftest import email_activities, free_port, set_connections
 from tests.programs import record_application, record_program
@@ -531,4 +531,48 @@ async def test_a_batch_for_applicants_reaches_those_still_in_the_program_once(
         "ann@example.org",
         "cy@example.org",
         "hr@example.org",
+    ]
+
+
+async def test_outcome_notices_for_one_organisation_reach_only_its_people(
+    mail_catcher: MailCatcher, store: Store, database_url: str
+) -> None:
+    """The program sends one batch per organisation, side by side: a batch reads every
+    application (a partner may be elsewhere) and tells only its own organisation's."""
+    definition = load_definition(Path(__file__).parent.parent / "definitions" / "demo.yaml")
+    await record_program(store, definition, "running")
+    ids = {}
+    for name, organisation in [("ann", "demo-company"), ("bo", "other-agency")]:
+        row = await record_application(
+            store,
+            definition.id,
+            f"{name}@example.org",
+            NOW,
+            organisation_id=organisation,
+            manager_email=f"boss.{name}@example.org",
+        )
+        await store.set_application_status(row.id, "approved", NOW)
+        ids[name] = row.id
+    await store.record_selections(
+        program_id=definition.id,
+        selections={ids["ann"]: "waitlisted", ids["bo"]: "waitlisted"},
+        decided_by="hr",
+        channel="cli",
+        at=NOW,
+    )
+    notices = OutcomeNoticesInput(
+        program_id=definition.id,
+        proposal=1,
+        facts=batch([]).facts,
+        profile_titles={"mentor": "Mentor"},
+        organisation_names={"demo-company": "Demo", "other-agency": "Other"},
+        organisation_id="other-agency",
+    )
+    activities = email_activities(store, database_url, mail_catcher.port)
+    counts = await ActivityEnvironment().run(activities.send_outcome_notices, notices)
+
+    assert (counts.sent, counts.rejected) == (2, 0)
+    assert sorted(m.recipients[0] for m in mail_catcher.messages()) == [
+        "bo@example.org",
+        "boss.bo@example.org",
     ]

@@ -138,6 +138,9 @@ class OutcomeNoticesInput(BaseModel):
     facts: EmailFacts
     profile_titles: dict[str, str]
     organisation_names: dict[str, str]
+    # Only this organisation's applicants (their partners may be elsewhere); None: all
+    # (runs from before the program sent one batch per organisation).
+    organisation_id: str | None = None
 
 
 class DeliveryCounts(BaseModel):
@@ -149,3 +152,11 @@ class DeliveryCounts(BaseModel):
     sent: int
     already_sent: int
     rejected: int
+
+    @classmethod
+    def total(cls, parts: list[DeliveryCounts]) -> DeliveryCounts:
+        return cls(
+            sent=sum(p.sent for p in parts),
+            already_sent=sum(p.already_sent for p in parts),
+            rejected=sum(p.rejected for p in parts),
+        )
