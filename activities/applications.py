@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -41,8 +43,16 @@ class ApplicationRecordActivities:
         so of two last answers recorded at once, the later count sees none left)."""
         if record.decision is not None and record.key is not None:
             decided_by = record.decided_by or ""
-            if people.parse(decided_by) is not None:
-                # The workflow knows who answered only as a reference; the record names them.
+            # The workflow knows who answered only as a reference; the record names them.
+            reference = people.parse(decided_by)
+            column: Literal["email", "manager_email"] | None = None
+            if (
+                reference is not None
+                and reference.kind in ("applicant", "manager")
+                and reference.key == record.application_id
+            ):
+                column = "email" if reference.kind == "applicant" else "manager_email"
+            elif reference is not None:  # HR, after an escalation
                 row = await self._store.application(record.application_id)
                 if row is not None:
                     resolver = people.Resolver.of_application(self._store, row)
@@ -52,6 +62,7 @@ class ApplicationRecordActivities:
                 key=record.key,
                 decision=record.decision,
                 decided_by=decided_by,
+                decided_by_column=column,
                 channel=record.channel or "",
                 at=record.at,
                 status=record.status,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 
@@ -117,8 +117,8 @@ class Applications(StoreBase):
 
     async def undecided_count(self, program_id: str, statuses: tuple[str, ...]) -> int:
         """How many of the program's applications have one of ``statuses``."""
-        async with self._sessions() as session:
-            counted = await session.scalar(
+        async with self.engine.connect() as connection:
+            counted = await connection.scalar(
                 select(func.count())
                 .select_from(Application)
                 .where(Application.program_id == program_id, Application.status.in_(statuses))
@@ -135,25 +135,40 @@ class Applications(StoreBase):
         channel: str,
         at: datetime,
         status: str,
+        decided_by_column: Literal["email", "manager_email"] | None = None,
     ) -> bool:
-        """Record a decision once (by ``key``) and the application's new status."""
+        """Record a decision once (by ``key``) and the application's new status.
+
+        ``decided_by_column``: who decided is the application's applicant or manager,
+        named by that column of its row (``decided_by`` if the row is gone): taken in
+        the same statement, where a read first cost each answer another round trip.
+        """
+        who: Any = decided_by
+        if decided_by_column is not None:
+            named = (
+                select(getattr(Application, decided_by_column))
+                .where(Application.id == application_id)
+                .scalar_subquery()
+            )
+            who = func.coalesce(named, decided_by)
         insert = (
             self._insert(ApprovalDecision)
             .values(
                 application_id=application_id,
                 key=key,
                 decision=decision,
-                decided_by=decided_by,
+                decided_by=who,
                 channel=channel,
                 decided_at=at,
             )
             .on_conflict_do_nothing()
             .returning(ApprovalDecision.id)
         )
-        async with self._sessions.begin() as session:
-            created = (await session.execute(insert)).first() is not None
+        # On a connection, not an ORM session: every answer comes through here.
+        async with self.engine.begin() as connection:
+            created = (await connection.execute(insert)).first() is not None
             if created:
-                await session.execute(
+                await connection.execute(
                     update(Application)
                     .where(Application.id == application_id)
                     .values(status=status, updated_at=at)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -121,7 +122,11 @@ class Application(Base):
     """One person's application to a program; applying again updates it."""
 
     __tablename__ = "applications"
-    __table_args__ = (UniqueConstraint("program_id", "email"),)
+    __table_args__ = (
+        UniqueConstraint("program_id", "email"),
+        # Each answer's record counts its program's applications still open.
+        Index("ix_applications_program_status", "program_id", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     program_id: Mapped[str] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
