@@ -336,8 +336,12 @@ SDK_METRICS = {
     "temporal_workflow_task_replay_latency": "histogram",
     "temporal_workflow_task_schedule_to_start_latency": "histogram",
 }
-# mentorflow's own, made with the activity's metric meter in activities/email.py.
-MENTORFLOW_METRICS = {"mentorflow_emails": "counter"}
+# mentorflow's own: the emails counter (the activity's metric meter, activities/email.py)
+MENTORFLOW_METRICS = {
+    "mentorflow_emails": "counter",
+    # The workflows worker's, on the client's runtime (worker/metrics.py).
+    "mentorflow_workflow_activation_latency": "histogram",
+}
 
 
 def mounted(service: str, target: str) -> Path:
@@ -458,7 +462,10 @@ def test_the_dashboard_reads_only_metrics_the_workers_serve() -> None:
         return {series[name] for expr in panels[title] for name in metric_names(expr)}
 
     # What ops watch (docs/ops.md, "Logs and metrics").
-    assert reads("Workflow task latency") == {"temporal_workflow_task_execution_latency"}
+    assert reads("Workflow task latency") == {
+        "temporal_workflow_task_execution_latency",
+        "mentorflow_workflow_activation_latency",
+    }
     assert reads("Activity failures") == {"temporal_activity_execution_failed"}
     assert reads("Emails by outcome") == {"mentorflow_emails"}
     assert all("by (outcome)" in expr for expr in panels["Emails by outcome"])
@@ -472,6 +479,7 @@ def test_the_metric_list_is_the_code_s() -> None:
     # mentorflow's counter is made under this name; the SDK's names are in its native
     # library (a new SDK that renames one fails here, not on a blank panel).
     assert '"mentorflow_emails"' in (ROOT / "activities/email.py").read_text()
+    assert '"mentorflow_workflow_activation_latency"' in (ROOT / "worker/metrics.py").read_text()
     (bridge,) = Path(temporalio.bridge.__file__).parent.glob("temporal_sdk_bridge*")
     native = bridge.read_bytes()
     for name in SDK_METRICS:
