@@ -180,9 +180,10 @@ async def test_dev_server_restarted_mid_program_loses_nothing(
     mail_catcher: MailCatcher, database_url: str, task_queue: str, tmp_path: Path
 ) -> None:
     port, database = free_port(), tmp_path / "temporal.db"
-    # The reminder falls due (+12 s) while the server is down; the deadline (+36 s) leaves
-    # time for the restart and the worker's reconnection before it, even on a busy machine.
-    definition = fast_program(tmp_path, opens=2, deadline=36, reminders=(24,))
+    # The reminder falls due (+12 s) while the server is down; the deadline (+48 s) leaves
+    # time for the restart and the worker's reconnection before it, even on a busy machine
+    # (at +36 s, a CI run beside a whole stack under test reached the deadline first).
+    definition = fast_program(tmp_path, opens=2, deadline=48, reminders=(36,))
     program_id = definition.id
     recipients = list(definition.announcement.recipients)
     env = await dev_server_at(port, database)
