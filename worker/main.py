@@ -87,7 +87,7 @@ def activities_for(store: Store, settings: Settings, client: Client) -> list[Any
 async def create_worker(
     client: Client,
     settings: Settings,
-    store: Store | None,
+    store: Store,
     activities: Sequence[Callable[..., Any]] | None = None,
     *,
     kind: WorkerKind | None = None,
@@ -104,12 +104,9 @@ async def create_worker(
     ``activations``: the thread pool both queues' workflow tasks run on (more than
     twice ``worker_workflow_tasks`` threads); by default each worker has its own.
     """
-    if store is None and activities is None:
-        raise ValueError("a worker needs a store: workflows record locally, activities too")
     if not hosts_activities(kind):
-        activities = local_activities_for(store) if store is not None else []
+        activities = local_activities_for(store)
     elif activities is None:
-        assert store is not None
         activities = activities_for(store, settings, client)
     workflows = list(WORKFLOWS) if hosts_workflows(kind) else []
     queues = (settings.temporal_task_queue, participant_task_queue(settings.temporal_task_queue))
