@@ -77,15 +77,17 @@ def test_each_activation_is_timed_from_hand_over_waiting_for_a_thread_included()
     """What the SDK's two-second deadline counts: a wait for a thread is part of it."""
     durations: list[float] = []
     pool = pauses.Activations(max_workers=1, observe=durations.append)
+    release = threading.Event()
     try:
-        first = pool.submit(time.sleep, 0.05)
+        first = pool.submit(release.wait, 10)
         second = pool.submit(lambda: "quick")  # waits for the only thread
-        first.result(10)
-        assert second.result(10) == "quick"
+        time.sleep(0.05)  # both handed over before this: each takes at least as long
+        release.set()
+        assert first.result(10) is True and second.result(10) == "quick"
         assert _soon(lambda: len(durations) == 2)
     finally:
         pool.shutdown()
-    assert 50 <= durations[0] < 1000 and 50 <= durations[1] < 1000, durations
+    assert all(50 <= d < 1000 for d in durations), durations
 
 
 def test_an_activation_cancelled_before_it_ran_is_not_counted_as_running() -> None:
