@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import Pulse
 from mentorflow import people
 from mentorflow.definition import Contact, ProgramDefinition, stored_definition
 from mentorflow.invitations import Method, invitation
@@ -569,6 +570,7 @@ class _Delivery:
         self._recording: asyncio.Task[None] | None = None
         self._busy = 0
         self._handled: set[str] = set()
+        self._pulse = Pulse()
         # A claimed email is started only while its lease still covers one SMTP
         # conversation and a margin: for this long after the claim.
         self._window = (
@@ -648,7 +650,7 @@ class _Delivery:
         try:
             for offset, (email, entry) in enumerate(zip(chunk, entries, strict=True)):
                 done = start + offset
-                activity.heartbeat(done)
+                self._pulse(done)
                 claim = claims[entry.key]
                 if entry.key in self._handled:  # the same email twice in one batch
                     self._result.already_sent += 1
@@ -751,7 +753,8 @@ class _Delivery:
         The server has already answered: were this attempt to fail now, the ledger
         row would stay ``sending`` and a retry after its lease would send the email
         a second time. So keep trying for as long as the attempt lives, heartbeating
-        so that Temporal does not start another one meanwhile.
+        (from :data:`activities.heartbeat.QUIET` on) so that Temporal does not start
+        another one meanwhile.
         """
         delay = 0.5
         while True:
@@ -765,7 +768,7 @@ class _Delivery:
                     problem.__class__.__name__,
                     delay,
                 )
-            activity.heartbeat(done)
+            self._pulse(done)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 

@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 import activities.email as email_activity
+import activities.heartbeat as activities_heartbeat
 from activities.email import EMAIL_IN_FLIGHT, TEMPORARY_SMTP_FAILURE, EmailActivities
 from mentorflow import people
 from mentorflow.definition import Contact, Language, load_definition
@@ -119,6 +120,24 @@ async def test_sends_each_recipient_once_with_a_stable_message_id(
         assert message.message.get_content_type() == "multipart/alternative"
         # Swedish dates in the program's timezone (08 April 23:59 CEST).
         assert "torsdag 8 april 2027 kl. 23:59" in message.body("plain")
+
+
+async def test_a_short_batch_sends_no_heartbeat_and_a_long_one_does(
+    mail_catcher: MailCatcher, store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each heartbeat is a write on the Temporal server: an attempt within QUIET of its
+    # start sends none (the heartbeat timeout still counts from its start).
+    activities = email_activities(store, database_url, mail_catcher.port)
+    beats: list[tuple[object, ...]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+
+    quick = await env.run(activities.send_email_batch, batch(["a@example.org", "b@example.org"]))
+    assert (quick.sent, beats) == (2, [])
+
+    monkeypatch.setattr(activities_heartbeat, "QUIET", timedelta(0))  # as if past it
+    later = await env.run(activities.send_email_batch, batch(["c@example.org", "d@example.org"]))
+    assert (later.sent, beats) == (2, [(0,), (1,)])
 
 
 async def test_html_part_escapes_everything_typed_by_people(
@@ -229,8 +248,10 @@ class DatabaseLostOnAcceptHandler(CatchingHandler):
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_database_lost_after_the_server_accepted_never_sends_twice(
-    tmp_path: Path, store: Store, database_url: str
+    tmp_path: Path, store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The attempt heartbeats from its start here, not after QUIET: the outage is short.
+    monkeypatch.setattr(activities_heartbeat, "QUIET", timedelta(0))
     handler = DatabaseLostOnAcceptHandler(tmp_path / "mail", database_url, outage=4.0)
     try:
         with smtp_server(tmp_path, handler, store, database_url) as (catcher, activities):
