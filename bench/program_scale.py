@@ -215,9 +215,10 @@ async def run_project(
         progress("project", "all applied and approved", began)
         # HR closes the window: the deadline moves to now and the timers follow. The
         # update may wait behind the approvals; a moment that passed meanwhile
-        # is refused ("in the past"), and HR would simply try again.
+        # is refused ("in the past"), and HR would simply try again. Half a second
+        # ahead, not more: the baseline closes its window at once.
         while True:
-            soon = datetime.now(UTC) + timedelta(seconds=2)
+            soon = datetime.now(UTC) + timedelta(seconds=0.5)
             try:
                 await reschedule_program(
                     env.client,
