@@ -33,6 +33,8 @@ from mentorflow.models import (
     CalendarEmailInput,
     DeliveryCounts,
     EmailBatch,
+    EmailBatches,
+    EmailBatchesResult,
     EmailBatchResult,
     EmailFacts,
     EmailTemplate,
@@ -154,6 +156,17 @@ class EmailActivities:
             )
         await self._deliver(batch.program_id, batch.facts.language, outgoing, result)
         return result
+
+    @activity.defn
+    async def send_email_batches(self, request: EmailBatches) -> EmailBatchesResult:
+        """Each batch as :meth:`send_email_batch` sends it, one after the other.
+
+        A retry sends each batch again through the ledger, so what one attempt
+        sent is not sent twice.
+        """
+        return EmailBatchesResult(
+            results=[await self.send_email_batch(batch) for batch in request.batches]
+        )
 
     async def _facts(
         self, resolver: people.Resolver, program_id: str, facts: EmailFacts

@@ -60,6 +60,7 @@ def activities_for(store: Store, settings: Settings, client: Client) -> list[Any
     reports = ReportActivities(store)
     return [
         email.send_email_batch,
+        email.send_email_batches,
         email.send_outcome_notices,
         email.send_calendar_emails,
         email.send_pair_email,

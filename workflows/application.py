@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ApplicationStatus,
         DecisionRequest,
         EmailBatch,
+        EmailBatches,
         EmailTemplate,
         LinkRequest,
         ManagerChange,
@@ -74,6 +75,12 @@ TELLS_PROGRAM_NOTHING = "application-tells-program-nothing"
 # record together), where a record sent to the activities' queue cost it an activity
 # task and a second workflow task, and a burst of clicks waited on the server for both.
 RECORDS_LOCALLY = "application-records-locally"
+# The applicant's confirmation and the manager's request go out in one activity: each
+# activity is an add to the task queue, a poll and a start record on the server (the
+# project's activities run in their own worker, so none is dispatched eagerly), and two
+# of them per application were half of a program's activity dispatches. Implies the
+# behaviours above: one marker for them all.
+FIRST_EMAILS_TOGETHER = "application-first-emails-together"
 
 
 class _ProgramClosed(Exception):
@@ -111,13 +118,15 @@ class ApplicationWorkflow:
         self._report_when_recorded = False
         self._tells_program = True
         self._records_locally = False
+        self._first_emails_together = False
         self._updates = 0  # confirmations of applying again
 
     @workflow.run
     async def run(self, input: ApplicationInput) -> ApplicationResult:
         # A run begun with the newest patch has every earlier behaviour: one marker for
         # them all, where each patch cost a marker and a search-attribute upsert.
-        self._records_locally = workflow.patched(RECORDS_LOCALLY)
+        self._first_emails_together = workflow.patched(FIRST_EMAILS_TOGETHER)
+        self._records_locally = self._first_emails_together or workflow.patched(RECORDS_LOCALLY)
         if self._records_locally:
             self._tells_everyone = self._together = self._report_when_recorded = True
         else:
@@ -137,8 +146,7 @@ class ApplicationWorkflow:
         await self._steps(
             self._applied(),
             self._record("awaiting_approval"),
-            self._confirm_to_applicant(),
-            *((self._ask_manager(),) if input.approval_required and self._together else ()),
+            *self._first_emails(ask_manager=input.approval_required),
         )
         if not input.approval_required:
             outcome, channel = ApplicationOutcome.APPROVED, "policy"
@@ -497,9 +505,46 @@ class ApplicationWorkflow:
 
     # --- Activities -----------------------------------------------------------------------
 
-    async def _confirm_to_applicant(self) -> None:
+    def _first_emails(self, *, ask_manager: bool) -> list[Coroutine[Any, Any, None]]:
+        """The applicant's confirmation and (``ask_manager``) the manager's request: in
+        one activity, or (runs that began before FIRST_EMAILS_TOGETHER) in one each,
+        the request after the confirmation before STEPS_TOGETHER (see ``_run``)."""
+        if self._first_emails_together:
+            return [self._confirm_and_ask(ask_manager)]
+        together = ask_manager and self._together
+        return [self._confirm_to_applicant(), *((self._ask_manager(),) if together else ())]
+
+    def _applicant_reference(self) -> str:
         i = self._input
-        applicant = i.applicant.email if i.applicant else people.applicant(i.application_id)
+        return i.applicant.email if i.applicant else people.applicant(i.application_id)
+
+    async def _confirm_and_ask(self, ask_manager: bool) -> None:
+        applicant = self._applicant_reference()
+        manager, version = self._manager, self._manager_version
+        batches = [self._batch("application_received", "application-received", applicant)]
+        if ask_manager:
+            batches.append(self._batch("approval_request", "approval-request", manager))
+        self._links_in_flight += 1
+        try:
+            sent = await workflow.execute_activity_method(
+                EmailActivities.send_email_batches,
+                EmailBatches(batches=batches),
+                start_to_close_timeout=timedelta(seconds=65 * len(batches)),
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=EMAIL_RETRY,
+                summary="application_received" + (" and approval_request" if ask_manager else ""),
+            )
+        finally:
+            self._links_in_flight -= 1
+        self._applicant = sent.results[0].fingerprints.get(applicant)
+        if ask_manager:
+            fingerprint = sent.results[1].fingerprints.get(manager)
+            # A manager named while this email was on its way is asked next, not this one.
+            if fingerprint and version == self._manager_version:
+                self._approvers = {fingerprint: manager}
+
+    async def _confirm_to_applicant(self) -> None:
+        applicant = self._applicant_reference()
         self._applicant = await self._email(
             "application_received", "application-received", applicant
         )
@@ -515,6 +560,30 @@ class ApplicationWorkflow:
         self, template: EmailTemplate, step: str, recipient: str, *, for_hr: bool = False
     ) -> str | None:
         """Send one email with its signed link; return the recipient's fingerprint."""
+        self._links_in_flight += 1
+        try:
+            result = await workflow.execute_activity_method(
+                EmailActivities.send_email_batch,
+                self._batch(template, step, recipient, for_hr=for_hr),
+                start_to_close_timeout=timedelta(seconds=65),
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=EMAIL_RETRY,
+                summary=f"{template}",
+            )
+        finally:
+            # The caller stores the fingerprint before its next await, so a waiting
+            # click sees it when it wakes.
+            self._links_in_flight -= 1
+        fingerprint = result.fingerprints.get(recipient)
+        if for_hr and fingerprint:
+            self._approvers[fingerprint] = recipient
+        return fingerprint
+
+    def _batch(
+        self, template: EmailTemplate, step: str, recipient: str, *, for_hr: bool = False
+    ) -> EmailBatch:
+        """One email with its signed link: to withdraw (the applicant's confirmation)
+        or to answer (a request to the manager, or to HR with ``for_hr``)."""
         i = self._input
         answer_by = i.decide_escalated_by if for_hr else i.answer_by
         if template == "application_received":
@@ -533,40 +602,22 @@ class ApplicationWorkflow:
                 expires_at=answer_by,
                 path="/a/",
             )
-        facts = i.facts.model_copy(
-            update={"profile_title": i.profile_title, "answer_by": answer_by}
+        return EmailBatch(
+            program_id=i.program_id,
+            step=f"{i.application_id}/{step}",
+            # The ledger's key holds the real address, so a replaced manager's
+            # successor gets their own request.
+            revision="1",
+            template=template,
+            recipients=[recipient],
+            facts=i.facts.model_copy(
+                update={"profile_title": i.profile_title, "answer_by": answer_by}
+            ),
+            links=[link],
+            application_id=i.application_id,
+            # Without approval, the confirmation must not say the manager was asked.
+            name_manager=i.approval_required,
         )
-        self._links_in_flight += 1
-        try:
-            result = await workflow.execute_activity_method(
-                EmailActivities.send_email_batch,
-                EmailBatch(
-                    program_id=i.program_id,
-                    step=f"{i.application_id}/{step}",
-                    # The ledger's key holds the real address, so a replaced manager's
-                    # successor gets their own request.
-                    revision="1",
-                    template=template,
-                    recipients=[recipient],
-                    facts=facts,
-                    links=[link],
-                    application_id=i.application_id,
-                    # Without approval, the confirmation must not say the manager was asked.
-                    name_manager=i.approval_required,
-                ),
-                start_to_close_timeout=timedelta(seconds=65),
-                heartbeat_timeout=timedelta(seconds=60),
-                retry_policy=EMAIL_RETRY,
-                summary=f"{template}",
-            )
-        finally:
-            # The caller stores the fingerprint before its next await, so a waiting
-            # click sees it when it wakes.
-            self._links_in_flight -= 1
-        fingerprint = result.fingerprints.get(recipient)
-        if for_hr and fingerprint:
-            self._approvers[fingerprint] = recipient
-        return fingerprint
 
     async def _record(
         self,

@@ -34,6 +34,8 @@ from mentorflow.models.closing import (
 from mentorflow.models.email import (
     CapacityRow,
     EmailBatch,
+    EmailBatches,
+    EmailBatchesResult,
     EmailBatchResult,
     EmailFacts,
     EmailTemplate,
@@ -156,6 +158,8 @@ __all__ = [
     "DeliveryCounts",
     "EmailBatch",
     "EmailBatchResult",
+    "EmailBatches",
+    "EmailBatchesResult",
     "EmailFacts",
     "EmailTemplate",
     "EvaluationEmailInput",

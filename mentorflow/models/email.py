@@ -165,3 +165,14 @@ class EmailBatchResult(BaseModel):
     rejected: list[RejectedEmail] = Field(default_factory=list)
     # Keyed hashes of the recipients, as the links carry them (see mentorflow.links).
     fingerprints: dict[str, str] = Field(default_factory=dict)
+
+
+class EmailBatches(BaseModel):
+    """Emails that leave at the same moment (an application's confirmation and its
+    manager's request): one activity for them all, one dispatch on the server."""
+
+    batches: list[EmailBatch]
+
+
+class EmailBatchesResult(BaseModel):
+    results: list[EmailBatchResult]  # in the order of the batches
