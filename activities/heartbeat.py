@@ -14,7 +14,8 @@ QUIET = timedelta(seconds=10)
 
 
 class Pulse:
-    """Heartbeats the running activity, from ``QUIET`` after it began.
+    """Heartbeats the running activity, from ``QUIET`` after the pulse was made (one per
+    delivery, so an attempt is never quiet for much longer than ``QUIET``).
 
     The SDK sends an activity's first heartbeat at once (later ones at most every
     0.8 heartbeat timeouts), and each one is a write to the workflow's state on the

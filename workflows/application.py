@@ -538,10 +538,7 @@ class ApplicationWorkflow:
             self._links_in_flight -= 1
         self._applicant = sent.results[0].fingerprints.get(applicant)
         if ask_manager:
-            fingerprint = sent.results[1].fingerprints.get(manager)
-            # A manager named while this email was on its way is asked next, not this one.
-            if fingerprint and version == self._manager_version:
-                self._approvers = {fingerprint: manager}
+            self._manager_asked(manager, version, sent.results[1].fingerprints.get(manager))
 
     async def _confirm_to_applicant(self) -> None:
         applicant = self._applicant_reference()
@@ -552,7 +549,11 @@ class ApplicationWorkflow:
     async def _ask_manager(self) -> None:
         manager, version = self._manager, self._manager_version
         fingerprint = await self._email("approval_request", "approval-request", manager)
-        # A manager named while this email was on its way is asked next, not this one.
+        self._manager_asked(manager, version, fingerprint)
+
+    def _manager_asked(self, manager: str, version: int, fingerprint: str | None) -> None:
+        """The request reached ``manager``: their link answers now, unless another
+        manager was named while it was on its way (that one is asked next)."""
         if fingerprint and version == self._manager_version:
             self._approvers = {fingerprint: manager}
 
