@@ -32,7 +32,7 @@ from mentorflow.definition import Contact, Language, load_definition
 from mentorflow.mail.catcher import CatchingHandler, MailCatcher
 from mentorflow.mail.message import MessageTemplate, build_message, email_key, message_id
 from mentorflow.mail.render import RenderedEmail, render
-from mentorflow.models import EmailBatch, EmailFacts, OutcomeNoticesInput
+from mentorflow.models import EmailBatch, EmailBatches, EmailFacts, OutcomeNoticesInput
 from mentorflow.store import Store, sync_url
 from tests.conftest import email_activities, free_port, set_connections
 from tests.programs import record_application, record_program
@@ -120,6 +120,31 @@ async def test_sends_each_recipient_once_with_a_stable_message_id(
         assert message.message.get_content_type() == "multipart/alternative"
         # Swedish dates in the program's timezone (08 April 23:59 CEST).
         assert "torsdag 8 april 2027 kl. 23:59" in message.body("plain")
+
+
+async def test_batches_in_one_activity_each_go_once_and_a_retry_sends_none(
+    mail_catcher: MailCatcher, store: Store, database_url: str
+) -> None:
+    # An application's confirmation and its manager's request share one activity.
+    activities = email_activities(store, database_url, mail_catcher.port)
+    request = EmailBatches(
+        batches=[
+            batch(["applicant@example.org"], step="app-1/application-received"),
+            batch(["manager@example.org"], step="app-1/approval-request"),
+        ]
+    )
+    first = await ActivityEnvironment().run(activities.send_email_batches, request)
+    retry = await ActivityEnvironment().run(activities.send_email_batches, request)
+
+    assert [(r.sent, r.already_sent) for r in first.results] == [(1, 0), (1, 0)]
+    assert [(r.sent, r.already_sent) for r in retry.results] == [(0, 1), (0, 1)]
+    # Each result names its own recipient, in the order of the batches.
+    assert [list(r.fingerprints) for r in first.results] == [
+        ["applicant@example.org"],
+        ["manager@example.org"],
+    ]
+    caught = [m.recipients[0] for m in mail_catcher.messages()]
+    assert sorted(caught) == ["applicant@example.org", "manager@example.org"]
 
 
 async def test_a_short_batch_sends_no_heartbeat_and_a_long_one_does(
