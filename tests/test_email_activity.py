@@ -385,11 +385,31 @@ def built_for_kim(sender: str, rendered: RenderedEmail, key: str) -> email.messa
     )
 
 
-def test_a_message_built_once_per_batch_is_the_one_build_message_makes() -> None:
+CALENDAR = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
+    "SUMMARY:Uppstart för Omvänt mentorskap\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+@pytest.mark.parametrize("cte_type", ["8bit", "7bit"])
+@pytest.mark.parametrize(
+    "variant", ["as rendered", "a calendar", "a long line", "a control character", "no break"]
+)
+def test_a_message_built_once_per_batch_is_the_one_build_message_makes(
+    cte_type: str, variant: str
+) -> None:
     facts = batch([]).facts
     rendered = render("announcement", facts)
+    if variant == "a calendar":
+        rendered = replace(rendered, calendar=CALENDAR, calendar_method="REQUEST")
+    elif variant == "a long line":  # quoted-printable, as the email package would choose
+        rendered = replace(rendered, text=rendered.text + "\n" + "Välkommen! " * 40)
+    elif variant == "a control character":
+        rendered = replace(rendered, text=rendered.text + "\x0c\x1bslut\r\nmer")
+    elif variant == "no break":
+        rendered = replace(rendered, text="Hej", html="<p>Hej</p>")
     sender = "Mentorflöw <noreply@mentorflow.example>"
-    template = MessageTemplate(sender=sender, rendered=rendered, language="sv", cte_type="8bit")
+    template = MessageTemplate(sender=sender, rendered=rendered, language="sv", cte_type=cte_type)
     key = email_key("p1", "announcement", "kim.ek@example.org", "1")
     date = format_datetime(datetime.now(UTC))
     raw = template.fill(
@@ -412,6 +432,13 @@ def test_a_message_built_once_per_batch_is_the_one_build_message_makes() -> None
     filled = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(filled, email.message.EmailMessage)
     assert parts(filled) == parts(built)
+    assert not filled.defects and all(not p.defects for p in filled.walk())
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    assert all(len(line) <= 998 for line in body.split(b"\r\n"))
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    if cte_type == "7bit":
+        assert raw.isascii()
     # What the email package must encode is left to it.
     assert (
         template.fill(recipient="åsa@example.org", message_id="<x@y>", key=key, date=date) is None
