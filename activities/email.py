@@ -117,7 +117,11 @@ class EmailActivities:
         and not retried; a temporary one fails the attempt so Temporal retries
         it with backoff.
         """
-        resolver = await people.Resolver.load(self._store, batch.program_id)
+        return await self._send_batch(
+            batch, await people.Resolver.load(self._store, batch.program_id)
+        )
+
+    async def _send_batch(self, batch: EmailBatch, resolver: people.Resolver) -> EmailBatchResult:
         facts = await self._facts(resolver, batch.program_id, batch.facts)
         if batch.application_id is not None:
             row = await resolver.application(batch.application_id)
@@ -164,9 +168,17 @@ class EmailActivities:
         A retry sends each batch again through the ledger, so what one attempt
         sent is not sent twice.
         """
-        return EmailBatchesResult(
-            results=[await self.send_email_batch(batch) for batch in request.batches]
-        )
+        # One resolver per program: the batches share its definition and the application
+        # rows it has read (an application's two first emails: one read of each).
+        resolvers: dict[str, people.Resolver] = {}
+        results = []
+        for batch in request.batches:
+            if batch.program_id not in resolvers:
+                resolvers[batch.program_id] = await people.Resolver.load(
+                    self._store, batch.program_id
+                )
+            results.append(await self._send_batch(batch, resolvers[batch.program_id]))
+        return EmailBatchesResult(results=results)
 
     async def _facts(
         self, resolver: people.Resolver, program_id: str, facts: EmailFacts

@@ -67,10 +67,15 @@ async def submit_application(
     values: dict[str, Any],
     *,
     channel: str,
+    program: Program | None = None,
 ) -> SubmitOutcome:
     """Save a checked application (once per email) and start its workflow; applying
-    again updates the same application, whose workflow asks the manager again."""
-    program = await store.program(definition.id)
+    again updates the same application, whose workflow asks the manager again.
+
+    ``program``: the program's row, when the caller has just read it (else it is read).
+    """
+    if program is None:
+        program = await store.program(definition.id)
     if program is None or program.dates is None:
         return await _submit_to_v1(store, temporal, definition, profile_id, values, channel=channel)
     refusal = _closed(program)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -30,6 +29,7 @@ from mentorflow.models import (
     ProgramPhase,
     application_workflow_id,
 )
+from mentorflow.people import Resolver
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store
@@ -49,9 +49,9 @@ def slow_to_report(store: Store, settings: Settings, release: asyncio.Event) -> 
     ``release`` (sent alone, or in one activity with the applicant's confirmation)."""
 
     class SlowToReport(EmailActivities):
-        @activity.defn(name="send_email_batch")
-        async def send_email_batch(self, batch: EmailBatch) -> EmailBatchResult:
-            result = await super().send_email_batch(batch)
+        # Where both activities send each batch.
+        async def _send_batch(self, batch: EmailBatch, resolver: Resolver) -> EmailBatchResult:
+            result = await super()._send_batch(batch, resolver)
             if batch.template == "approval_request":
                 await release.wait()
             return result

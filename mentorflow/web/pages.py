@@ -17,6 +17,7 @@ from mentorflow import i18n, moments, refusals
 from mentorflow.definition import ProgramDefinition, is_slug, stored_definition
 from mentorflow.i18n import Texts
 from mentorflow.store import Store
+from mentorflow.store.tables import Program
 from mentorflow.web.notices import Notice
 from mentorflow.web.outage import remember
 
@@ -104,9 +105,17 @@ def refusal(error: WorkflowUpdateFailedError) -> tuple[str, str]:
 
 async def load_definition_of(store: Store, program_id: str) -> ProgramDefinition | None:
     """The program's definition as it was started (from the database)."""
-    if not is_slug(program_id):
-        return None  # not an id (a NUL would reach PostgreSQL, which refuses it)
-    row = await store.program(program_id)
+    return definition_of(await load_program_row(store, program_id))
+
+
+async def load_program_row(store: Store, program_id: str) -> Program | None:
+    """The program's row, or None (also for what is not an id: a NUL would reach
+    PostgreSQL, which refuses it)."""
+    return await store.program(program_id) if is_slug(program_id) else None
+
+
+def definition_of(row: Program | None) -> ProgramDefinition | None:
+    """The definition a program's row holds, as it was started."""
     if row is None or not row.definition:
         # No definition here: the program's workflow registered itself in this database,
         # but it was started against another one (a misconfigured `program start`).

@@ -31,14 +31,16 @@ from mentorflow.models import (
     program_workflow_id,
 )
 from mentorflow.store import Store
-from mentorflow.store.tables import Application
+from mentorflow.store.tables import Application, Program
 from mentorflow.temporal import execute_update_when_admitted, is_busy
 from mentorflow.web import notices
 from mentorflow.web.links import LinkRefused, OpenedLink, link_for
 from mentorflow.web.notices import Notice
 from mentorflow.web.outage import ensure_up, unless_down
 from mentorflow.web.pages import (
+    definition_of,
     load_definition_of,
+    load_program_row,
     refusal,
     render_page,
     templates,
@@ -103,7 +105,10 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
         It can trail the workflow by a moment, so it only decides what to show;
         whether an application is still taken is the workflow's to say.
         """
-        program = await store.program(program_id)
+        return window_of(await store.program(program_id))
+
+    def window_of(program: Program | None) -> Window:
+        """The window as recorded in the program's row (see :func:`recorded_window`)."""
         if program is None:
             return Window(None, None)
         phase = ProgramPhase(program.phase)
@@ -167,13 +172,16 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
 
     @router.post("/programs/{program_id}/apply")
     async def apply_submit(request: Request, program_id: str, profile: str) -> Any:
-        definition = await load_program(program_id)
+        # One read of the program's row gives its definition, its window and (below)
+        # what the submission checks: each read is a round trip to the database.
+        program = await load_program_row(store, program_id)
+        definition = definition_of(program)
         chosen = definition.profile(profile) if definition else None
-        if definition is None or chosen is None:
+        if program is None or definition is None or chosen is None:
             return notice(request, definition, notices.NOT_FOUND, 404)
         # Not a query: many applicants submit at once, and each query would wait its
-        # turn at the program's workflow. The update below is what decides.
-        phase, deadline, _ = await recorded_window(program_id)
+        # turn at the program's workflow. The database's record is what decides.
+        phase, deadline, _ = window_of(program)
         if phase not in (ProgramPhase.SCHEDULED, ProgramPhase.APPLICATION_WINDOW):
             return closed_page(request, definition, phase, deadline)
         form = await request.form()
@@ -188,7 +196,7 @@ def participant_router(store: Store, temporal: Client, signer: LinkSigner) -> AP
             return apply_page(request, definition, deadline, chosen.id, values, errors, 422)
         await ensure_up(temporal)
         outcome = await submit_application(
-            store, temporal, definition, chosen.id, values, channel="web_form"
+            store, temporal, definition, chosen.id, values, channel="web_form", program=program
         )
         if outcome.refusal == "busy":
             await ensure_up(temporal)  # gone down meanwhile: say so, not "many apply"
