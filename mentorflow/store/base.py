@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import PoolResetState
 
+from mentorflow.store import sqlite as one_trip
+
 
 class StoreUnavailable(Exception):
     """The database could not be reached; the message names the address tried."""
@@ -79,12 +81,19 @@ class StoreBase:
         self.url = url
         # SQLite has one writer at a time; the others wait. Its default of 5 s failed
         # an application ("database is locked") on a busy two-core machine.
-        sqlite = make_url(url).get_backend_name() == "sqlite"
+        parsed = make_url(url)
+        sqlite = parsed.get_backend_name() == "sqlite"
+        driver: dict[str, Any] = {}
+        if sqlite and parsed.database and not parsed.query:
+            # A file: one trip to aiosqlite's thread per statement (mentorflow.store.sqlite).
+            driver["async_creator"] = one_trip.connect(parsed.database, timeout=SQLITE_BUSY_SECONDS)
+        elif sqlite:
+            driver["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
         self.engine: AsyncEngine = create_async_engine(
             async_url(url),
             # A local file needs no ping: it cost each session a round trip.
             pool_pre_ping=not sqlite,
-            connect_args={"timeout": SQLITE_BUSY_SECONDS} if sqlite else {},
+            **driver,
             # A session commits or rolls back before its connection goes back to the pool,
             # and the pool's rollback on return was then a second one, a round trip
             # through aiosqlite's thread each time: a quarter of a read's CPU.

@@ -1,0 +1,134 @@
+"""SQLite connections that run each statement in one trip to their thread.
+
+aiosqlite runs every call on the connection's own thread, and each call is a
+trip there and back: a queue, a thread switch, the event loop woken through its
+self-pipe. SQLAlchemy's adapter makes a cursor, executes, fetches the rows and
+closes the cursor, four trips for one statement; with the transaction's COMMIT
+or ROLLBACK, a read took five and a write four. Those trips were most of the
+store's CPU, which on a busy two-core machine the Temporal server needs (py-spy,
+``bench/program_scale.py``). Here a statement and its rows are one trip: the
+cursor is made, run, read and closed on the thread, and SQLAlchemy is handed
+the rows.
+
+Only the cursor changes: the connection, its thread, its transactions and its
+errors are aiosqlite's, so SQLAlchemy's aiosqlite dialect drives it as before
+(``create_async_engine(..., async_creator=connect(path, timeout))``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from typing import Any, cast
+
+import aiosqlite
+
+_Ran = tuple[Any, int, int | None, list[Any]]
+
+
+def _run(connection: sqlite3.Connection, sql: str, parameters: Any, many: bool) -> _Ran:
+    """On the connection's thread: the statement run, its rows read, its cursor closed."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class Cursor:
+    """A DB-API cursor whose statement runs and whose rows are read in one trip;
+    fetching then hands out the rows already read."""
+
+    arraysize = 1
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._rows: list[Any] = []
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+
+    async def execute(self, sql: str, parameters: Any = None) -> Cursor:
+        await self._trip(sql, () if parameters is None else parameters, many=False)
+        return self
+
+    async def executemany(self, sql: str, parameters: Iterable[Any]) -> Cursor:
+        await self._trip(sql, list(parameters), many=True)
+        return self
+
+    async def _trip(self, sql: str, parameters: Any, *, many: bool) -> None:
+        connection = self._connection
+        trip = cast(Callable[..., Awaitable[_Ran]], connection._execute)
+        ran = await trip(_run, connection._conn, sql, parameters, many)
+        self.description, self.rowcount, self.lastrowid, self._rows = ran
+
+    async def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        size = self.arraysize if size is None else size
+        taken, self._rows = self._rows[:size], self._rows[size:]
+        return taken
+
+    async def fetchall(self) -> list[Any]:
+        taken, self._rows = self._rows, []
+        return taken
+
+    async def close(self) -> None:
+        self._rows = []
+
+    async def __aenter__(self) -> Cursor:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+
+class _NewCursor:
+    """What ``Connection.cursor()`` returns: awaited or entered, a cursor, made
+    without a trip (its sqlite3 cursor is made on the thread, per statement)."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+
+    def __await__(self) -> Generator[Any, None, Cursor]:
+        return self._cursor.__aenter__().__await__()
+
+    async def __aenter__(self) -> Cursor:
+        return self._cursor
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._cursor.close()
+
+
+class Connection(aiosqlite.Connection):
+    """An aiosqlite connection whose cursors run a statement in one trip."""
+
+    def cursor(self) -> _NewCursor:  # type: ignore[override]
+        return _NewCursor(Cursor(self))
+
+
+def connect(database: str, *, timeout: float) -> Callable[[], Any]:
+    """An ``async_creator`` for SQLAlchemy: connections to ``database`` as SQLAlchemy's
+    aiosqlite dialect makes them (``check_same_thread`` off: the thread is aiosqlite's)."""
+
+    async def creator() -> Connection:
+        def connector() -> sqlite3.Connection:
+            return sqlite3.connect(database, timeout=timeout, check_same_thread=False)
+
+        connection = Connection(connector, iter_chunk_size=64)
+        # As SQLAlchemy does for aiosqlite's own: a forgotten connection does not keep
+        # the process alive.
+        connection._thread.daemon = True
+        await connection  # starts its thread and connects
+        return connection
+
+    return creator
+
+
+__all__: Sequence[str] = ["Connection", "Cursor", "connect"]
