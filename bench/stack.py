@@ -30,7 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from mentorflow import search_attributes
 from mentorflow.store import Store, migrate
-from mentorflow.temporal import CACHED_SEARCH_ATTRIBUTES, binary
+from mentorflow.temporal import DEV_SERVER_TUNING, binary
 from worker.metrics import WORKFLOW_ACTIVATION_LATENCY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,8 +99,8 @@ async def dev_server(folder: Path) -> WorkflowEnvironment:
         dev_server_existing_path=str(binary("temporal")),
         dev_server_database_filename=str(folder / "temporal.db"),
         search_attributes=list(search_attributes.ALL),
-        # Both sides' server, as a production server caches search attributes.
-        dev_server_extra_args=CACHED_SEARCH_ATTRIBUTES,
+        # Both sides' server, as `mentorflow dev` starts it (mentorflow.temporal).
+        dev_server_extra_args=DEV_SERVER_TUNING,
     )
 
 

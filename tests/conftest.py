@@ -49,7 +49,7 @@ from mentorflow.models import (
 from mentorflow.programs import start_program
 from mentorflow.settings import Settings
 from mentorflow.store import Store, migrate
-from mentorflow.temporal import CACHED_SEARCH_ATTRIBUTES, binary, register_search_attributes
+from mentorflow.temporal import DEV_SERVER_TUNING, binary, register_search_attributes
 from tests.keys import TEST_SECRET_KEY
 from tests.postgres import CONTAINER_IMAGE, DEFAULT_URL, Use, choose_postgres
 from tests.programs import mentorflow
@@ -87,7 +87,7 @@ async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wor
         dev_server_existing_path=str(binary("temporal")),
         dev_server_database_filename=str(tmp_path_factory.mktemp("temporal") / "temporal.db"),
         search_attributes=list(search_attributes.ALL),
-        dev_server_extra_args=CACHED_SEARCH_ATTRIBUTES,
+        dev_server_extra_args=DEV_SERVER_TUNING,
     )
     async with env:
         yield env

@@ -7,11 +7,13 @@ the Temporal UI's own HTTP API and the inbox page are read over HTTP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -150,6 +152,9 @@ async def test_dev_stack_runs_a_program_through_the_cli_and_resumes_after_restar
     children = {role_of(child): child for child in stack.children()}
     assert set(children) == {"temporal", "workflows worker", "activities worker"}
     assert str(stack.data_dir / "temporal.db") in children["temporal"].command
+    # Temporal's own SQLite file in write-ahead-log mode (mentorflow.temporal.WRITE_AHEAD_LOG).
+    with contextlib.closing(sqlite3.connect(stack.data_dir / "temporal.db")) as temporal_db:
+        assert temporal_db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     async with httpx.AsyncClient() as http:
         health = await http.get(f"{stack.web}/health")
     assert health.status_code == 200
