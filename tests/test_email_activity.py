@@ -85,6 +85,53 @@ def smtp_server(
         catcher.stop()
 
 
+class GreetingCountingHandler(CatchingHandler):
+    """Counts EHLOs: one per SMTP connection the activities open."""
+
+    def __init__(self, maildir: Path) -> None:
+        super().__init__(maildir)
+        self.greetings = 0
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        self.greetings += 1
+        session.host_name = hostname
+        return responses
+
+
+async def test_deliveries_one_after_another_share_one_smtp_connection(
+    tmp_path: Path, store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An application's emails went out on a connection of their own: TCP, greeting, EHLO
+    and QUIT for one or two emails. A clean delivery now leaves its connection open for the
+    next, for a while; one that failed closes it."""
+    handler = GreetingCountingHandler(tmp_path / "mail")
+    env = ActivityEnvironment()
+    with smtp_server(tmp_path, handler, store, database_url) as (catcher, activities):
+        for i in range(3):
+            result = await env.run(activities.send_email_batch, batch([f"a{i}@example.org"]))
+            assert result.sent == 1
+        assert handler.greetings == 1
+        # Idle longer than a connection is kept: a new one.
+        monkeypatch.setattr(email_activity, "IDLE_CONNECTION", 0.0)
+        await env.run(activities.send_email_batch, batch(["b@example.org"]))
+        assert handler.greetings == 2
+        monkeypatch.undo()
+        # Two at once: two connections, both kept for the next deliveries.
+        await asyncio.gather(
+            *(env.run(activities.send_email_batch, batch([f"c{i}@example.org"])) for i in range(2))
+        )
+        await env.run(activities.send_email_batch, batch(["d@example.org"]))
+        assert handler.greetings == 3
+        assert len(catcher.messages()) == 7
+
+
 class RefusingHandler(CatchingHandler):
     """Refuses one mailbox for good (550), like a server that knows no such user."""
 
