@@ -123,12 +123,25 @@ async def test_deliveries_one_after_another_share_one_smtp_connection(
         await env.run(activities.send_email_batch, batch(["b@example.org"]))
         assert handler.greetings == 2
         monkeypatch.undo()
-        # Two at once: two connections, both kept for the next deliveries.
+        # Two deliveries at once each take a connection (the second a new one); both are
+        # kept for the deliveries after.
+        connections = activities._connections
+        first, second = await connections.take(), await connections.take()
+        await first.ehlo()
+        await second.ehlo()
+        assert first is not second and handler.greetings == 4
+        await connections.give(first, clean=True)
+        await connections.give(second, clean=True)
         await asyncio.gather(
             *(env.run(activities.send_email_batch, batch([f"c{i}@example.org"])) for i in range(2))
         )
         await env.run(activities.send_email_batch, batch(["d@example.org"]))
-        assert handler.greetings == 3
+        assert handler.greetings == 4
+        # A delivery that failed closes its connection instead of giving it back.
+        failed = await connections.take()
+        await connections.give(failed, clean=False)
+        assert not failed.is_connected
+        assert [smtp for smtp, _ in connections._idle] == [first if failed is second else second]
         assert len(catcher.messages()) == 7
 
 
