@@ -145,6 +145,32 @@ async def test_deliveries_one_after_another_share_one_smtp_connection(
         assert len(catcher.messages()) == 7
 
 
+async def test_a_kept_connection_the_server_dropped_is_replaced_and_nothing_is_lost(
+    tmp_path: Path, store: Store, database_url: str
+) -> None:
+    """The mail server restarts between two deliveries: the connection kept from the
+    first is gone, the second opens a new one and its email goes out once."""
+    port = free_port()
+    first = GreetingCountingHandler(tmp_path / "mail")
+    catcher = MailCatcher(tmp_path / "mail", port=port, handler=first)
+    catcher.start()
+    activities = email_activities(store, database_url, port)
+    env = ActivityEnvironment()
+    try:
+        assert (await env.run(activities.send_email_batch, batch(["a@example.org"]))).sent == 1
+    finally:
+        catcher.stop()
+    second = GreetingCountingHandler(tmp_path / "mail")
+    catcher = MailCatcher(tmp_path / "mail", port=port, handler=second)
+    catcher.start()
+    try:
+        result = await env.run(activities.send_email_batch, batch(["b@example.org"]))
+    finally:
+        catcher.stop()
+    assert result.sent == 1 and (first.greetings, second.greetings) == (1, 1)
+    assert sorted(m.recipients[0] for m in catcher.messages()) == ["a@example.org", "b@example.org"]
+
+
 class RefusingHandler(CatchingHandler):
     """Refuses one mailbox for good (550), like a server that knows no such user."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +53,12 @@ async def test_a_read_is_two_trips_and_a_write_two(
     key = await store.save_note("p1", "a note", "hr", datetime.now(UTC))
     assert trips == {"_run": 1, "commit": 1}
     assert (await store.note("p1", key))["text"] == "a note"
+
+
+async def test_the_database_file_is_in_write_ahead_log_mode(store: Store, tmp_path: Path) -> None:
+    await store.ping()  # every connection sets it as it opens (mentorflow.store.base)
+    with contextlib.closing(sqlite3.connect(tmp_path / "one-trip.db")) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 async def test_rows_counts_and_errors_are_the_drivers(store: Store) -> None:

@@ -195,7 +195,6 @@ class EmailLedger(StoreBase):
         """
         if not emails:
             return {}
-        await self._ledger_journal()
         now = datetime.now(UTC)
         ordered = sorted({e.key: e for e in emails}.values(), key=lambda e: e.key)
         keys = [e.key for e in ordered]
@@ -266,31 +265,6 @@ class EmailLedger(StoreBase):
                 .where(_LEDGER.c.key.in_(list(keys)), _LEDGER.c.status == "sending")
                 .values(**values)
             )
-
-    _journal_checked = False  # per store, once _ledger_journal has run
-
-    async def _ledger_journal(self) -> None:
-        """Put a SQLite database in write-ahead-log mode, once per store.
-
-        The ledger commits once per email sent (the record after the server
-        accepted it). In SQLite's default rollback journal each commit syncs the
-        journal and the database file and deletes the journal (6-13 ms on this
-        project's machines); in WAL mode a commit appends to the log and syncs it
-        once (well under 1 ms). Durability is the same: ``synchronous`` stays
-        FULL, so a committed record survives a crash of the machine too. The
-        mode is a property of the database file, so it holds for every process
-        that opens it, and readers no longer wait for writers.
-        """
-        if self._journal_checked or self.engine.dialect.name != "sqlite":
-            return
-        # Tried once: a database that cannot switch now (another connection in a
-        # transaction) works as before, only slower; an in-memory one stays "memory".
-        self._journal_checked = True
-        try:
-            async with self.engine.connect() as conn:
-                await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        except DBAPIError:
-            pass
 
     async def emails(self, program_id: str) -> list[EmailLedgerEntry]:
         async with self._sessions() as session:
