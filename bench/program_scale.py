@@ -26,8 +26,11 @@ SQLite-persistent) and are driven by the same number of concurrent clients:
 
 Printed, all measured in this run: each side's wall time and their ratio, the
 number of workflows, activities and timers on each side, the longest single
-history (it must stay below Temporal's 10,240-event warning), the emails
-caught with any duplicates, and on the workflows worker the p50, p99 and max of
+history (it must stay below Temporal's 10,240-event warning) and the history
+bytes per workflow run, each process's CPU, the clients' requests (p50 and p90
+of the web form's and the approval link's POSTs; of the baseline's start and
+update), the Temporal server's database operations (how many, how fast), the
+emails caught with any duplicates, and on the workflows worker the p50, p99 and max of
 its activations (one turn of workflow code, what the SDK's two-second deadline
 counts) and of its workflow tasks (which include their local activities), read
 from its Prometheus metrics (bucket bounds).
@@ -37,9 +40,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +60,7 @@ from stack import (
     describe_cpu,
     kept_on_failure,
     progress,
+    server_persistence,
     start_bare,
     start_project,
     stop,
@@ -99,6 +105,7 @@ class Histories:
     by_type: dict[str, Tally] = field(default_factory=dict)
     longest: int = 0
     longest_type: str = ""
+    size: int = 0  # bytes of every event of every history
 
     def total(self) -> Tally:
         return Tally(
@@ -124,6 +131,7 @@ async def count_histories(client: Client, types: set[str]) -> Histories:
         async with gate:
             async for event in handle.fetch_history_events():
                 length += 1
+                found.size += event.ByteSize()
                 if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                     tally.activities += 1
                 elif event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
@@ -138,6 +146,27 @@ async def count_histories(client: Client, types: set[str]) -> Histories:
 
     await asyncio.gather(*(one(e) for e in executions if e.workflow_type in types))
     return found
+
+
+class Waits:
+    """How long each kind of client request took (inside the clients' gate)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {}
+
+    @contextlib.asynccontextmanager
+    async def timed(self, kind: str) -> AsyncIterator[None]:
+        began = time.perf_counter()
+        yield
+        self.seconds.setdefault(kind, []).append(time.perf_counter() - began)
+
+    def __str__(self) -> str:
+        parts = []
+        for kind, taken in self.seconds.items():
+            ordered = sorted(taken)
+            p50, p90 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.9)]
+            parts.append(f"{kind} p50 {1000 * p50:.0f} ms, p90 {1000 * p90:.0f} ms")
+        return "; ".join(parts)
 
 
 def since(before: dict[str, float]) -> dict[str, float]:
@@ -169,6 +198,7 @@ async def run_project(
 
         await wait_for(lambda: in_phase(ProgramPhase.APPLICATION_WINDOW), "the window", 60)
         gate = asyncio.Semaphore(concurrency)
+        waits = Waits()
         busy: list[str] = []  # busy pages (503) people were shown
         limits = httpx.Limits(max_connections=concurrency * 2)
         async with httpx.AsyncClient(base_url=stack.web_url, timeout=120, limits=limits) as http:
@@ -176,8 +206,9 @@ async def run_project(
             async def post(path: str, **kwargs: Any) -> httpx.Response:
                 """A person's POST: on the busy page (503) they come back after its
                 Retry-After, as it asks; each such page is counted and printed."""
+                kind = "apply" if path.endswith("/apply") else "approval"
                 while True:
-                    async with gate:
+                    async with gate, waits.timed(kind):
                         answer = await http.post(path, **kwargs)
                     if answer.status_code != 503 or "Retry-After" not in answer.headers:
                         return answer
@@ -263,6 +294,7 @@ async def run_project(
         await wait_for(lambda: in_phase(ProgramPhase.RUNNING), "the outcome emails", 1200)
         wall = time.perf_counter() - began
         cpu = since(cpu_began)
+        persistence = server_persistence(env, wall)
         inbox.approval_links()  # read the last emails' ids
         approved = sum(a.status == "approved" for a in await store.applications(program_id))
         histories = await count_histories(env.client, {PROGRAM, "ApplicationWorkflow"})
@@ -280,6 +312,8 @@ async def run_project(
         "busy": len(busy),
         "cpu": describe_cpu(cpu, wall),
         "findings": findings,
+        "waits": waits,
+        "persistence": persistence,
     }
 
 
@@ -317,6 +351,7 @@ async def run_baseline(
             return (await handle.query(BareProgram.status)).phase == phase
 
         gate = asyncio.Semaphore(concurrency)
+        waits = Waits()
 
         async def apply_and_approve(i: int) -> None:
             application_id = f"{i:06d}"
@@ -325,14 +360,16 @@ async def run_baseline(
                 local_activities=share(children.local_activities, n, i),
                 timers=share(children.timers, n, i),
             )
-            async with gate:  # started by the client, as the project's web form does
+            # Started by the client, as the project's web form does.
+            async with gate, waits.timed("start"):
                 await env.client.start_workflow(
                     BareApplication.run,
                     BareApplicationInput(application_id=application_id, share=child),
                     id=f"bare-application-{application_id}",
                     task_queue=participant_task_queue("bare"),
                 )
-            async with gate:  # retried as the project's web app retries a click
+            # Retried as the project's web app retries a click.
+            async with gate, waits.timed("update"):
                 await execute_update_when_admitted(
                     env.client.get_workflow_handle(f"bare-application-{application_id}"),
                     "approve",
@@ -351,11 +388,18 @@ async def run_baseline(
         await wait_for(lambda: in_phase("running"), "the end", 1200)
         wall = time.perf_counter() - began
         cpu = since(cpu_began)
+        persistence = server_persistence(env, wall)
         histories = await count_histories(env.client, {"BareProgram", "BareApplication"})
     finally:
         stop(worker)
         await env.shutdown()
-    return {"wall": wall, "histories": histories, "cpu": describe_cpu(cpu, wall)}
+    return {
+        "wall": wall,
+        "histories": histories,
+        "cpu": describe_cpu(cpu, wall),
+        "waits": waits,
+        "persistence": persistence,
+    }
 
 
 # --- Main ---------------------------------------------------------------------------------
@@ -367,6 +411,7 @@ def describe(h: Histories) -> str:
         f"{t.runs:6d} runs {t.activities:7d} activities {t.local_activities:6d} local"
         f" {t.timers:6d} timers"
         f"  longest history {h.longest} ({h.longest_type})"
+        f"  {h.size / max(t.runs, 1) / 1000:.1f} KB of history a run"
     )
 
 
@@ -407,6 +452,10 @@ async def main() -> None:
             print(f"  ratio     {ratios[-1]:8.2f}")
             print(f"  project  {ours['cpu']}")
             print(f"  baseline {bare['cpu']}")
+            print(f"  project  requests: {ours['waits']}")
+            print(f"  baseline requests: {bare['waits']}")
+            print(f"  project  Temporal server: {ours['persistence']}")
+            print(f"  baseline Temporal server: {bare['persistence']}")
             print(f"  activations (workflows worker): {ours['activations']}")
             print(f"  in the workers' logs: {ours['findings']}")
             print(

@@ -25,9 +25,11 @@ from typing import Any
 
 import yaml
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow import search_attributes
+from mentorflow.codec import compact_data_converter
 from mentorflow.store import Store, migrate
 from mentorflow.temporal import DEV_SERVER_TUNING, binary
 from worker.metrics import WORKFLOW_ACTIVATION_LATENCY
@@ -92,14 +94,39 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def dev_server(folder: Path) -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+# Each dev server's Prometheus page, by the environment that started it.
+_SERVER_METRICS: dict[int, str] = {}
+
+
+async def dev_server(folder: Path, converter: DataConverter) -> WorkflowEnvironment:
+    metrics_port = free_port()
+    env = await WorkflowEnvironment.start_local(
+        data_converter=converter,
         dev_server_existing_path=str(binary("temporal")),
         dev_server_database_filename=str(folder / "temporal.db"),
         search_attributes=list(search_attributes.ALL),
         # Both sides' server, as `mentorflow dev` starts it (mentorflow.temporal).
-        dev_server_extra_args=DEV_SERVER_TUNING,
+        dev_server_extra_args=[*DEV_SERVER_TUNING, "--metrics-port", str(metrics_port)],
+    )
+    _SERVER_METRICS[id(env)] = f"http://127.0.0.1:{metrics_port}/metrics"
+    return env
+
+
+def server_persistence(env: WorkflowEnvironment, wall: float) -> str:
+    """What the dev server's database did so far: operations, their rate and mean latency
+    (its ``persistence_requests`` and ``persistence_latency``). Every workflow task,
+    activity and timer is a few of them; on this machine they are what both sides
+    wait on."""
+    with urllib.request.urlopen(_SERVER_METRICS[id(env)], timeout=10) as response:
+        page = response.read().decode()
+
+    def total(name: str) -> float:
+        return sum(float(v) for v in re.findall(rf"^{name}\{{[^}}]*\}} ([0-9.e+]+)$", page, re.M))
+
+    operations, seconds = total("persistence_requests"), total("persistence_latency_sum")
+    return (
+        f"{operations:.0f} database operations ({operations / wall:.0f} a second),"
+        f" {1000 * seconds / max(operations, 1):.1f} ms each on average"
     )
 
 
@@ -238,7 +265,7 @@ class ProjectStack:
 
 async def start_project(folder: Path, database_url: str | None) -> ProjectStack:
     """The production topology as processes on free ports, each with its log in ``folder``."""
-    env = await dev_server(folder)
+    env = await dev_server(folder, compact_data_converter)
     smtp_port, web_port = free_port(), free_port()
     url = database_url or f"sqlite:///{folder / 'mentorflow.db'}"
     migrate(url)
@@ -367,7 +394,8 @@ def activation_summary(metrics: str, name: str, what: str) -> str:
 
 async def start_bare(folder: Path) -> tuple[WorkflowEnvironment, subprocess.Popen[bytes]]:
     """A dev server and the bare worker (``bench/bare_program.py``) polling ``bare``."""
-    env = await dev_server(folder)
+    # The SDK's pydantic converter, as a bare worker has it.
+    env = await dev_server(folder, pydantic_data_converter)
     address = env.client.service_client.config.target_host
     worker = spawn(
         [sys.executable, str(ROOT / "bench" / "bare_program.py"), address, "bare"],

@@ -33,10 +33,10 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import EmailActivities
+from mentorflow.codec import compact_data_converter
 from mentorflow.definition import ProgramDefinition
 from mentorflow.mail.catcher import CatchingHandler, CaughtMessage, MailCatcher
 from mentorflow.models import (
@@ -70,7 +70,7 @@ def free_port() -> int:
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh time-skipping server per test: its clock only moves forward."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=compact_data_converter,
         test_server_existing_path=str(binary("temporal-test-server")),
     )
     await register_search_attributes(env.client, "default")
@@ -83,7 +83,7 @@ async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wor
     from mentorflow import search_attributes
 
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=compact_data_converter,
         dev_server_existing_path=str(binary("temporal")),
         dev_server_database_filename=str(tmp_path_factory.mktemp("temporal") / "temporal.db"),
         search_attributes=list(search_attributes.ALL),

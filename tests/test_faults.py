@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from mentorflow import search_attributes
+from mentorflow.codec import compact_data_converter
 from mentorflow.mail.catcher import MailCatcher
 from mentorflow.models import ProgramPhase
 from mentorflow.programs import handle_for
@@ -167,7 +167,7 @@ async def dev_server_at(port: int, database: Path) -> WorkflowEnvironment:
     """A dev server on a fixed port with a persistent database, so it can be restarted."""
     return await WorkflowEnvironment.start_local(
         port=port,
-        data_converter=pydantic_data_converter,
+        data_converter=compact_data_converter,
         dev_server_existing_path=str(binary("temporal")),
         dev_server_database_filename=str(database),
         search_attributes=list(search_attributes.ALL),

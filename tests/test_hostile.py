@@ -31,13 +31,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
 from mentorflow import cli, limits
 from mentorflow.applications import check_application
+from mentorflow.codec import compact_data_converter
 from mentorflow.definition import (
     DefinitionError,
     Language,
@@ -696,7 +696,7 @@ async def test_every_page_answers_while_temporal_is_down(store: Store) -> None:
     """The pages that need Temporal answer the program's polite 503 (GET had been a 500, a
     POST a reset connection); the ones the database answers alone keep working."""
     down = await Client.connect(
-        f"127.0.0.1:{free_port()}", lazy=True, data_converter=pydantic_data_converter
+        f"127.0.0.1:{free_port()}", lazy=True, data_converter=compact_data_converter
     )
     settings_ = web_settings()
     definition, tokens, mentor = await program_with_people(store, LinkSigner(settings_.secret_keys))
@@ -749,7 +749,7 @@ async def test_a_stopped_temporal_server_gets_the_polite_503_not_a_500_or_a_rese
     store: Store,
 ) -> None:
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, dev_server_existing_path=str(binary("temporal"))
+        data_converter=compact_data_converter, dev_server_existing_path=str(binary("temporal"))
     )
     settings_ = web_settings()
     definition, tokens, _ = await program_with_people(

@@ -27,13 +27,12 @@ import pytest
 import yaml
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from mentorflow.codec import EncryptionCodec
+from mentorflow.codec import EncryptionCodec, compact_data_converter
 from mentorflow.definition import ProgramDefinition, parse_definition
 from mentorflow.models import ProgramPhase, RescheduleRequest
 from mentorflow.store import migrate
@@ -161,7 +160,7 @@ async def test_the_search_reads_no_encrypted_payload(
 ) -> None:
     """With the codec on, the same run leaves nothing to find in any payload."""
     converter = dataclasses.replace(
-        pydantic_data_converter,
+        compact_data_converter,
         payload_codec=EncryptionCodec("test", os.urandom(32)),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Replayer
 
 from mentorflow import refusals
+from mentorflow.codec import compact_data_converter
 from mentorflow.definition import ProgramDefinition, load_definition
 from mentorflow.models import (
     ProgramPhase,
@@ -91,7 +91,7 @@ async def test_seed_001_program_window_with_deadline_moved_twice(stack: Stack) -
 
     # The recorded history replays deterministically with today's code.
     await Replayer(
-        workflows=[ProgramWorkflow], data_converter=pydantic_data_converter
+        workflows=[ProgramWorkflow], data_converter=compact_data_converter
     ).replay_workflow(history)
 
     # (Search attributes are checked on the dev server: the time-skipping server

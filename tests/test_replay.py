@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from mentorflow.codec import compact_data_converter
 from tests.changed_workflows import PatchedChange, UnsafeChange
 from tests.conftest import HISTORIES
 from worker.main import WORKFLOWS
@@ -43,7 +43,7 @@ def workflow_type(history: WorkflowHistory) -> str:
 
 
 async def replay(workflows: list[type], histories: list[tuple[Path, WorkflowHistory]]) -> Any:
-    replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=workflows, data_converter=compact_data_converter)
     failures = {}
     for path, history in histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

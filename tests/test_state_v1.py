@@ -6,8 +6,7 @@ import random
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-
+from mentorflow.codec import compact_data_converter
 from mentorflow.definition import load_definition
 from mentorflow.models import (
     PairEntry,
@@ -82,9 +81,9 @@ def pairs_of(applications: dict[str, ApplicationEntry]) -> dict[str, PairEntry]:
 def test_a_running_program_of_5000_continues_as_new_below_the_payload_warning() -> None:
     entries = applicants(5_000)
     state = state_with(entries, pairs_of(entries))
-    (payload,) = pydantic_data_converter.payload_converter.to_payloads([state])
+    (payload,) = compact_data_converter.payload_converter.to_payloads([state])
     assert len(payload.data) < PAYLOAD_WARNING
-    (back,) = pydantic_data_converter.payload_converter.from_payloads([payload], [ProgramState])
+    (back,) = compact_data_converter.payload_converter.from_payloads([payload], [ProgramState])
     assert back == state
     assert list(back.applications) == list(state.applications)  # order kept
 

@@ -16,10 +16,10 @@ import asyncio
 from datetime import timedelta
 
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
+from mentorflow.codec import compact_data_converter
 from tests.clock_workflows import DeadlineWithClock, Wakeups
 from tests.conftest import wait_for
 
@@ -65,7 +65,7 @@ async def test_a_deadline_reached_stays_reached_when_the_sdk_reports_a_stale_tim
         answers = await asyncio.gather(*queries)
         results = await asyncio.gather(*(handle.result() for handle in handles))
     stale = 0
-    replayer = Replayer(workflows=[DeadlineWithClock], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[DeadlineWithClock], data_converter=compact_data_converter)
     for handle, answer, result in zip(handles, answers, results, strict=True):
         assert result.deadline is not None
         if answer.workflow_now[-1] < result.deadline:
