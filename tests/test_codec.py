@@ -6,6 +6,7 @@ import base64
 import json
 import os
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,9 +25,9 @@ from mentorflow.codec import (
     data_converter,
     parse_key,
 )
-from mentorflow.models import EmailFacts, PairRef, ProgramDates, ProgramPhase, ProgramState
+from mentorflow.models import EmailFacts, PairRef, ProgramPhase, ProgramState, program_dates
 from mentorflow.settings import Settings
-from tests.programs import mentorflow
+from tests.programs import fast_program, mentorflow
 
 WHEN = datetime(2027, 9, 1, 9, 0, tzinfo=ZoneInfo("Europe/Stockholm"))
 
@@ -138,19 +139,10 @@ def test_payloads_leave_out_what_holds_its_default_and_read_back_the_same() -> N
     assert earlier == facts
 
 
-def test_a_state_changed_in_place_is_written_whole() -> None:
+def test_a_state_changed_in_place_is_written_whole(tmp_path: Path) -> None:
     """Only values equal to their default are left out: a set, a list or a nested model
     filled after the model was made (as workflows change their state) is written."""
-    state = ProgramState(
-        dates=ProgramDates(
-            opens=WHEN,
-            deadline=WHEN,
-            start=WHEN,
-            end=WHEN,
-            evaluation_opens=WHEN,
-            evaluation_closes=WHEN,
-        )
-    )
+    state = ProgramState(dates=program_dates(fast_program(tmp_path)))
     state.reminders_done.add("window-P1D")
     state.matching.proposals += 1
     state.matching.locks.append(PairRef(mentor_id="a1", adept_id="a2"))
