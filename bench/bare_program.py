@@ -2,7 +2,12 @@
 
 Each application is a workflow the client starts itself (as the project's web
 form does), which runs its share of empty activities (local ones locally) and
-timers and takes one "approve" update; like the project's, it sends the parent nothing. The parent
+timers and takes one "approve" update; like the project's, it sends the parent nothing.
+As in the project, the approval answers a request: the application's first activity
+asks for it (the project's emails the manager a link), and the client approves only
+once it holds that request (the project's client reads the link from the mail
+catcher). The request is the application's id, appended to a file the client reads,
+the least a request can be. The parent
 waits for the window to be closed (an update, as HR's reschedule is in the
 project), for one update per organisation and one confirmation, then runs its
 own share of empty activities and timers (the project's include counting the
@@ -10,7 +15,8 @@ applications in the database). It continues as new at the same history length as
 ``ProgramWorkflow``. The counts come from the project's run of the same size,
 so both sides run the same number of workflows, activities and timers.
 
-Run as a worker:  python bench/bare_program.py ADDRESS TASK_QUEUE
+Run as a worker:  python bench/bare_program.py both|workflows|activities ADDRESS TASK_QUEUE
+                                               REQUESTS_FILE
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import contextlib
 import sys
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import activity, workflow
@@ -70,6 +78,19 @@ async def nothing() -> None:
     """An empty activity body."""
 
 
+class Requests:
+    """Where an application's request for approval goes: a line in a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @activity.defn
+    async def ask(self, application_id: str) -> None:
+        """The least an approval request can be: the application's id, one line."""
+        with self.path.open("a") as requests:
+            requests.write(f"{application_id}\n")
+
+
 def _long() -> bool:
     return workflow.info().get_current_history_length() >= CONTINUE_AS_NEW_AFTER
 
@@ -94,10 +115,19 @@ class BareApplication:
     @workflow.run
     async def run(self, input: BareApplicationInput) -> None:
         share = input.share
-        before = share.activities // 2
+        # The first activity asks for the approval, as the project's first emails do.
+        before = (share.activities + 1) // 2
         local_before = share.local_activities // 2
-        for _ in range(before):
-            await run_nothing()
+        for done in range(before):
+            if done == 0:
+                await workflow.execute_activity(
+                    "ask",
+                    input.application_id,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(),
+                )
+            else:
+                await run_nothing()
         for _ in range(local_before):
             await run_nothing_locally()
         timers = share.timers
@@ -199,8 +229,14 @@ class BareProgram:
         self._state.confirmed = True
 
 
-async def main(address: str, task_queue: str) -> None:
+WORKFLOWS = [BareProgram, BareApplication, BareApproval]
+
+
+async def main(kind: str, address: str, task_queue: str, requests: Path) -> None:
+    """Run the bare worker: ``kind`` "both" in one process, "workflows" (with their local
+    activities) or "activities", as the project's ``mentorflow worker --only``."""
     client = await Client.connect(address, data_converter=pydantic_data_converter)
+    activities: list[Callable[..., Any]] = [nothing, Requests(requests).ask]
     # Two queues in one process, as the project's worker: programs and participants.
     async with contextlib.AsyncExitStack() as workers:
         for queue in (task_queue, participant_task_queue(task_queue)):
@@ -208,8 +244,10 @@ async def main(address: str, task_queue: str) -> None:
                 Worker(
                     client,
                     task_queue=queue,
-                    workflows=[BareProgram, BareApplication, BareApproval],
-                    activities=[nothing],
+                    workflows=[] if kind == "activities" else WORKFLOWS,
+                    activities=[nothing] if kind == "workflows" else activities,
+                    # A workflows-only worker runs its activities as local ones only.
+                    no_remote_activities=kind == "workflows",
                     # As the project's worker, with its default setting.
                     max_cached_workflows=Settings.model_fields["worker_cached_workflows"].default,
                     max_concurrent_workflow_tasks=Settings.model_fields[
@@ -221,4 +259,4 @@ async def main(address: str, task_queue: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])))

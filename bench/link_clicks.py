@@ -139,7 +139,7 @@ async def project(clicks: int, clients: int, database_url: str | None, folder: P
 
 
 async def baseline(clicks: int, clients: int, folder: Path) -> Clicks:
-    env, worker = await start_bare(folder)
+    env, workers = await start_bare(folder)
     try:
         handles = [
             await env.client.start_workflow(BareApproval.run, id=f"approval-{i}", task_queue="bare")
@@ -154,7 +154,8 @@ async def baseline(clicks: int, clients: int, folder: Path) -> Clicks:
 
         return await timed([click(h) for h in handles], clients)
     finally:
-        stop(worker)
+        for worker in workers:
+            stop(worker)
         await env.shutdown()
 
 

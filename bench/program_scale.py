@@ -1,6 +1,6 @@
 """Benchmark: N applicants through application, approval, HR decision, matching; vs bare Temporal.
 
-Run:  .venv/bin/python bench/program_scale.py [--applicants 100 1000 5000]
+Run:  .venv/bin/python bench/program_scale.py [--applicants 100 1000 5000] [--eager-baseline]
                                                [--concurrency 20] [--database-url URL]
                                                [--rounds 3]
 
@@ -23,6 +23,12 @@ SQLite-persistent) and are driven by the same number of concurrent clients:
   activities (local ones as local ones) and timers (counted in the project's
   histories) with empty bodies,
   driven by the same updates (neither side's applications signal the program).
+  As in the project, an application is approved once its request is in: its first
+  activity appends the application's id to a file (the project's emails a link),
+  which the clients read as often as the project's read the mail catcher. Its
+  workflows and its activities run in two worker processes, as the project's do
+  (``--eager-baseline``: in one, where the server hands each activity to the
+  worker with the workflow task that scheduled it, skipping the task queue).
 
 Printed, all measured in this run: each side's wall time and their ratio, the
 number of workflows, activities and timers on each side, the longest single
@@ -320,17 +326,40 @@ async def run_project(
 # --- The baseline ---------------------------------------------------------------------------
 
 
+class RequestInbox:
+    """The bare applications' requests for approval, read as they are appended."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.read = 0  # bytes read so far
+
+    def new(self) -> list[str]:
+        """The application ids asked for since the last call (whole lines only)."""
+        try:
+            with self.path.open("rb") as file:
+                file.seek(self.read)
+                tail = file.read()
+        except FileNotFoundError:
+            return []
+        whole = tail[: tail.rfind(b"\n") + 1]
+        self.read += len(whole)
+        return whole.decode().split()
+
+
 def share(total: int, n: int, i: int) -> int:
     """The i-th of n near-equal parts of total."""
     return total // n + (1 if i < total % n else 0)
 
 
 async def run_baseline(
-    n: int, concurrency: int, project: Histories, folder: Path
+    n: int, concurrency: int, project: Histories, folder: Path, *, split: bool
 ) -> dict[str, Any]:
-    env, worker = await start_bare(folder)
+    env, workers = await start_bare(folder, split=split)
     program = project.by_type[PROGRAM]
     children = project.by_type["ApplicationWorkflow"]
+    if children.activities < n:
+        raise SystemExit("the project's applications ran fewer activities than one each")
+    requests = RequestInbox(folder / "requests")
     try:
         began, cpu_began = time.perf_counter(), cpu_seconds()
         handle = await env.client.start_workflow(
@@ -353,7 +382,7 @@ async def run_baseline(
         gate = asyncio.Semaphore(concurrency)
         waits = Waits()
 
-        async def apply_and_approve(i: int) -> None:
+        async def apply(i: int) -> None:
             application_id = f"{i:06d}"
             child = Share(
                 activities=share(children.activities, n, i),
@@ -368,6 +397,8 @@ async def run_baseline(
                     id=f"bare-application-{application_id}",
                     task_queue=participant_task_queue("bare"),
                 )
+
+        async def approve(application_id: str) -> None:
             # Retried as the project's web app retries a click.
             async with gate, waits.timed("update"):
                 await execute_update_when_admitted(
@@ -376,7 +407,21 @@ async def run_baseline(
                     None,
                 )
 
-        await asyncio.gather(*(apply_and_approve(i) for i in range(n)))
+        async def answer_requests() -> None:
+            """Approve each application once its request is in, as the project's managers
+            click the link once its email is in (read as often)."""
+            clicks: list[asyncio.Task[None]] = []
+            end = time.monotonic() + 60 + n
+            while len(clicks) < n:
+                if time.monotonic() > end:
+                    raise SystemExit(f"only {len(clicks)} of {n} requests for approval came")
+                asked = requests.new()
+                clicks += [asyncio.create_task(approve(a)) for a in asked]
+                if not asked:
+                    await asyncio.sleep(0.2)
+            await asyncio.gather(*clicks)
+
+        await asyncio.gather(answer_requests(), *(apply(i) for i in range(n)))
         progress("baseline", "all applied and approved", began)
         await handle.execute_update(BareProgram.close_window)
         await wait_for(lambda: in_phase("awaiting_hr_decision"), "approvals", 600)
@@ -391,7 +436,8 @@ async def run_baseline(
         persistence = server_persistence(env, wall)
         histories = await count_histories(env.client, {"BareProgram", "BareApplication"})
     finally:
-        stop(worker)
+        for worker in workers:
+            stop(worker)
         await env.shutdown()
     return {
         "wall": wall,
@@ -427,6 +473,12 @@ async def main() -> None:
         help="project and baseline run this many times each, alternating; the median ratio"
         " is printed (one run on a busy machine moves by a fifth or more)",
     )
+    parser.add_argument(
+        "--eager-baseline",
+        action="store_true",
+        help="the baseline's workflows and activities in one worker process, its activities"
+        " dispatched with the workflow task that scheduled them (as in runs before 2026-11-27)",
+    )
     args = parser.parse_args()
 
     rows = []
@@ -441,7 +493,9 @@ async def main() -> None:
                     f" worker): {ours['activations']}",
                     flush=True,
                 )
-                bare = await run_baseline(n, args.concurrency, ours["histories"], b)
+                bare = await run_baseline(
+                    n, args.concurrency, ours["histories"], b, split=not args.eager_baseline
+                )
             rows.append((n, round_, ours, bare))
             ratios.append(ours["wall"] / bare["wall"])
             h, hb = ours["histories"], bare["histories"]

@@ -340,7 +340,7 @@ def _label(pid: int) -> str:
         return "mail catcher"
     if "mentorflow" in words:
         return " ".join(words[words.index("mentorflow") + 1 :][:3])
-    return " ".join(Path(w).name for w in words[1:2]) or name
+    return " ".join(Path(w).name for w in words[1:3]) or name  # a script, and its kind
 
 
 def cpu_seconds() -> dict[str, float]:
@@ -392,13 +392,31 @@ def activation_summary(metrics: str, name: str, what: str) -> str:
     )
 
 
-async def start_bare(folder: Path) -> tuple[WorkflowEnvironment, subprocess.Popen[bytes]]:
-    """A dev server and the bare worker (``bench/bare_program.py``) polling ``bare``."""
+async def start_bare(
+    folder: Path, *, split: bool = False
+) -> tuple[WorkflowEnvironment, list[subprocess.Popen[bytes]]]:
+    """A dev server and the bare worker (``bench/bare_program.py``) polling ``bare``; its
+    applications' requests for approval go to ``<folder>/requests``.
+
+    ``split``: its workflows and its activities in two processes, as the project runs
+    them (``mentorflow worker --only``); otherwise one process hosts both, and each
+    activity goes to the worker with the workflow task that scheduled it (eagerly),
+    which the project's split leaves to the task queue."""
     # The SDK's pydantic converter, as a bare worker has it.
     env = await dev_server(folder, pydantic_data_converter)
     address = env.client.service_client.config.target_host
-    worker = spawn(
-        [sys.executable, str(ROOT / "bench" / "bare_program.py"), address, "bare"],
-        folder / "bare-worker.log",
-    )
-    return env, worker
+    workers = [
+        spawn(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "bare_program.py"),
+                kind,
+                address,
+                "bare",
+                str(folder / "requests"),
+            ],
+            folder / f"bare-worker-{kind}.log",
+        )
+        for kind in (("workflows", "activities") if split else ("both",))
+    ]
+    return env, workers
