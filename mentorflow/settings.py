@@ -88,6 +88,16 @@ class Settings(BaseSettings):
         " (past the SDK's 2 s deadlock limit when hundreds wait); the rest wait on the server.",
     )
 
+    worker_sandbox: bool = Field(
+        False,
+        description="Run workflow code in Temporal's sandbox, which refuses non-deterministic"
+        " calls as they happen. Its isolation costs a workflows worker about a quarter of"
+        " its CPU (it re-imports the workflow modules for every new run and runs a code"
+        " string for every payload). Off, as shipped: the tests run every workflow in the"
+        " sandbox and replay the recorded histories in it; turn it on while changing"
+        " workflow code.",
+    )
+
     metrics_address: str | None = Field(
         None,
         description="host:port where the worker serves Temporal SDK metrics for Prometheus.",

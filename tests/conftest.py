@@ -379,7 +379,9 @@ def settings_for(
         temporal_task_queue=task_queue,
         database_url=database_url,
         smtp_port=smtp_port,
-        **{"secret_key": SecretStr(TEST_SECRET_KEY), **overrides},  # type: ignore[arg-type]
+        # Every workflow the tests run runs in Temporal's sandbox, which refuses a
+        # non-deterministic call; the shipped default leaves it off (worker_sandbox).
+        **{"secret_key": SecretStr(TEST_SECRET_KEY), "worker_sandbox": True, **overrides},  # type: ignore[arg-type]
     )
 
 

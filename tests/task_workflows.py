@@ -1,5 +1,6 @@
 """Workflows for ``test_worker_kinds``: a few short tasks to time, and a program whose
-workflow task fails on every attempt once it is tripped.
+workflow task fails on every attempt once it is tripped; and for ``test_worker_sandbox``,
+one that reads the machine's clock.
 
 In their own module because the workflow sandbox re-imports the module that
 defines a workflow, and test modules import half the world.
@@ -7,7 +8,7 @@ defines a workflow, and test modules import half the world.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -49,3 +50,12 @@ class BrokenProgram:
     async def run(self) -> None:
         await workflow.wait_condition(lambda: self.tripped)
         raise Tripped("this program's code is broken")
+
+
+@workflow.defn
+class ReadsTheMachinesClock:
+    """The mistake the sandbox is there for: the machine's clock, not ``workflow.now()``."""
+
+    @workflow.run
+    async def run(self) -> str:
+        return datetime.now().isoformat()  # the mistake itself

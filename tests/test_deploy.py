@@ -174,6 +174,7 @@ def test_every_setting_the_app_reads_is_provided() -> None:
         "MENTORFLOW_SMTP_TIMEOUT_SECONDS": "30 s suits a relay",
         "MENTORFLOW_WORKER_CACHED_WORKFLOWS": "10,000 suits programs of thousands",
         "MENTORFLOW_WORKER_WORKFLOW_TASKS": "bounded by the interpreter lock, not the host",
+        "MENTORFLOW_WORKER_SANDBOX": "the tests run the sandbox; released workers skip it",
     }
     assert set(provided) <= read_from_environment, "a MENTORFLOW_ name the app does not read"
     assert read_from_environment - set(provided) == set(defaults_fit)

@@ -17,7 +17,8 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.applications import ApplicationControlActivities, ApplicationRecordActivities
 from activities.email import EmailActivities
@@ -84,6 +85,13 @@ def activities_for(store: Store, settings: Settings, client: Client) -> list[Any
     ]
 
 
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """Temporal's sandbox when ``worker_sandbox`` is on (the tests), else none: the
+    sandbox guards code being changed, and costs a workflows worker about a quarter of
+    its CPU on every run and payload (docs/ops.md, "The sandbox")."""
+    return SandboxedWorkflowRunner() if settings.worker_sandbox else UnsandboxedWorkflowRunner()
+
+
 @contextlib.asynccontextmanager
 async def create_worker(
     client: Client,
@@ -130,6 +138,7 @@ async def create_worker(
                     # signals or clicks stretch a trivial activation past 2 s (TMPRL1101).
                     max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
                     workflow_task_executor=activations,
+                    workflow_runner=workflow_runner(settings),
                     # Let the running attempt of an email batch finish on a clean shutdown.
                     graceful_shutdown_timeout=timedelta(seconds=10),
                 )
@@ -148,7 +157,8 @@ async def run_worker(
     """
     activations: pauses.Activations | None = None
     collector: asyncio.Task[None] | None = None
-    if hosts_workflows(kind) and not await asyncio.to_thread(bytecode.compile_workflow_modules):
+    sandboxed = hosts_workflows(kind) and settings.worker_sandbox
+    if sandboxed and not await asyncio.to_thread(bytecode.compile_workflow_modules):
         log.info("the workflow modules' bytecode could not be written: each run compiles them")
     if hosts_workflows(kind):
         # One pool for both queues' activations: full collections wait until it is idle.
