@@ -50,7 +50,7 @@ import contextlib
 import random
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,6 +175,27 @@ class Waits:
         return "; ".join(parts)
 
 
+async def answer_as_they_come(
+    n: int,
+    arrived: Callable[[], list[str]],
+    answer: Callable[[str], Coroutine[Any, Any, None]],
+    what: str,
+) -> None:
+    """Answer each of ``n`` requests as it arrives, as people answer an email once it is
+    in: ``arrived()`` gives the new ones, read every 0.2 s while none is new (both sides
+    read as often)."""
+    answers: list[asyncio.Task[None]] = []
+    end = time.monotonic() + 60 + n  # generous: a second per applicant
+    while len(answers) < n:
+        if time.monotonic() > end:
+            raise SystemExit(f"only {len(answers)} of {n} {what} arrived")
+        new = arrived()
+        answers += [asyncio.create_task(answer(item)) for item in new]
+        if not new:
+            await asyncio.sleep(0.2)
+    await asyncio.gather(*answers)
+
+
 def since(before: dict[str, float]) -> dict[str, float]:
     """CPU seconds used by each process since ``before`` (a process started since: all)."""
     return {label: used - before.get(label, 0.0) for label, used in cpu_seconds().items()}
@@ -238,19 +259,10 @@ async def run_project(
                 if answer.status_code != 200 and not (answer.status_code == 409 and path in busy):
                     raise SystemExit(f"approval {path[:20]}…: HTTP {answer.status_code}")
 
-            async def click_links() -> None:
-                clicks: list[asyncio.Task[None]] = []
-                end = time.monotonic() + 60 + n  # generous: a second per applicant
-                while len(clicks) < n:
-                    if time.monotonic() > end:
-                        raise SystemExit(f"only {len(clicks)} of {n} approval emails arrived")
-                    links = inbox.approval_links()
-                    clicks += [asyncio.create_task(approve(link)) for link in links]
-                    if not links:
-                        await asyncio.sleep(0.2)
-                await asyncio.gather(*clicks)
-
-            await asyncio.gather(click_links(), *(apply(i) for i in range(n)))
+            await asyncio.gather(
+                answer_as_they_come(n, inbox.approval_links, approve, "approval emails"),
+                *(apply(i) for i in range(n)),
+            )
         progress("project", "all applied and approved", began)
         # HR closes the window: the deadline moves to now and the timers follow. The
         # update may wait behind the approvals; a moment that passed meanwhile
@@ -407,21 +419,12 @@ async def run_baseline(
                     None,
                 )
 
-        async def answer_requests() -> None:
-            """Approve each application once its request is in, as the project's managers
-            click the link once its email is in (read as often)."""
-            clicks: list[asyncio.Task[None]] = []
-            end = time.monotonic() + 60 + n
-            while len(clicks) < n:
-                if time.monotonic() > end:
-                    raise SystemExit(f"only {len(clicks)} of {n} requests for approval came")
-                asked = requests.new()
-                clicks += [asyncio.create_task(approve(a)) for a in asked]
-                if not asked:
-                    await asyncio.sleep(0.2)
-            await asyncio.gather(*clicks)
-
-        await asyncio.gather(answer_requests(), *(apply(i) for i in range(n)))
+        # Each application approved once its request is in, as the project's managers
+        # click the link once its email is in.
+        await asyncio.gather(
+            answer_as_they_come(n, requests.new, approve, "requests for approval"),
+            *(apply(i) for i in range(n)),
+        )
         progress("baseline", "all applied and approved", began)
         await handle.execute_update(BareProgram.close_window)
         await wait_for(lambda: in_phase("awaiting_hr_decision"), "approvals", 600)
