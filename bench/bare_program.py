@@ -57,6 +57,11 @@ class Share(BaseModel):
 class BareProgramInput(BaseModel):
     own: Share  # the parent's activities and timers in all its runs together
     organisations: int
+    # Groups of the project's program's activities that ran at the same time: as many here.
+    side_by_side: list[int] = Field(default_factory=list)
+    # How many of them the project's program had scheduled by the moment HR closed the
+    # window, made the last capacity decision, confirmed the pairs: as many here by then.
+    by_phase: list[int] = Field(default_factory=lambda: [0, 0, 0])
     # Carried over continue-as-new:
     decisions: int = 0
     done: Share = Field(default_factory=Share)
@@ -175,24 +180,39 @@ class BareProgram:
     @workflow.run
     async def run(self, input: BareProgramInput) -> None:
         s = self._state
+        in_window, by_decisions, by_review = s.by_phase
         if s.done.activities == 0:
             await self._activity()
+        while not s.window_closed and s.done.activities < in_window:
+            await self._activity()  # the announcement, the phase's records
         while not s.window_closed:
             await self._wait(lambda: s.window_closed)
+        while s.done.activities < by_decisions - (s.organisations - s.decisions):
+            await self._activity()  # counting the applications, asking HR
         self._phase = "awaiting_hr_decision"
         while s.decisions < s.organisations:
             await self._wait(lambda: s.decisions >= s.organisations)
+        while s.done.activities < by_review:
+            await self._activity()  # the selections, the matching
         self._phase = "match_review"
         while not s.confirmed:
             await self._wait(lambda: s.confirmed)
+        # The rest of its timers wait on dates while the last steps run, and are cancelled
+        # after them, as the project's deadlines are: started, never fired.
+        deadlines = [
+            asyncio.create_task(workflow.sleep(LONG)) for _ in range(s.own.timers - s.done.timers)
+        ]
+        s.done.timers += len(deadlines)
+        for size in s.side_by_side:
+            size = min(size, s.own.activities - s.done.activities)
+            await asyncio.gather(*(self._activity() for _ in range(size)))
         while s.done.activities < s.own.activities:
             await self._activity()
         while s.done.local_activities < s.own.local_activities:
             s.done.local_activities += 1
             await run_nothing_locally()
-        while s.done.timers < s.own.timers:
-            s.done.timers += 1
-            await workflow.sleep(timedelta(milliseconds=1))
+        for deadline in deadlines:
+            deadline.cancel()
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._phase = "running"
 

@@ -23,6 +23,11 @@ SQLite-persistent) and are driven by the same number of concurrent clients:
   activities (local ones as local ones) and timers (counted in the project's
   histories) with empty bodies,
   driven by the same updates (neither side's applications signal the program).
+  The bare program runs as many of its activities as the project's program ran
+  before HR closed the window, before HR's last capacity decision and before
+  HR confirmed the pairs (read from the project's history), and after that runs
+  them side by side as the project's ran (an outcome notice per organisation),
+  the rest one after another.
   As in the project, an application is approved once its request is in: its first
   activity appends the application's id to a file (the project's emails a link),
   which the clients read as often as the project's read the mail catcher. Its
@@ -73,6 +78,7 @@ from stack import (
     wait_for,
 )
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecution
 
 from mentorflow import people
@@ -93,6 +99,7 @@ HISTORY_WARNING = 10_240
 # The marker a local activity's result is recorded under (patches have their own).
 LOCAL_ACTIVITY = "core_local_activity"
 PROGRAM = "ProgramWorkflowV2"
+UPDATE_ACCEPTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
 
 
 # --- Counting what ran --------------------------------------------------------------------
@@ -112,6 +119,37 @@ class Histories:
     longest: int = 0
     longest_type: str = ""
     size: int = 0  # bytes of every event of every history
+    # The program's activities, each as (scheduled, closed) event times, and when HR's
+    # updates reached it: the window closed, each capacity decision, the pairs confirmed.
+    program_activities: list[tuple[float, float]] = field(default_factory=list)
+    program_updates: dict[str, list[float]] = field(default_factory=dict)
+
+    def program_phases(self) -> list[int]:
+        """How many of the program's activities it scheduled before HR closed the window,
+        then before HR's last capacity decision, then before HR confirmed the pairs."""
+        at = self.program_updates.get
+        bounds = [
+            min(at("reschedule", [0.0])),
+            max(at("decide_capacity", [0.0])),
+            min(at("review_matching", [0.0])),
+        ]
+        return [sum(s < bound for s, _ in self.program_activities) for bound in bounds]
+
+    def program_side_by_side(self) -> list[int]:
+        """The sizes of the groups of the program's activities that ran at the same time
+        after HR confirmed the pairs (an activity scheduled before the ones in flight
+        closed joins them), in order; only groups of two or more."""
+        confirmed = min(self.program_updates.get("review_matching", [0.0]))
+        groups: list[int] = []
+        closes = 0.0
+        after = sorted(a for a in self.program_activities if a[0] >= confirmed)
+        for scheduled, closed in after:
+            if scheduled < closes and groups:
+                groups[-1] += 1
+            else:
+                groups.append(1)
+            closes = max(closes, closed)
+        return [size for size in groups if size > 1]
 
     def total(self) -> Tally:
         return Tally(
@@ -134,9 +172,20 @@ async def count_histories(client: Client, types: set[str]) -> Histories:
         tally.runs += 1
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
         length = 0
+        scheduled: dict[int, float] = {}  # the program's activities, by scheduled event id
         async with gate:
             async for event in handle.fetch_history_events():
                 length += 1
+                if execution.workflow_type == PROGRAM:
+                    at = event.event_time.ToMicroseconds() / 1e6
+                    if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                        scheduled[event.event_id] = at
+                    elif (closed := _scheduled_event_of(event)) in scheduled:
+                        found.program_activities.append((scheduled.pop(closed), at))
+                    elif event.event_type == UPDATE_ACCEPTED:
+                        update = event.workflow_execution_update_accepted_event_attributes
+                        name = update.accepted_request.input.name
+                        found.program_updates.setdefault(name, []).append(at)
                 found.size += event.ByteSize()
                 if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                     tally.activities += 1
@@ -152,6 +201,20 @@ async def count_histories(client: Client, types: set[str]) -> Histories:
 
     await asyncio.gather(*(one(e) for e in executions if e.workflow_type in types))
     return found
+
+
+def _scheduled_event_of(event: HistoryEvent) -> int | None:
+    """The scheduled event's id of an activity's closing event (completed, failed, ...)."""
+    for kind, name in (
+        (EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, "activity_task_completed"),
+        (EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED, "activity_task_failed"),
+        (EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, "activity_task_timed_out"),
+        (EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED, "activity_task_canceled"),
+    ):
+        if event.event_type == kind:
+            scheduled: int = getattr(event, f"{name}_event_attributes").scheduled_event_id
+            return scheduled
+    return None
 
 
 class Waits:
@@ -383,6 +446,8 @@ async def run_baseline(
                     timers=program.timers,
                 ),
                 organisations=ORGANISATIONS,
+                side_by_side=project.program_side_by_side(),
+                by_phase=project.program_phases(),
             ),
             id="bare-program",
             task_queue="bare",
@@ -507,6 +572,12 @@ async def main() -> None:
             print(f"  project   {ours['wall']:8.1f} s  {describe(h)}")
             print(f"  baseline  {bare['wall']:8.1f} s  {describe(hb)}")
             print(f"  ratio     {ratios[-1]:8.2f}")
+            print(
+                "  the program's activities (both sides): by HR's closing the window, last"
+                f" decision and confirmation {', '.join(map(str, h.program_phases()))} of"
+                f" {h.by_type[PROGRAM].activities}; side by side after it:"
+                f" {' + '.join(map(str, h.program_side_by_side())) or 'none'}"
+            )
             print(f"  project  {ours['cpu']}")
             print(f"  baseline {bare['cpu']}")
             print(f"  project  requests: {ours['waits']}")
