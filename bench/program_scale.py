@@ -28,9 +28,10 @@ SQLite-persistent) and are driven by the same number of concurrent clients:
   HR confirmed the pairs (read from the project's history), and after that runs
   them side by side as the project's ran (an outcome notice per organisation),
   the rest one after another; its last timers wait on dates and are cancelled,
-  as the project's deadlines are. As in the project, an application is approved once its request is in: its first
-  activity appends the application's id to a file (the project's emails a link),
-  which the clients read as often as the project's read the mail catcher. Its
+  as the project's deadlines are. As in the project, an application is approved
+  once its request is in: its first activity appends the application's id to a
+  file (the project's emails a link), which the clients read as often as the
+  project's read the mail catcher. Its
   workflows and its activities run in two worker processes, as the project's do
   (``--eager-baseline``: in one, where the server hands each activity to the
   worker with the workflow task that scheduled it, skipping the task queue).
