@@ -9,9 +9,10 @@ once it holds that request (the project's client reads the link from the mail
 catcher). The request is the application's id, appended to a file the client reads,
 the least a request can be. The parent
 waits for the window to be closed (an update, as HR's reschedule is in the
-project), for one update per organisation and one confirmation, then runs its
-own share of empty activities and timers (the project's include counting the
-applications in the database). It continues as new at the same history length as
+project), for one update per organisation and one confirmation, and runs its
+own share of empty activities by each of these steps as the project's program
+did (``BareProgramInput.by_phase``, read from its history), the last ones side by
+side where the project's ran so. It continues as new at the same history length as
 ``ProgramWorkflow``. The counts come from the project's run of the same size,
 so both sides run the same number of workflows, activities and timers.
 

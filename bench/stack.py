@@ -115,8 +115,7 @@ async def dev_server(folder: Path, converter: DataConverter) -> WorkflowEnvironm
 def server_persistence(env: WorkflowEnvironment, wall: float) -> str:
     """What the dev server's database did so far: operations, their rate and mean latency
     (its ``persistence_requests`` and ``persistence_latency``). Every workflow task,
-    activity and timer is a few of them; on this machine they are what both sides
-    wait on."""
+    activity and timer is a few of them; both sides should make about as many."""
     with urllib.request.urlopen(_SERVER_METRICS[id(env)], timeout=10) as response:
         page = response.read().decode()
 

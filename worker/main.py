@@ -88,7 +88,7 @@ def activities_for(store: Store, settings: Settings, client: Client) -> list[Any
 def workflow_runner(settings: Settings) -> WorkflowRunner:
     """Temporal's sandbox when ``worker_sandbox`` is on (the tests), else none: the
     sandbox guards code being changed, and costs a workflows worker about a quarter of
-    its CPU on every run and payload (docs/ops.md, "The sandbox")."""
+    its CPU on every run and payload (docs/ops.md, "Outside the sandbox, as shipped")."""
     return SandboxedWorkflowRunner() if settings.worker_sandbox else UnsandboxedWorkflowRunner()
 
 
