@@ -62,8 +62,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from bare_program import BareApplication, BareApplicationInput, BareProgram, BareProgramInput, Share
+from browsers import Answer, Browsers
 from stack import (
     ORGANISATIONS,
     application_form,
@@ -291,10 +291,10 @@ async def run_project(
         gate = asyncio.Semaphore(concurrency)
         waits = Waits()
         busy: list[str] = []  # busy pages (503) people were shown
-        limits = httpx.Limits(max_connections=concurrency * 2)
-        async with httpx.AsyncClient(base_url=stack.web_url, timeout=120, limits=limits) as http:
+        http = Browsers(stack.web_url, timeout=120)
+        try:
 
-            async def post(path: str, **kwargs: Any) -> httpx.Response:
+            async def post(path: str, **kwargs: Any) -> Answer:
                 """A person's POST: on the busy page (503) they come back after its
                 Retry-After, as it asks; each such page is counted and printed."""
                 kind = "apply" if path.endswith("/apply") else "approval"
@@ -327,6 +327,8 @@ async def run_project(
                 answer_as_they_come(n, inbox.approval_links, approve, "approval emails"),
                 *(apply(i) for i in range(n)),
             )
+        finally:
+            await http.aclose()
         progress("project", "all applied and approved", began)
         # HR closes the window: the deadline moves to now and the timers follow. The
         # update may wait behind the approvals; a moment that passed meanwhile
