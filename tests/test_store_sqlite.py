@@ -27,7 +27,7 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[str]]
 
     async def counting(self: one_trip.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
         counted[getattr(fn, "__name__", repr(fn))] += 1
-        return await real(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        return await real(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(one_trip.Connection, "_execute", counting)
     yield counted
@@ -42,19 +42,41 @@ async def store(tmp_path: Path) -> Any:
     await store.close()
 
 
-async def test_a_read_is_one_trip_and_a_write_two(
+async def test_a_read_runs_in_place_and_a_write_takes_one_trip(
     store: Store, trips: collections.Counter[str]
 ) -> None:
     await store.ping()  # the pool's first connection, and its WAL pragma, made
     trips.clear()
     assert await store.program("nowhere") is None
-    # Was: cursor, execute, fetchall, close, and two rollbacks; then the statement and
-    # a rollback of nothing (a read opens no transaction in SQLite's driver).
-    assert trips == {"_run": 1}
-    trips.clear()
+    # Was: cursor, execute, fetchall, close, and two rollbacks; then the statement and a
+    # rollback; now none: a read cannot wait in write-ahead mode, and it opens no
+    # transaction to roll back.
+    assert trips == {}
     key = await store.save_note("p1", "a note", "hr", datetime.now(UTC))
-    assert trips == {"_run": 1, "commit": 1}
+    # The INSERT may wait for another connection's write lock: on the thread. Its
+    # transaction then holds the lock, and COMMIT runs in place.
+    assert trips == {"_run": 1}
     assert (await store.note("p1", key))["text"] == "a note"
+
+
+async def test_a_write_waits_for_the_lock_on_its_thread_and_a_read_does_not_wait(
+    store: Store, tmp_path: Path
+) -> None:
+    """Another process holds the write lock: a write waits for it without holding the
+    event loop, and a read (in place) is answered meanwhile."""
+    await store.save_note("p1", "before", "hr", datetime.now(UTC))
+    with contextlib.closing(sqlite3.connect(tmp_path / "one-trip.db", timeout=5)) as other:
+        other.execute("BEGIN IMMEDIATE")  # the write lock, as another process's write holds it
+        write = asyncio.create_task(store.save_note("p1", "after", "hr", datetime.now(UTC)))
+        ticks = 0
+        for _ in range(20):  # 0.4 s in which the loop must keep turning
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert not write.done()  # still waiting for the lock, on its thread
+        assert await store.program("nowhere") is None  # a read does not wait
+        other.rollback()  # the lock let go
+    key = await write
+    assert ticks == 20 and (await store.note("p1", key))["text"] == "after"
 
 
 async def test_a_rollback_with_a_transaction_open_still_rolls_it_back(
@@ -65,9 +87,9 @@ async def test_a_rollback_with_a_transaction_open_still_rolls_it_back(
     trips.clear()
     async with store.engine.connect() as conn:
         await conn.execute(text("INSERT INTO t VALUES ('undone')"))
-        await conn.rollback()
+        await conn.rollback()  # in place: the transaction holds the lock
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
-    assert trips["rollback"] == 1  # the one with something to undo
+    assert trips == {"_run": 1}  # the INSERT, which could wait for the lock
     autocommit = await (await store.engine.connect()).execution_options(
         isolation_level="AUTOCOMMIT"
     )

@@ -10,6 +10,18 @@ store's CPU, which on a busy two-core machine the Temporal server needs (py-spy,
 cursor is made, run, read and closed on the thread, and SQLAlchemy is handed
 the rows.
 
+A trip still costs about 0.2 ms of CPU on this project's two-core machines (a
+thread hand-over each way: ``loop.run_in_executor`` costs the same), more than the
+statement. It is needed only where a statement may wait: for another connection's
+write lock (SQLite's busy timeout, up to half a minute), which would hold the event
+loop. So a statement runs in place, on the caller's thread, when it cannot wait: a
+SELECT outside a transaction (in write-ahead mode readers do not wait for writers),
+and every statement, COMMIT and ROLLBACK of a transaction that already holds the
+write lock (the driver opens one only with its first write). A transaction's first
+write, and anything else, goes to the thread; and nothing runs in place while
+something of this connection's is still on its thread (a cancelled caller's
+statement runs on).
+
 Only the cursor changes: the connection, its thread, its transactions and its
 errors are aiosqlite's, so SQLAlchemy's aiosqlite dialect drives it as before
 (``create_async_engine(..., async_creator=connect(path, timeout))``).
@@ -63,8 +75,11 @@ class Cursor:
 
     async def _trip(self, sql: str, parameters: Any, *, many: bool) -> None:
         connection = self._connection
-        trip = cast(Callable[..., Awaitable[_Ran]], connection._execute)
-        ran = await trip(_run, connection._conn, sql, parameters, many)
+        if connection.cannot_wait(sql):
+            ran = _run(connection._conn, sql, parameters, many)
+        else:
+            trip = cast(Callable[..., Awaitable[_Ran]], connection._execute)
+            ran = await trip(_run, connection._conn, sql, parameters, many)
         self.description, self.rowcount, self.lastrowid, self._rows = ran
 
     async def fetchone(self) -> Any:
@@ -107,23 +122,55 @@ class _NewCursor:
 
 
 class Connection(aiosqlite.Connection):
-    """An aiosqlite connection whose cursors run a statement in one trip."""
+    """An aiosqlite connection whose cursors run a statement in one trip, or in place
+    when it cannot wait for a lock."""
+
+    # Calls sent to the thread, counted here, and done there, counted there: each count
+    # written by one thread only, so neither loses a step.
+    _sent = 0
+    _done = 0
 
     def cursor(self) -> _NewCursor:  # type: ignore[override]
         return _NewCursor(Cursor(self))
 
+    def cannot_wait(self, sql: str | None = None) -> bool:
+        """Whether ``sql`` (None: COMMIT or ROLLBACK) may run in place: nothing of
+        this connection's on its thread, and it needs no lock it might wait for."""
+        if self._sent != self._done:
+            return False
+        if self._conn.in_transaction:  # the write lock is ours until COMMIT or ROLLBACK
+            return True
+        return sql is not None and sql.lstrip()[:6].upper() == "SELECT"
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        queue = cast(Callable[..., Awaitable[Any]], super()._execute)
+        if not self._running or not self._connection:
+            return await queue(fn, *args, **kwargs)  # refused: nothing is queued
+
+        def counted() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._done += 1
+
+        self._sent += 1
+        return await queue(counted)
+
     # With no transaction open, sqlite3's commit and rollback do nothing, and the trip
     # to do nothing cost as much CPU as a statement: every read ends in a rollback
-    # (a session closing), every autocommitted write in a commit, about half of a
-    # program's trips. The connection is used by one caller at a time, so nothing is
-    # queued on its thread that could open a transaction meanwhile.
+    # (a session closing), every autocommitted write in a commit. So they are skipped,
+    # unless something of this connection's is still on its thread (it could open one).
 
     async def commit(self) -> None:
-        if self._conn.in_transaction:
+        if self.cannot_wait():
+            self._conn.commit()
+        elif self._conn.in_transaction or self._sent != self._done:
             await super().commit()
 
     async def rollback(self) -> None:
-        if self._conn.in_transaction:
+        if self.cannot_wait():
+            self._conn.rollback()
+        elif self._conn.in_transaction or self._sent != self._done:
             await super().rollback()
 
 
