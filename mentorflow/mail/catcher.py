@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -108,6 +109,32 @@ class CatchingHandler:
             self._box.clear()
 
 
+# An address as SMTP clients send it after MAIL FROM: and RCPT TO:, in angle brackets,
+# made of dot-atoms (RFC 5321's usual form); any other form goes to aiosmtpd's parser.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"<((?:{_ATOM}\.)*{_ATOM}@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+)>")
+
+
+class _SMTP(SMTP):
+    """aiosmtpd's server, reading the usual address without its parser: for every MAIL
+    and RCPT, aiosmtpd builds a class and runs the email package's header parser, about
+    0.1 ms of CPU each, as long as the rest of the catcher's work on an email."""
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        plain = _PLAIN_ADDRESS.match(arg)
+        if plain is None:
+            return super()._getaddr(arg)
+        address = plain.group(1)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, arg[plain.end() :].lstrip()
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _SMTP(self.handler, **self.SMTP_kwargs)
+
+
 class MailCatcher:
     """Start and stop the catching SMTP server on a host and port."""
 
@@ -119,7 +146,7 @@ class MailCatcher:
         self._controller: Controller | None = None
 
     def start(self) -> None:
-        self._controller = Controller(self.handler, hostname=self.host, port=self.port)
+        self._controller = _Controller(self.handler, hostname=self.host, port=self.port)
         self._controller.start()
 
     def stop(self) -> None:
