@@ -10,15 +10,15 @@ SQLite-persistent) and are driven by the same number of concurrent clients:
 - **project**: ``mentorflow worker --only workflows``, ``mentorflow worker --only
   activities`` and ``mentorflow web`` as processes, as in production, the
   built-in mail catcher (a real SMTP server) in its own process, and the database
-  (a SQLite file, or ``--database-url``). N people apply
-  through the web form (HTTP POST); each manager's approval link is read from
-  the email the catcher received and clicked (HTTP POST); HR closes the window
-  (the deadline moved to now, ``reschedule``), each organisation's HR decides
-  its capacity (all accepted, as ``mentorflow capacity decide`` does) and HR
-  confirms the proposed pairs. Timed from the program's start until it is in
-  ``running`` (everyone told of the outcome). Someone shown the busy page (503,
-  "nothing lost, try again in a minute") comes back after its Retry-After, as it
-  asks; the number of such pages is printed.
+  (a SQLite file, or ``--database-url``). N people apply through the web form
+  (HTTP POST on kept-alive connections, ``bench/browsers.py``); each manager's
+  approval link is read from the email the catcher received and clicked (HTTP
+  POST); HR closes the window (the deadline moved to now, ``reschedule``), each
+  organisation's HR decides its capacity (all accepted, as ``mentorflow capacity
+  decide`` does) and HR confirms the proposed pairs. Timed from the program's
+  start until it is in ``running`` (everyone told of the outcome). Someone shown
+  the busy page (503, "nothing lost, try again in a minute") comes back after its
+  Retry-After, as it asks; the number of such pages is printed.
 - **baseline** (``bench/bare_program.py``): the same number of workflows,
   activities (local ones as local ones) and timers (counted in the project's
   histories) with empty bodies,
