@@ -12,15 +12,15 @@ the rows.
 
 A trip still costs about 0.2 ms of CPU on this project's two-core machines (a
 thread hand-over each way: ``loop.run_in_executor`` costs the same), more than the
-statement. It is needed only where a statement may wait: for another connection's
-write lock (SQLite's busy timeout, up to half a minute), which would hold the event
-loop. So a statement runs in place, on the caller's thread, when it cannot wait: a
-SELECT outside a transaction (in write-ahead mode readers do not wait for writers),
-and every statement, COMMIT and ROLLBACK of a transaction that already holds the
-write lock (the driver opens one only with its first write). A transaction's first
-write, and anything else, goes to the thread; and nothing runs in place while
-something of this connection's is still on its thread (a cancelled caller's
-statement runs on).
+statement. It is needed only where a statement may wait, which would hold the event
+loop: for another connection's write lock (SQLite's busy timeout, up to half a
+minute), or for the disk (a COMMIT syncs the log). So a statement runs in place, on
+the caller's thread, when it cannot wait: a SELECT outside a transaction (in
+write-ahead mode readers do not wait for writers), and every statement and the
+ROLLBACK of a transaction that already holds the write lock (the driver opens one
+only with its first write). A transaction's first write, its COMMIT and anything
+else go to the thread; and nothing runs in place while something of this
+connection's is still on its thread (a cancelled caller's statement runs on).
 
 Only the cursor changes: the connection, its thread, its transactions and its
 errors are aiosqlite's, so SQLAlchemy's aiosqlite dialect drives it as before
@@ -134,8 +134,8 @@ class Connection(aiosqlite.Connection):
         return _NewCursor(Cursor(self))
 
     def cannot_wait(self, sql: str | None = None) -> bool:
-        """Whether ``sql`` (None: COMMIT or ROLLBACK) may run in place: nothing of
-        this connection's on its thread, and it needs no lock it might wait for."""
+        """Whether ``sql`` (None: a ROLLBACK) may run in place: nothing of this
+        connection's on its thread, and it needs no lock it might wait for."""
         if self._sent != self._done:
             return False
         if self._conn.in_transaction:  # the write lock is ours until COMMIT or ROLLBACK
@@ -162,10 +162,8 @@ class Connection(aiosqlite.Connection):
     # unless something of this connection's is still on its thread (it could open one).
 
     async def commit(self) -> None:
-        if self.cannot_wait():
-            self._conn.commit()
-        elif self._conn.in_transaction or self._sent != self._done:
-            await super().commit()
+        if self._conn.in_transaction or self._sent != self._done:
+            await super().commit()  # it syncs the disk: on the thread
 
     async def rollback(self) -> None:
         if self.cannot_wait():
