@@ -10,12 +10,14 @@ write and a read on an open connection.
 
 Only what the benchmark's POSTs need: a form body, a response whose length is given
 by Content-Length (Starlette gives it for every page), and a connection used again
-until the server closes it.
+while it is recent (a request on one the server had closed meanwhile is sent again on
+a new one, as browsers do).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
@@ -33,6 +35,11 @@ class Answer:
         return self.content.decode("utf-8", "replace")
 
 
+# Idle connections are used again only this long: the web app closes its own after
+# 65 s (mentorflow.web.app.KEEP_ALIVE_SECONDS), and a browser does not reuse one older.
+IDLE_SECONDS = 30.0
+
+
 class Browsers:
     """Connections to one web server, each used by one request at a time."""
 
@@ -41,12 +48,13 @@ class Browsers:
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
         self._timeout = timeout
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     async def post(
         self, path: str, *, data: dict[str, str], params: dict[str, str] | None = None
     ) -> Answer:
-        """POST a form; a connection the server had closed meanwhile is replaced once."""
+        """POST a form; on a kept connection the server closed meanwhile, once more on a
+        new one."""
         target = f"{path}?{urlencode(params)}" if params else path
         body = urlencode(data).encode()
         request = (
@@ -54,24 +62,35 @@ class Browsers:
             "Content-Type: application/x-www-form-urlencoded\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        for attempt in (1, 2):
-            reused = bool(self._idle)
-            reader, writer = self._idle.pop() if reused else await self._open()
-            try:
-                writer.write(request)
-                answer, keep = await asyncio.wait_for(self._read(reader), self._timeout)
-            except (ConnectionError, asyncio.IncompleteReadError) as error:
-                writer.close()
-                unanswered = not isinstance(error, asyncio.IncompleteReadError) or not error.partial
-                if reused and attempt == 1 and unanswered:
-                    continue  # closed by the server while idle: a browser opens another
+        kept = self._kept()
+        reader, writer = kept if kept is not None else await self._open()
+        try:
+            writer.write(request)
+            answer, keep = await asyncio.wait_for(self._read(reader), self._timeout)
+        except (ConnectionError, asyncio.IncompleteReadError) as error:
+            writer.close()
+            unanswered = not isinstance(error, asyncio.IncompleteReadError) or not error.partial
+            if kept is None or not unanswered:
                 raise
-            if keep:
-                self._idle.append((reader, writer))
-            else:
-                writer.close()
-            return answer
-        raise AssertionError("unreachable")
+            # Closed by the server while idle: a browser sends it again on a new one.
+            reader, writer = await self._open()
+            writer.write(request)
+            answer, keep = await asyncio.wait_for(self._read(reader), self._timeout)
+        if keep:
+            self._idle.append((reader, writer, time.monotonic()))
+        else:
+            writer.close()
+        return answer
+
+    def _kept(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The connection idle for the shortest time, if it is recent enough; older
+        ones are closed."""
+        while self._idle:
+            reader, writer, since = self._idle.pop()
+            if time.monotonic() - since < IDLE_SECONDS and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return None
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection(self._host, self._port)
@@ -93,5 +112,5 @@ class Browsers:
 
     async def aclose(self) -> None:
         while self._idle:
-            _, writer = self._idle.pop()
+            _, writer, _ = self._idle.pop()
             writer.close()
