@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,6 +72,26 @@ def start_sink(port: int) -> subprocess.Popen[bytes]:
     )
     wait_port(port, "the SMTP sink", process, within=15)
     return process
+
+
+@contextlib.asynccontextmanager
+async def sink_and_store(database_url: str | None) -> AsyncIterator[tuple[Store, Settings, str]]:
+    """The SMTP sink in its own process, and the store (a fresh SQLite file unless
+    ``database_url``), with settings that send to the one and record in the other."""
+    port = free_port()
+    sink = start_sink(port)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            url = database_url or f"sqlite:///{Path(folder) / 'bench.db'}"
+            migrate(url)
+            store = Store(url)
+            try:
+                yield store, Settings(smtp_port=port, database_url=url), url
+            finally:
+                await store.close()
+    finally:
+        sink.terminate()
+        sink.wait()
 
 
 def batch(program_id: str, recipients: list[str]) -> EmailBatch:
@@ -272,27 +294,16 @@ async def main() -> None:
         await first_emails_benchmark(args.applications, args.repeat, args.database_url)
         return
 
-    port = free_port()
-    sink = start_sink(port)
-    with tempfile.TemporaryDirectory() as folder:
-        url = args.database_url or f"sqlite:///{Path(folder) / 'bench.db'}"
-        migrate(url)
-        store = Store(url)
-        settings = Settings(smtp_port=port, database_url=url)
-        recipients = [f"person{i}@example.org" for i in range(args.emails)]
-        bare, ours, retries = [], [], []
-        try:
-            for _ in range(args.repeat):
-                # A new program id each round: the ledger starts empty for it.
-                request = batch(f"bench-{uuid.uuid4().hex[:8]}", recipients)
-                bare.append(await baseline(settings, request))
-                sent, retried = await project(store, settings, request)
-                ours.append(sent)
-                retries.append(retried)
-        finally:
-            await store.close()
-            sink.terminate()
-            sink.wait()
+    recipients = [f"person{i}@example.org" for i in range(args.emails)]
+    bare, ours, retries = [], [], []
+    async with sink_and_store(args.database_url) as (store, settings, url):
+        for _ in range(args.repeat):
+            # A new program id each round: the ledger starts empty for it.
+            request = batch(f"bench-{uuid.uuid4().hex[:8]}", recipients)
+            bare.append(await baseline(settings, request))
+            sent, retried = await project(store, settings, request)
+            ours.append(sent)
+            retries.append(retried)
 
     n = args.emails
     b, o, r = statistics.median(bare), statistics.median(ours), statistics.median(retries)
@@ -305,23 +316,12 @@ async def main() -> None:
 
 
 async def first_emails_benchmark(n: int, repeat: int, database_url: str | None) -> None:
-    port = free_port()
-    sink = start_sink(port)
-    with tempfile.TemporaryDirectory() as folder:
-        url = database_url or f"sqlite:///{Path(folder) / 'bench.db'}"
-        migrate(url)
-        store = Store(url)
-        settings = Settings(smtp_port=port, database_url=url)
-        ours, bare = [], []
-        try:
-            for _ in range(repeat):
-                o, b = await applications_round(store, settings, n)
-                ours.append(o)
-                bare.append(b)
-        finally:
-            await store.close()
-            sink.terminate()
-            sink.wait()
+    ours, bare = [], []
+    async with sink_and_store(database_url) as (store, settings, url):
+        for _ in range(repeat):
+            o, b = await applications_round(store, settings, n)
+            ours.append(o)
+            bare.append(b)
     o, b = statistics.median(ours), statistics.median(bare)
     database = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print(f"{n} applications' first emails (two each), median of {repeat} rounds, {database}:")
