@@ -75,7 +75,7 @@ class Cursor:
 
     async def _trip(self, sql: str, parameters: Any, *, many: bool) -> None:
         connection = self._connection
-        if connection.cannot_wait(sql):
+        if connection.may_run_here(sql):
             ran = _run(connection._conn, sql, parameters, many)
         else:
             trip = cast(Callable[..., Awaitable[_Ran]], connection._execute)
@@ -133,7 +133,7 @@ class Connection(aiosqlite.Connection):
     def cursor(self) -> _NewCursor:  # type: ignore[override]
         return _NewCursor(Cursor(self))
 
-    def cannot_wait(self, sql: str | None = None) -> bool:
+    def may_run_here(self, sql: str | None = None) -> bool:
         """Whether ``sql`` (None: a ROLLBACK) may run in place: nothing of this
         connection's on its thread, and it needs no lock it might wait for."""
         if self._sent != self._done:
@@ -166,7 +166,7 @@ class Connection(aiosqlite.Connection):
             await super().commit()  # it syncs the disk: on the thread
 
     async def rollback(self) -> None:
-        if self.cannot_wait():
+        if self.may_run_here():
             self._conn.rollback()
         elif self._conn.in_transaction or self._sent != self._done:
             await super().rollback()
