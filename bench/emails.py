@@ -94,6 +94,22 @@ async def sink_and_store(database_url: str | None) -> AsyncIterator[tuple[Store,
         sink.wait()
 
 
+def facts(**more: object) -> EmailFacts:
+    """A Swedish program's facts, as its workflow passes them (``more``: an email's own)."""
+    return EmailFacts(
+        program_name="Omvänt mentorskap 2027",
+        description="Ett program där yngre medarbetare blir mentorer.",
+        organisers=["Myndigheten"],
+        language=Language.SV,
+        timezone="Europe/Stockholm",
+        opens=NOW,
+        deadline=NOW + timedelta(days=30),
+        start=NOW + timedelta(days=77),
+        end=NOW + timedelta(days=288),
+        **more,
+    )
+
+
 def batch(program_id: str, recipients: list[str]) -> EmailBatch:
     return EmailBatch(
         program_id=program_id,
@@ -101,17 +117,7 @@ def batch(program_id: str, recipients: list[str]) -> EmailBatch:
         revision="1",
         template="announcement",
         recipients=recipients,
-        facts=EmailFacts(
-            program_name="Omvänt mentorskap 2027",
-            description="Ett program där yngre medarbetare blir mentorer.",
-            organisers=["Myndigheten"],
-            language=Language.SV,
-            timezone="Europe/Stockholm",
-            opens=NOW,
-            deadline=NOW + timedelta(days=30),
-            start=NOW + timedelta(days=77),
-            end=NOW + timedelta(days=288),
-        ),
+        facts=facts(),
     )
 
 
@@ -155,9 +161,8 @@ async def project(store: Store, settings: Settings, request: EmailBatch) -> tupl
 
 def first_emails(program_id: str, application_id: str) -> EmailBatches:
     """An application's confirmation and its manager's request, as its workflow asks."""
-    facts = batch(program_id, []).facts.model_copy(
-        update={"profile_title": "Mentor", "answer_by": NOW + timedelta(days=40)}
-    )
+    answer_by = NOW + timedelta(days=40)
+    first = facts(profile_title="Mentor", answer_by=answer_by)
 
     def one(template: str, step: str, recipient: str, link: LinkRequest) -> EmailBatch:
         return EmailBatch(
@@ -166,7 +171,7 @@ def first_emails(program_id: str, application_id: str) -> EmailBatches:
             revision="1",
             template=template,
             recipients=[recipient],
-            facts=facts,
+            facts=first,
             links=[link],
             application_id=application_id,
             name_manager=True,
@@ -182,7 +187,7 @@ def first_emails(program_id: str, application_id: str) -> EmailBatches:
                     name="withdraw_url",
                     purpose="withdrawal",
                     application_id=application_id,
-                    expires_at=facts.start,
+                    expires_at=first.start,
                     path="/w/",
                 ),
             ),
@@ -194,7 +199,7 @@ def first_emails(program_id: str, application_id: str) -> EmailBatches:
                     name="approve_url",
                     purpose="approval",
                     application_id=application_id,
-                    expires_at=NOW + timedelta(days=40),
+                    expires_at=answer_by,
                     path="/a/",
                 ),
             ),
@@ -253,7 +258,7 @@ async def applications_round(store: Store, settings: Settings, n: int) -> tuple[
             (f"person{i}@example.org", f"boss{i}@example.org"),
             strict=True,
         ):
-            facts = each.facts.model_copy(
+            named = each.facts.model_copy(
                 update={"applicant_name": f"Åsa Person {i}", "manager_name": f"Göran Boss {i}"}
             )
             wanted = each.links[0]
@@ -262,7 +267,7 @@ async def applications_round(store: Store, settings: Settings, n: int) -> tuple[
             built = build_message(
                 sender=settings.mail_from,
                 recipient=recipient,
-                rendered=render(each.template, facts, links=link),
+                rendered=render(each.template, named, links=link),
                 message_id=message_id(key, settings.mail_from),
                 language=Language.SV,
                 key=key,

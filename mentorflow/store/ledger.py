@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,7 +135,11 @@ class EmailRecorder:
 class EmailLedger(StoreBase):
     """The email ledger: each email claimed once, marked sent or released."""
 
-    _enter: Any = None  # the claim's insert, in the database's dialect (claim_emails)
+    @functools.cached_property
+    def _enter(self) -> Any:
+        """claim_emails' insert, in the database's dialect. No conflict target, as in
+        claim_email: the key or the message id may collide."""
+        return self._insert(_LEDGER).on_conflict_do_nothing()
 
     # --- email ledger -----------------------------------------------------------------------
 
@@ -234,9 +239,6 @@ class EmailLedger(StoreBase):
         ]
         claims: dict[str, EmailClaim] = {}
         taken: list[str] = []
-        if self._enter is None:
-            # No conflict target, as in claim_email: the key or the message id may collide.
-            self._enter = self._insert(_LEDGER).on_conflict_do_nothing()
         async with self.engine.begin() as conn:
             await conn.execute(self._enter, rows)
             found = await conn.execute(_CLAIMED_ROWS, {"keys": keys})
